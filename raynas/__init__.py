@@ -1,0 +1,1 @@
+"""raynas: Ray-based orchestrator for differentiable NAS."""

@@ -1,0 +1,99 @@
+"""The SearchSpace contract: what a cell-based differentiable search space must tell the rest of raynas.
+
+A space names its cell types, the edges of each cell and the candidate ops of each edge; it builds the
+weight-sharing supernet and the derived (discrete) network of a genotype; and it converts between genotypes
+and *choices*. A choice is the discrete currency shared by selections and genotypes::
+
+    choices = {cell_type: {edge_index: op_name, ...}, ...}
+
+where ``edge_index`` indexes ``edges(cell_type)`` and only the edges that survive are present (a DARTS-space
+cell keeps 2 incoming edges per intermediate node; an NB201 cell keeps all 6). A space holds no training
+code and no mutable state: one instance may be shared by any number of searches in one process.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Mapping
+
+from raynas.errors import SpaceError
+
+if TYPE_CHECKING:  # heavy imports only for type checkers
+    from torch import nn
+
+    from raynas.spaces.genotype import Genotype
+
+Choices = Mapping[str, Mapping[int, str]]
+
+
+class SearchSpace(ABC):
+    """A cell-based search space.
+
+    Node numbering of a cell: DARTS-family spaces have input nodes 0 and 1 (outputs of the two previous
+    cells) and intermediate nodes 2..5; NB201 has node 0 (the cell input) and nodes 1..3. ``edges(cell)``
+    lists ``(src, dst)`` in the published order (node-major, then by source), which is also the row order
+    of the architecture parameters. All edges of one cell type have the same number of candidate ops.
+    """
+
+    #: registry name, e.g. "darts", "nb201"
+    name: str
+    #: cell types with their own architecture parameters, e.g. ("normal", "reduce") or ("cell",)
+    cell_types: tuple[str, ...]
+
+    @abstractmethod
+    def edges(self, cell: str) -> list[tuple[int, int]]:
+        """The ``(src, dst)`` node pairs of every edge of ``cell``, in architecture-parameter row order."""
+
+    @abstractmethod
+    def edge_ops(self, cell: str, edge: int) -> tuple[str, ...]:
+        """The candidate op names on edge ``edge`` of ``cell``, in architecture-parameter column order."""
+
+    def arch_shape(self, cell: str) -> tuple[int, int]:
+        """``(number of edges, candidate ops per edge)`` of ``cell``: the shape of its alpha matrix."""
+        self.check_cell(cell)
+        return len(self.edges(cell)), len(self.edge_ops(cell, 0))
+
+    def check_cell(self, cell: str) -> None:
+        """Raise :class:`SpaceError` unless ``cell`` is one of ``cell_types``."""
+        if cell not in self.cell_types:
+            raise SpaceError(f"space {self.name!r} has no cell {cell!r}; valid: {', '.join(self.cell_types)}")
+
+    @abstractmethod
+    def build_supernet(self, *, channels: int, layers: int, num_classes: int, in_channels: int,
+                       **options: Any) -> "nn.Module":
+        """The weight-sharing supernet (a :class:`raynas.supernet.Supernet`) at search-time settings."""
+
+    @abstractmethod
+    def build_network(self, genotype: "Genotype", *, channels: int, layers: int, num_classes: int,
+                      in_channels: int, auxiliary: bool = False, drop_path_prob: float = 0.0,
+                      **options: Any) -> "nn.Module":
+        """The derived network of ``genotype`` for training from scratch."""
+
+    @abstractmethod
+    def default_network_args(self) -> dict[str, int]:
+        """Published evaluation defaults: ``{"channels": ..., "layers": ...}``."""
+
+    @abstractmethod
+    def parse_genotype(self, text: str) -> "Genotype":
+        """Parse a published-format genotype text and validate it against this space."""
+
+    @abstractmethod
+    def validate_genotype(self, genotype: "Genotype") -> "Genotype":
+        """Return ``genotype`` if it belongs to this space; raise :class:`GenotypeError` naming the fault."""
+
+    @abstractmethod
+    def genotype_from_choices(self, choices: Choices) -> "Genotype":
+        """The genotype of a discrete choice (see the module docstring)."""
+
+    @abstractmethod
+    def choices_from_genotype(self, genotype: "Genotype") -> dict[str, dict[int, str]]:
+        """The inverse of :meth:`genotype_from_choices`."""
+
+    @abstractmethod
+    def is_connected(self, genotype: "Genotype") -> bool:
+        """Whether every cell of ``genotype`` has a path of non-``none`` ops from its input(s) to its output."""
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> "Genotype":
+        """A uniformly random genotype of this space, drawn with ``rng``."""
