@@ -1,0 +1,166 @@
+"""The typed, frozen config of an experiment (``raynas search``) and of a training run (``raynas train``).
+
+Every field carries ``metadata`` that the loader uses to validate it and that ``tools/config_reference.py``
+turns into the README's config reference:
+
+- ``doc``: one line saying what the field is;
+- ``choices``: the allowed values (for names of registered things, see ``registry`` instead);
+- ``registry``: the name of a registry whose names are the allowed values ("spaces", "datasets", "selections");
+- ``ge`` / ``gt`` / ``le`` / ``lt``: numeric bounds.
+
+``None`` defaults mean "not set": the code picks a documented default (for example the space's own
+evaluation channels). Nothing here imports torch or ray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+def _f(default: Any, doc: str, **rules: Any) -> Any:
+    """A dataclass field with a default, a one-line doc and validation rules."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc, **rules})
+    return field(default=default, metadata={"doc": doc, **rules})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set to use and how to split it."""
+
+    name: str = _f("digits", "data set", registry="datasets")
+    root: Optional[str] = _f(None, "folder holding the files (cifar10, cifar100, imagefolder)")
+    download: bool = _f(False, "cifar10/cifar100: let torchvision download into root (needs internet)")
+    noise_std: float = _f(0.0, "std of fixed, seeded Gaussian noise added to every input (0: clean)", ge=0.0)
+    image_size: Optional[int] = _f(None, "resize inputs to this square size (default: native size)", ge=4)
+    test_fraction: float = _f(0.2, "share held out as test split (data sets without their own)", gt=0.0, lt=1.0)
+    train_portion: float = _f(0.5, "share of the search split that trains weights; the rest trains alphas",
+                              gt=0.0, lt=1.0)
+    limit: Optional[int] = _f(None, "use at most this many training samples (quick runs)", ge=2)
+    seed: int = _f(0, "seed of the splits and of the noise (shared by every trial)", ge=0)
+    num_samples: int = _f(512, "synthetic: number of samples", ge=10)
+    num_classes: int = _f(10, "synthetic: number of classes", ge=2)
+    channels: int = _f(3, "synthetic: input channels", ge=1)
+    cutout: int = _f(0, "cutout length for training from scratch (0: off)", ge=0)
+    num_workers: int = _f(0, "DataLoader worker processes for file-backed data sets", ge=0)
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """Size of the weight-sharing supernet."""
+
+    channels: int = _f(16, "initial channels C", ge=1)
+    layers: int = _f(8, "darts spaces: number of cells; nb201: cells per stage N", ge=1)
+    stem_multiplier: int = _f(3, "darts spaces: stem outputs stem_multiplier * C channels", ge=1)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The bilevel search loop (defaults: DARTS, Liu et al. 2019)."""
+
+    epochs: int = _f(50, "search epochs", ge=1)
+    batch_size: int = _f(64, "batch size of both splits", ge=1)
+    order: int = _f(1, "DARTS order: 1 (first) or 2 (unrolled, second)", choices=(1, 2))
+    seed: int = _f(0, "seed of the search (weights, alphas, batch order)", ge=0)
+    weight_lr: float = _f(0.025, "weight SGD learning rate (cosine-annealed)", gt=0.0)
+    weight_lr_min: float = _f(0.001, "final weight learning rate of the cosine schedule", ge=0.0)
+    weight_momentum: float = _f(0.9, "weight SGD momentum", ge=0.0, lt=1.0)
+    weight_decay: float = _f(3e-4, "weight SGD weight decay", ge=0.0)
+    grad_clip: float = _f(5.0, "gradient-norm clip of the weight step (0: off)", ge=0.0)
+    arch_lr: float = _f(3e-4, "architecture Adam learning rate", gt=0.0)
+    arch_beta1: float = _f(0.5, "architecture Adam beta1", ge=0.0, lt=1.0)
+    arch_beta2: float = _f(0.999, "architecture Adam beta2", ge=0.0, lt=1.0)
+    arch_weight_decay: float = _f(1e-3, "architecture Adam weight decay", ge=0.0)
+    unrolled_eps: float = _f(0.01, "order 2: finite-difference step is unrolled_eps / ||grad||", gt=0.0)
+    warmup_epochs: int = _f(0, "epochs that train weights only before alphas start to move", ge=0)
+    steps_per_epoch: Optional[int] = _f(None, "cap on steps per epoch (default: one pass over the weight split)",
+                                        ge=1)
+    eval_derived: bool = _f(True, "evaluate the derived architecture with inherited weights every epoch")
+    device: str = _f("auto", "auto (a GPU when the trial has one), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    threads: Optional[int] = _f(None, "torch threads per trial (default: the trial's CPUs)", ge=1)
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How the final architecture is derived from the trained supernet."""
+
+    name: str = _f("magnitude", "selection method", registry="selections")
+    skip_disconnected: bool = _f(True, "never derive a cell without a path from input to output")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """The population of searches that Ray Tune runs."""
+
+    grid: dict = _f({}, "dotted config key -> list of values; one trial per combination (cartesian product)")
+    num_samples: int = _f(1, "repeats of the whole grid", ge=1)
+    metric: str = _f("derived_val_acc", "reported metric that ranks trials",
+                     choices=("derived_val_acc", "val_acc", "train_acc", "derived_val_loss", "val_loss",
+                              "train_loss"))
+    mode: str = _f("max", "max or min of the metric", choices=("max", "min"))
+    scheduler: str = _f("fifo", "trial scheduler", choices=("fifo",))
+    max_concurrent_trials: Optional[int] = _f(None, "trials running at once (default: as many as fit)", ge=1)
+    reuse_actors: bool = _f(True, "reuse trial processes between trials (saves start-up time)")
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """What one trial asks Ray for."""
+
+    cpus_per_trial: float = _f(1.0, "CPUs per trial", gt=0.0)
+    gpus_per_trial: float = _f(0.0, "GPUs per trial", ge=0.0)
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Where Ray runs."""
+
+    address: Optional[str] = _f(None, "join this cluster (host:port or 'auto'); default: start a local one")
+    num_cpus: Optional[int] = _f(None, "CPUs of the local instance (default: all of this machine's)", ge=1)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole search experiment: one YAML file of ``search_configs/``."""
+
+    name: str = _f("experiment", "experiment name: the folder under --out")
+    space: str = _f("nb201", "search space", registry="spaces")
+    method: str = _f("darts", "search method", choices=("darts",))
+    data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "data set and splits"})
+    supernet: SupernetConfig = field(default_factory=SupernetConfig, metadata={"doc": "supernet size"})
+    search: SearchConfig = field(default_factory=SearchConfig, metadata={"doc": "bilevel search loop"})
+    selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"doc": "architecture selection"})
+    tune: TuneConfig = field(default_factory=TuneConfig, metadata={"doc": "population run by Ray Tune"})
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig, metadata={"doc": "per-trial resources"})
+    ray: RayConfig = field(default_factory=RayConfig, metadata={"doc": "Ray cluster"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training a derived architecture from scratch (``raynas train``); None = the space's protocol default.
+
+    Protocol defaults: DARTS spaces (Liu et al. 2019, CIFAR-10): 600 epochs, batch 96, SGD lr 0.025 cosine
+    to 0, momentum 0.9, wd 3e-4, grad clip 5, C=36, 20 cells, auxiliary head 0.4, drop-path 0.2, cutout 16.
+    NB201 (Dong & Yang 2020): 200 epochs, batch 256, SGD Nesterov lr 0.1 cosine to 0, wd 5e-4, C=16, N=5.
+    """
+
+    space: str = _f("nb201", "search space of the genotype", registry="spaces")
+    genotype: str = _f("", "genotype text (DARTS Genotype(...) or NB201 arch string)")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "data set and splits"})
+    epochs: Optional[int] = _f(None, "training epochs", ge=1)
+    batch_size: Optional[int] = _f(None, "batch size", ge=1)
+    lr: Optional[float] = _f(None, "initial SGD learning rate (cosine to lr_min)", gt=0.0)
+    lr_min: float = _f(0.0, "final learning rate", ge=0.0)
+    momentum: float = _f(0.9, "SGD momentum", ge=0.0, lt=1.0)
+    nesterov: Optional[bool] = _f(None, "Nesterov momentum")
+    weight_decay: Optional[float] = _f(None, "weight decay", ge=0.0)
+    grad_clip: float = _f(5.0, "gradient-norm clip (0: off)", ge=0.0)
+    channels: Optional[int] = _f(None, "initial channels C", ge=1)
+    layers: Optional[int] = _f(None, "darts: cells; nb201: cells per stage", ge=1)
+    auxiliary: Optional[bool] = _f(None, "darts: auxiliary head")
+    auxiliary_weight: float = _f(0.4, "weight of the auxiliary head's loss", ge=0.0)
+    drop_path_prob: Optional[float] = _f(None, "darts: drop-path probability", ge=0.0, lt=1.0)
+    seed: int = _f(0, "seed of initialisation and batch order", ge=0)
+    device: str = _f("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
+    threads: Optional[int] = _f(None, "torch threads (default: torch's)", ge=1)
