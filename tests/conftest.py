@@ -1,0 +1,39 @@
+"""Shared test set-up: one bounded, loopback-only Ray fixture and single-threaded torch.
+
+Environment variables are set before anything imports Ray: a local Ray instance then listens on 127.0.0.1
+only, never writes an auth token into the home folder, and sends no usage statistics.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep torch on one thread: the suite shares two cores with Ray workers."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory: pytest.TempPathFactory):
+    """A local Ray instance bounded to 2 CPUs, on loopback, with its temp folder under pytest's tmp."""
+    import ray
+
+    temp_dir = tmp_path_factory.mktemp("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp_dir), log_to_driver=False,
+             object_store_memory=200 * 1024 * 1024)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
