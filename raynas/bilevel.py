@@ -1,0 +1,106 @@
+"""Architecture gradients of the DARTS bilevel problem (Liu et al., DARTS, ICLR 2019, Section 2.3).
+
+DARTS alternates a weight step on ``L_train(w, alpha)`` with an architecture step on ``L_val(w*(alpha),
+alpha)``. The first-order approximation takes ``w*(alpha) = w``; the second-order one unrolls one virtual
+SGD step ``w' = w - xi * grad_w L_train(w, alpha)`` and approximates the resulting Hessian-vector product
+by central finite differences (DARTS Eq. 7 and 8). Both functions here only *set* ``alpha.grad``; the
+caller steps the architecture optimizer. The losses come from an :class:`raynas.objectives.base.Objective`,
+``weight_loss`` for ``L_train`` and ``arch_loss`` for ``L_val``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import torch
+
+if TYPE_CHECKING:
+    from raynas.objectives.base import Batch, Objective, StepContext
+    from raynas.supernet.base import Supernet
+
+
+def _grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``d loss / d params``, zeros for parameters the loss does not depend on."""
+    if not loss.requires_grad:
+        return [torch.zeros_like(p) for p in params]
+    grads = torch.autograd.grad(loss, list(params), allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def _set_grads(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+    """Replace (not accumulate into) each parameter's ``.grad``."""
+    for p, g in zip(params, grads):
+        p.grad = g.detach()
+
+
+def arch_gradient_first_order(model: "Supernet", objective: "Objective", val_batch: "Batch",
+                              ctx: "StepContext") -> float:
+    """Set ``alpha.grad`` to ``grad_alpha L_val(w, alpha)`` (first-order DARTS) and return ``L_val``.
+
+    The weights' ``.grad`` are left untouched.
+    """
+    alphas = model.arch_parameters()
+    loss = objective.arch_loss(model, val_batch, ctx)
+    _set_grads(alphas, _grads(loss, alphas))
+    return float(loss.detach())
+
+
+def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_batch: "Batch",
+                               val_batch: "Batch", weight_optimizer: torch.optim.Optimizer, ctx: "StepContext",
+                               *, eps: float = 0.01) -> float:
+    """Set ``alpha.grad`` to the unrolled (second-order) DARTS architecture gradient; return ``L_val(w')``.
+
+    With ``xi = ctx.weight_lr`` and the momentum and weight decay of ``weight_optimizer.param_groups[0]``
+    (plain SGD: no dampening, no Nesterov), the virtual step is
+    ``w' = w - xi * (momentum * buf + grad_w L_train(w) + weight_decay * w)`` where ``buf`` is the
+    optimizer's momentum buffer (zero before its first step). Then, with ``v = grad_w' L_val(w', alpha)``
+    and ``r = eps / ||v||``::
+
+        alpha.grad = grad_alpha L_val(w', alpha)
+                     - xi * (grad_alpha L_train(w + r v) - grad_alpha L_train(w - r v)) / (2 r)
+
+    The weights are restored bit for bit from a saved copy (also when a loss raises); their ``.grad`` are
+    not touched. Buffers such as BatchNorm running statistics are updated by the extra forward passes, as
+    in any training-mode forward.
+    """
+    alphas = model.arch_parameters()
+    weights = [p for p in model.weight_parameters() if p.requires_grad]
+    xi = float(ctx.weight_lr)
+    group = weight_optimizer.param_groups[0]
+    momentum = float(group.get("momentum", 0.0) or 0.0)
+    weight_decay = float(group.get("weight_decay", 0.0) or 0.0)
+    saved = [p.detach().clone() for p in weights]
+    try:
+        g_train = _grads(objective.weight_loss(model, train_batch, ctx), weights)
+        with torch.no_grad():
+            for p, g in zip(weights, g_train):
+                step = g + weight_decay * p
+                buf: Optional[torch.Tensor] = weight_optimizer.state.get(p, {}).get("momentum_buffer")
+                if momentum and buf is not None:
+                    step = step + momentum * buf
+                p.sub_(xi * step)
+        val_loss = objective.arch_loss(model, val_batch, ctx)
+        grads = _grads(val_loss, [*alphas, *weights])
+        g_alpha, v = grads[: len(alphas)], grads[len(alphas):]
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in v]))) if v else 0.0
+        if norm > 0.0 and xi != 0.0:
+            r = eps / norm
+            g_plus = _train_alpha_grads(model, objective, train_batch, ctx, weights, saved, v, r)
+            g_minus = _train_alpha_grads(model, objective, train_batch, ctx, weights, saved, v, -r)
+            g_alpha = [g - xi * (gp - gm) / (2 * r) for g, gp, gm in zip(g_alpha, g_plus, g_minus)]
+    finally:
+        with torch.no_grad():
+            for p, s in zip(weights, saved):
+                p.copy_(s)
+    _set_grads(alphas, g_alpha)
+    return float(val_loss.detach())
+
+
+def _train_alpha_grads(model: "Supernet", objective: "Objective", batch: "Batch", ctx: "StepContext",
+                       weights: Sequence[torch.Tensor], saved: Sequence[torch.Tensor],
+                       v: Sequence[torch.Tensor], r: float) -> list[torch.Tensor]:
+    """``grad_alpha L_train`` at the weights ``saved + r * v``."""
+    with torch.no_grad():
+        for p, s, d in zip(weights, saved, v):
+            p.copy_(s).add_(d, alpha=r)
+    return _grads(objective.weight_loss(model, batch, ctx), model.arch_parameters())

@@ -1,0 +1,144 @@
+"""The ``raynas`` command line: thin wrappers that parse, call the library and print.
+
+Heavy imports (torch, Ray) happen inside the commands, so ``raynas --help`` stays fast. Every
+:class:`raynas.errors.RaynasError` becomes a one-line ``error: ...`` on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from raynas.errors import RaynasError
+
+USAGE_ERROR = 2
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a RaynasError into a one-line message and exit code 2."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RaynasError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(USAGE_ERROR)
+    return wrapper
+
+
+SET_OPTION = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                          help="Override a config value, e.g. --set search.epochs=5 (repeatable).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="raynas")
+def main() -> None:
+    """raynas: differentiable neural architecture search (DARTS family) orchestrated by Ray Tune."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@SET_OPTION
+@click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto') instead of "
+                                               "starting a local one.")
+@click.option("--out", default="raynas_results", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that receives the experiment folder <out>/<name>.")
+@friendly_errors
+def search(config: str, overrides: tuple[str, ...], address: str | None, out: str) -> None:
+    """Run the population of searches described by CONFIG (a YAML file)."""
+    from raynas.experiment import prepare_experiment, run_experiment, summary_lines
+
+    prepared = prepare_experiment(config, overrides, out=out, address=address)
+    outcome = run_experiment(prepared, echo=click.echo)
+    for line in summary_lines(outcome):
+        click.echo(line)
+    if outcome.num_errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@SET_OPTION
+@friendly_errors
+def validate(config: str, overrides: tuple[str, ...]) -> None:
+    """Check CONFIG and every trial of its population without running anything."""
+    from raynas.config import expand_trials, load_config
+
+    cfg = load_config(config, overrides)
+    trials = expand_trials(cfg)
+    click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, method {cfg.method}, "
+               f"data {cfg.data.name}, {cfg.search.epochs} epochs")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--table", "table_name", default=None,
+              help="Print this table (trials, epochs, alphas, genotypes) instead of the leaderboard.")
+@friendly_errors
+def results(directory: str, fmt: str, table_name: str | None) -> None:
+    """Print the leaderboard of an experiment folder (or one of its tables)."""
+    from raynas.results import format_table, leaderboard, load_table
+
+    table = load_table(directory, table_name) if table_name else leaderboard(directory)
+    click.echo(format_table(table, fmt))
+
+
+@main.group()
+def arch() -> None:
+    """Inspect architectures (genotypes)."""
+
+
+@arch.command("show")
+@click.argument("genotype")
+@click.option("--space", default="darts", show_default=True, help="Search space of the genotype.")
+@click.option("--channels", type=int, default=None, help="Initial channels (default: the space's protocol).")
+@click.option("--layers", type=int, default=None, help="Cells (darts) or cells per stage (nb201).")
+@click.option("--classes", "num_classes", type=int, default=10, show_default=True)
+@click.option("--in-channels", type=int, default=3, show_default=True)
+@click.option("--auxiliary", is_flag=True, help="Build the auxiliary head (counted in params_total only).")
+@click.option("--imagenet", is_flag=True, help="darts spaces: the ImageNet network.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def arch_show(genotype: str, space: str, channels: int | None, layers: int | None, num_classes: int,
+              in_channels: int, auxiliary: bool, imagenet: bool, as_json: bool) -> None:
+    """Build GENOTYPE's network and print its size and whether its cells are connected."""
+    from raynas.arch import describe_architecture
+
+    info = describe_architecture(space, genotype, channels=channels, layers=layers, num_classes=num_classes,
+                                 in_channels=in_channels, auxiliary=auxiliary, imagenet=imagenet)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        click.echo(f"{key:>14}: {value}")
+
+
+@main.command()
+@click.argument("genotype")
+@click.option("--space", default="nb201", show_default=True, help="Search space of the genotype.")
+@click.option("--dataset", default="digits", show_default=True, help="Data set (see the config reference).")
+@click.option("--epochs", type=int, default=None, help="Training epochs (default: the space's protocol).")
+@SET_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the final result as JSON.")
+@friendly_errors
+def train(genotype: str, space: str, dataset: str, epochs: int | None, overrides: tuple[str, ...],
+          as_json: bool) -> None:
+    """Train GENOTYPE from scratch and print its test accuracy and parameter count."""
+    from raynas.train import load_train_config, train_from_scratch
+
+    cfg = load_train_config(genotype=genotype, space=space, dataset=dataset, epochs=epochs, overrides=overrides)
+    outcome = train_from_scratch(cfg, echo=click.echo)
+    if as_json:
+        click.echo(json.dumps(outcome, indent=2))
+    else:
+        click.echo(f"test_acc {outcome['test_acc']:.4f}  params {outcome['params']:,}  "
+                   f"({outcome['epochs']} epochs, {outcome['wall_time_s']:.1f}s)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

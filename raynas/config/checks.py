@@ -1,0 +1,98 @@
+"""Rules that involve more than one field of a config section (single-field rules live in the metadata).
+
+Each check takes a built section and its dotted path and returns a :class:`Problem` or ``None``; the loader
+turns a problem into a one-line :class:`~raynas.errors.ConfigError`. Checks only look at values and the
+file system; they import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable, NamedTuple, Optional
+
+from raynas.config.schema import DataConfig, ExperimentConfig, SearchConfig, TrainConfig, TuneConfig
+
+#: Data sets that read files from ``data.root``; the cifar ones can also download into it.
+FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
+DOWNLOADABLE_DATASETS = ("cifar10", "cifar100")
+
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class Problem(NamedTuple):
+    """A violated rule: the dotted path of the field to blame, its value and what is allowed."""
+
+    path: str
+    value: Any
+    detail: str
+
+
+def join_path(prefix: str, name: str) -> str:
+    """``prefix.name``, or ``name`` at the top level."""
+    return f"{prefix}.{name}" if prefix else name
+
+
+def check_data(cfg: DataConfig, path: str) -> Optional[Problem]:
+    """File-backed data sets need ``root``; it must be an existing folder unless cifar may download into it."""
+    if cfg.name not in FILE_BACKED_DATASETS:
+        return None
+    root_path = join_path(path, "root")
+    name_path = join_path(path, "name")
+    if cfg.root is None or not cfg.root.strip():
+        return Problem(root_path, cfg.root,
+                       f"required when {name_path} is {cfg.name!r}: set it to the folder holding the files")
+    if os.path.isdir(os.path.expanduser(cfg.root)):
+        return None
+    if cfg.name in DOWNLOADABLE_DATASETS:
+        if cfg.download:
+            return None
+        return Problem(root_path, cfg.root,
+                       f"not an existing folder; put the {cfg.name} files there or set "
+                       f"{join_path(path, 'download')}: true to download them")
+    return Problem(root_path, cfg.root, f"not an existing folder ({name_path} {cfg.name!r} reads its files there)")
+
+
+def check_search(cfg: SearchConfig, path: str) -> Optional[Problem]:
+    """The cosine schedule must not rise, and warm-up must leave epochs in which alphas move."""
+    if cfg.weight_lr_min > cfg.weight_lr:
+        return Problem(join_path(path, "weight_lr_min"), cfg.weight_lr_min,
+                       f"must be <= {join_path(path, 'weight_lr')} ({cfg.weight_lr!r})")
+    if cfg.warmup_epochs >= cfg.epochs:
+        return Problem(join_path(path, "warmup_epochs"), cfg.warmup_epochs,
+                       f"must be < {join_path(path, 'epochs')} ({cfg.epochs})")
+    return None
+
+
+def check_tune(cfg: TuneConfig, path: str) -> Optional[Problem]:
+    """Every grid entry needs at least one value (its keys are checked when trials are expanded)."""
+    for key, values in cfg.grid.items():
+        if not isinstance(values, list) or not values:
+            return Problem(f"{join_path(path, 'grid')}[{key!r}]", values,
+                           "must be a non-empty list of values, e.g. [0, 1, 2]")
+    return None
+
+
+def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
+    """The experiment name becomes a folder under ``--out``, so it must not contain a path."""
+    if not isinstance(cfg.name, str) or not _FOLDER_NAME.fullmatch(cfg.name):
+        return Problem(join_path(path, "name"), cfg.name,
+                       "must be a folder name: letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return None
+
+
+def check_train(cfg: TrainConfig, path: str) -> Optional[Problem]:
+    """The cosine schedule of training from scratch must not rise."""
+    if cfg.lr is not None and cfg.lr_min > cfg.lr:
+        return Problem(join_path(path, "lr_min"), cfg.lr_min, f"must be <= {join_path(path, 'lr')} ({cfg.lr!r})")
+    return None
+
+
+#: The cross-field checks of each section class, run right after the section is built.
+SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] = {
+    DataConfig: (check_data,),
+    SearchConfig: (check_search,),
+    TuneConfig: (check_tune,),
+    ExperimentConfig: (check_experiment,),
+    TrainConfig: (check_train,),
+}

@@ -1,0 +1,127 @@
+"""Versioned pyarrow schemas of the four result tables: trials, epochs, alphas and genotypes.
+
+Every Parquet file raynas writes carries its table name and :data:`SCHEMA_VERSION` in the schema metadata,
+so a reader can refuse a file written by a newer raynas instead of misreading it. Nothing here imports
+torch or ray.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import pyarrow as pa
+
+from raynas.errors import ResultsError
+
+SCHEMA_VERSION = 1
+"""Version of the table layouts below; bump it when a column changes meaning, type or disappears."""
+
+VERSION_KEY = b"raynas.schema_version"
+TABLE_KEY = b"raynas.table"
+
+TRIAL_STATUSES = ("RUNNING", "TERMINATED", "ERROR")
+
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "derived_val_loss", "derived_val_acc",
+                 "weight_lr", "arch_lr", "epoch_time_s")
+"""The named float columns of the epochs table, taken from the report keys of the same name."""
+
+ALPHA_COLUMNS = ("cell", "edge", "src", "dst", "op", "alpha", "weight")
+"""The lists of a report's ``alphas`` dict (long format, one entry per (cell, edge, op))."""
+
+
+def _schema(name: str, fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema(fields, metadata={VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: name.encode()})
+
+
+def _f64(name: str) -> pa.Field:
+    return pa.field(name, pa.float64())
+
+
+TRIALS = _schema("trials", [
+    pa.field("experiment", pa.string(), nullable=False),
+    pa.field("trial_id", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("space", pa.string()),
+    pa.field("method", pa.string()),
+    pa.field("seed", pa.int64()),
+    pa.field("overrides_json", pa.string()),
+    pa.field("config_json", pa.string()),
+    pa.field("genotype", pa.string()),
+    pa.field("num_skip", pa.int32()),
+    pa.field("connected", pa.bool_()),
+    pa.field("epochs_done", pa.int32()),
+    pa.field("best_epoch", pa.int32()),
+    pa.field("metric", pa.string()),
+    pa.field("mode", pa.string()),
+    _f64("metric_value"),
+    _f64("best_val_acc"),
+    _f64("best_derived_val_acc"),
+    _f64("final_val_acc"),
+    _f64("final_derived_val_acc"),
+    _f64("final_train_loss"),
+    _f64("wall_time_s"),
+    pa.field("error", pa.string()),
+])
+
+EPOCHS = _schema("epochs", [
+    pa.field("trial_id", pa.string(), nullable=False),
+    pa.field("epoch", pa.int32(), nullable=False),
+    *[_f64(name) for name in EPOCH_METRICS],
+    _f64("wall_time_s"),
+    pa.field("extra", pa.map_(pa.string(), pa.float64())),
+])
+
+ALPHAS = _schema("alphas", [
+    pa.field("trial_id", pa.string(), nullable=False),
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("cell", pa.string(), nullable=False),
+    pa.field("edge", pa.int32(), nullable=False),
+    pa.field("src", pa.int32()),
+    pa.field("dst", pa.int32()),
+    pa.field("op", pa.string(), nullable=False),
+    pa.field("alpha", pa.float32()),
+    pa.field("weight", pa.float32()),
+])
+
+GENOTYPES = _schema("genotypes", [
+    pa.field("trial_id", pa.string(), nullable=False),
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("genotype", pa.string()),
+    pa.field("num_skip", pa.int32()),
+    pa.field("connected", pa.bool_()),
+])
+
+TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "epochs": EPOCHS, "alphas": ALPHAS, "genotypes": GENOTYPES}
+"""Table name -> schema, in the order the tables are documented."""
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "trials": ("trial_id",),
+    "epochs": ("trial_id", "epoch"),
+    "alphas": ("trial_id", "epoch", "cell", "edge", "op"),
+    "genotypes": ("trial_id", "epoch"),
+}
+"""Table name -> the columns that identify a row; a table holds at most one row per key."""
+
+
+def schema_for(name: str) -> pa.Schema:
+    """The schema of table ``name``; a :class:`ResultsError` lists the valid names for any other."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise ResultsError(f"unknown results table {name!r}; valid tables: {', '.join(TABLES)}") from None
+
+
+def check_schema(schema: pa.Schema, name: str, source: Union[str, Path]) -> None:
+    """Refuse a file whose metadata is not that of raynas table ``name`` at a version this code reads."""
+    meta = schema.metadata or {}
+    if VERSION_KEY not in meta or meta.get(TABLE_KEY) != name.encode():
+        raise ResultsError(f"{source} is not a raynas {name!r} table (no raynas schema metadata)")
+    raw = meta[VERSION_KEY].decode(errors="replace")
+    try:
+        version = int(raw)
+    except ValueError:
+        raise ResultsError(f"{source} has an unreadable schema version {raw!r}") from None
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"{source} has schema version {version}, newer than this raynas reads "
+                           f"({SCHEMA_VERSION}); upgrade raynas to read it")

@@ -1,0 +1,369 @@
+"""Turn per-epoch trial reports into Parquet parts and consolidate the parts into one file per table.
+
+Layout of an experiment folder::
+
+    <experiment>/tables/parts/<table>/<trial_id>/<epoch:05d>.parquet   epochs, alphas, genotypes
+    <experiment>/tables/parts/trials/<trial_id>.parquet                 one row per trial
+    <experiment>/tables/<table>.parquet                                 consolidated (sorted, one row per key)
+
+A part is named by its key, so a replayed report (a resumed trial re-reports the epochs after its last
+checkpoint) overwrites the part instead of adding a duplicate. Every file is written to a temporary file
+in the same folder and moved into place with ``os.replace``, so a reader never sees half a file.
+Nothing here imports torch or ray.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raynas.errors import ResultsError
+from raynas.results.schema import (ALPHA_COLUMNS, EPOCH_METRICS, KEYS, TABLES, TRIAL_STATUSES, TRIALS,
+                                   check_schema, schema_for)
+
+PER_EPOCH_TABLES = ("epochs", "alphas", "genotypes")
+
+# Keys of a report that have their own columns or tables, and keys Ray Tune adds to every result; every
+# other numeric key goes to the epochs table's ``extra`` map.
+_CONTRACT_KEYS = frozenset({"epoch", *EPOCH_METRICS, "genotype", "num_skip", "connected", "alphas",
+                            "space", "method", "seed"})
+_TUNE_KEYS = frozenset({"training_iteration", "time_total_s", "time_this_iter_s", "timestamp",
+                        "time_since_restore", "timesteps_total", "timesteps_since_restore",
+                        "iterations_since_restore", "episodes_total", "pid", "done", "should_checkpoint",
+                        "experiment_id", "date", "hostname", "node_ip", "trial_id", "experiment_tag",
+                        "config", "checkpoint_dir_name", "__duplicate__"})
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_trial_id(trial_id: str) -> str:
+    if not isinstance(trial_id, str) or not _SAFE_ID.match(trial_id):
+        raise ResultsError(f"trial id {trial_id!r} is not usable as a file name; allowed: letters, digits, '_', "
+                           "'.', '-' (not first)")
+    return trial_id
+
+
+def _float(key: str, value: Any) -> Optional[float]:
+    """A report value as a float; None stays None (a metric the trial did not measure)."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise ResultsError(f"report key {key!r} must be a number, got {value!r}")
+
+
+def _int(key: str, value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+        return int(value)
+    raise ResultsError(f"report key {key!r} must be an integer, got {value!r}")
+
+
+def _bool(key: str, value: Any) -> Optional[bool]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy.bool_, without importing numpy
+        return bool(value)
+    raise ResultsError(f"report key {key!r} must be a boolean, got {value!r}")
+
+
+def _finite(value: Optional[float]) -> Optional[float]:
+    """None for a missing or NaN value: summaries skip what was not measured."""
+    return None if value is None or math.isnan(value) else value
+
+
+def report_epoch(result: Mapping[str, Any]) -> int:
+    """The epoch a report belongs to: its ``epoch`` key, else Tune's ``training_iteration``."""
+    for key in ("epoch", "training_iteration"):
+        if result.get(key) is not None:
+            epoch = _int(key, result[key])
+            if epoch is None or epoch < 0:
+                raise ResultsError(f"report key {key!r} must be >= 0, got {result[key]!r}")
+            return epoch
+    raise ResultsError("a trial report has no 'epoch' (nor Tune's 'training_iteration') key")
+
+
+def rows_from_report(trial_id: str, result: Mapping[str, Any]) -> dict[str, pa.Table]:
+    """Split one trial report into its rows of the epochs, alphas and genotypes tables.
+
+    The epochs table gets one row (named metrics, ``wall_time_s`` from Tune's ``time_total_s``, every other
+    numeric key in ``extra``); genotypes gets one row when the report has a ``genotype``; alphas gets one
+    row per entry of the report's ``alphas`` lists (none when it has no ``alphas``).
+    """
+    _check_trial_id(trial_id)
+    epoch = report_epoch(result)
+    extra = {key: _float(key, value) for key, value in result.items()
+             if key not in _CONTRACT_KEYS and key not in _TUNE_KEYS and isinstance(key, str)
+             and isinstance(value, numbers.Real) and not isinstance(value, bool)}
+    epoch_row = {"trial_id": trial_id, "epoch": epoch,
+                 **{name: _float(name, result.get(name)) for name in EPOCH_METRICS},
+                 "wall_time_s": _float("time_total_s", result.get("time_total_s")),
+                 "extra": extra}
+    tables = {"epochs": pa.Table.from_pylist([epoch_row], schema=TABLES["epochs"])}
+
+    genotype_rows = []
+    if result.get("genotype") is not None:
+        genotype_rows.append({"trial_id": trial_id, "epoch": epoch, "genotype": str(result["genotype"]),
+                              "num_skip": _int("num_skip", result.get("num_skip")),
+                              "connected": _bool("connected", result.get("connected"))})
+    tables["genotypes"] = pa.Table.from_pylist(genotype_rows, schema=TABLES["genotypes"])
+    tables["alphas"] = _alpha_table(trial_id, epoch, result.get("alphas"))
+    return tables
+
+
+def _alpha_table(trial_id: str, epoch: int, alphas: Any) -> pa.Table:
+    schema = TABLES["alphas"]
+    if alphas is None:
+        return schema.empty_table()
+    if not isinstance(alphas, Mapping):
+        raise ResultsError(f"report key 'alphas' must be a dict of lists, got {type(alphas).__name__}")
+    missing = [name for name in ALPHA_COLUMNS if name not in alphas]
+    if missing:
+        raise ResultsError(f"report key 'alphas' lacks {', '.join(missing)}; expected lists "
+                           f"{', '.join(ALPHA_COLUMNS)}")
+    lengths = {name: len(alphas[name]) for name in ALPHA_COLUMNS}
+    if len(set(lengths.values())) != 1:
+        raise ResultsError(f"report key 'alphas' has lists of unequal length: {lengths}")
+    n = lengths["cell"]
+    columns = {"trial_id": [trial_id] * n, "epoch": [epoch] * n,
+               **{name: list(alphas[name]) for name in ALPHA_COLUMNS}}
+    try:
+        return pa.table(columns, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ResultsError(f"report key 'alphas' has values of the wrong type: {exc}") from None
+
+
+def _metric_of(row: Mapping[str, Any], metric: str) -> Optional[float]:
+    """The value of ``metric`` in an epoch row: a named column, else an entry of ``extra``."""
+    if metric in row:
+        value = row[metric]
+    else:
+        extra = row.get("extra") or {}
+        value = dict(extra).get(metric)  # a table's map column reads back as a list of pairs
+    return _finite(_float(metric, value))
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in ("max", "min"):
+        raise ResultsError(f"mode must be 'max' or 'min', got {mode!r}")
+    return mode
+
+
+def _to_json(value: Optional[Mapping[str, Any]]) -> Optional[str]:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metric: str, mode: str, *,
+                    experiment: str, status: str = "RUNNING", space: Optional[str] = None,
+                    method: Optional[str] = None, seed: Optional[int] = None,
+                    overrides: Optional[Mapping[str, Any]] = None, config: Optional[Mapping[str, Any]] = None,
+                    wall_time_s: Optional[float] = None, error: Optional[str] = None) -> dict[str, Any]:
+    """Build a trials-table row from a trial's epoch rows (see :func:`merge_history`).
+
+    Each epoch row holds ``epoch`` and metric columns (an epochs-table row) and, when the epoch derived one,
+    ``genotype``, ``num_skip`` and ``connected``; a later row with the same epoch replaces an earlier one.
+    ``metric_value`` is the best value of ``metric`` under ``mode`` (NaN counts as not measured; ties go to
+    the earlier epoch), ``best_epoch`` its epoch, and the genotype is the one derived at the best epoch (the
+    last derived one when no epoch has a value). ``wall_time_s`` defaults to the last epoch's.
+    """
+    _check_mode(mode)
+    rows = sorted({int(row["epoch"]): row for row in epoch_rows}.items())
+    best_epoch, best_value = None, None
+    for epoch, row in rows:
+        value = _metric_of(row, metric)
+        if value is not None and (best_value is None or (value > best_value if mode == "max"
+                                                         else value < best_value)):
+            best_epoch, best_value = epoch, value
+    by_epoch = dict(rows)
+    derived = [row for _, row in rows if row.get("genotype") is not None]
+    chosen = by_epoch[best_epoch] if best_epoch is not None and by_epoch[best_epoch].get("genotype") is not None \
+        else (derived[-1] if derived else {})
+
+    def best_of(name: str) -> Optional[float]:
+        values = [v for v in (_finite(row.get(name)) for _, row in rows) if v is not None]
+        return max(values) if values else None
+
+    last = rows[-1][1] if rows else {}
+    return {
+        "experiment": experiment, "trial_id": trial_id, "status": status, "space": space, "method": method,
+        "seed": seed, "overrides_json": _to_json(overrides), "config_json": _to_json(config),
+        "genotype": chosen.get("genotype"), "num_skip": chosen.get("num_skip"),
+        "connected": chosen.get("connected"),
+        "epochs_done": rows[-1][0] if rows else 0, "best_epoch": best_epoch, "metric": metric, "mode": mode,
+        "metric_value": best_value, "best_val_acc": best_of("val_acc"),
+        "best_derived_val_acc": best_of("derived_val_acc"),
+        "final_val_acc": _finite(last.get("val_acc")), "final_derived_val_acc": _finite(last.get("derived_val_acc")),
+        "final_train_loss": _finite(last.get("train_loss")),
+        "wall_time_s": wall_time_s if wall_time_s is not None else last.get("wall_time_s"),
+        "error": error,
+    }
+
+
+def merge_history(epochs: Iterable[Mapping[str, Any]],
+                  genotypes: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Join epochs-table rows with genotypes-table rows by (trial_id, epoch): trial_id -> rows by epoch."""
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in epochs:
+        merged[(row["trial_id"], int(row["epoch"]))] = dict(row)
+    for row in genotypes:
+        key = (row["trial_id"], int(row["epoch"]))
+        merged.setdefault(key, {"trial_id": key[0], "epoch": key[1]}).update(
+            genotype=row["genotype"], num_skip=row["num_skip"], connected=row["connected"])
+    history: dict[str, list[dict[str, Any]]] = {}
+    for (trial_id, _), row in sorted(merged.items()):
+        history.setdefault(trial_id, []).append(row)
+    return history
+
+
+def _atomic_write(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` through a hidden temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sorted_unique(table: pa.Table, name: str) -> pa.Table:
+    """One row per key (the last one read wins), sorted by key; alphas keep their reported op order."""
+    if table.num_rows == 0:
+        return table
+    keys = list(KEYS[name])
+    order = pa.array(range(table.num_rows), pa.int64())
+    indexed = table.append_column("_row", order)
+    last = indexed.select([*keys, "_row"]).group_by(keys, use_threads=False).aggregate([("_row", "max")])
+    kept = indexed.take(last["_row_max"])
+    sort_keys = [k for k in keys if k != "op"] + ["_row"]
+    kept = kept.sort_by([(k, "ascending") for k in sort_keys])
+    return kept.drop_columns(["_row"])
+
+
+class ResultsWriter:
+    """Writes the result tables of one experiment folder: idempotent parts and their consolidation."""
+
+    def __init__(self, experiment_dir: Union[str, Path], experiment_name: str) -> None:
+        self.experiment_dir = Path(experiment_dir)
+        self.experiment_name = experiment_name
+        self.tables_dir = self.experiment_dir / "tables"
+        self.parts_dir = self.tables_dir / "parts"
+
+    def table_path(self, name: str) -> Path:
+        """Path of the consolidated file of table ``name``."""
+        schema_for(name)
+        return self.tables_dir / f"{name}.parquet"
+
+    def part_path(self, name: str, trial_id: str, epoch: Optional[int] = None) -> Path:
+        """Path of one part: per (trial, epoch) for per-epoch tables, per trial for ``trials``."""
+        schema_for(name)
+        _check_trial_id(trial_id)
+        if name == "trials":
+            return self.parts_dir / "trials" / f"{trial_id}.parquet"
+        if epoch is None:
+            raise ResultsError(f"a part of table {name!r} needs an epoch")
+        return self.parts_dir / name / trial_id / f"{epoch:05d}.parquet"
+
+    def write_report(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """Write one epoch report of a trial as parts of the epochs, alphas and genotypes tables."""
+        self.write_rows(trial_id, rows_from_report(trial_id, result))
+
+    def write_rows(self, trial_id: str, rows: Mapping[str, pa.Table]) -> None:
+        """Write the per-epoch rows :func:`rows_from_report` made; an empty table removes a stale part."""
+        epoch = rows["epochs"]["epoch"][0].as_py()
+        for name in PER_EPOCH_TABLES:
+            path = self.part_path(name, trial_id, epoch)
+            if rows[name].num_rows:
+                _atomic_write(rows[name], path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def write_trial(self, row: Mapping[str, Any]) -> None:
+        """Write (or overwrite) the one-row part of a trial; ``experiment`` defaults to this writer's name."""
+        unknown = sorted(set(row) - set(TRIALS.names))
+        if unknown:
+            raise ResultsError(f"unknown trials column(s) {', '.join(unknown)}; valid: {', '.join(TRIALS.names)}")
+        full = {"experiment": self.experiment_name, **row}
+        if full.get("status") not in TRIAL_STATUSES:
+            raise ResultsError(f"trial status must be one of {', '.join(TRIAL_STATUSES)}, got {full.get('status')!r}")
+        trial_id = _check_trial_id(full.get("trial_id"))
+        try:
+            table = pa.Table.from_pylist([full], schema=TRIALS)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ResultsError(f"trial {trial_id}: a trials column has the wrong type: {exc}") from None
+        _atomic_write(table, self.part_path("trials", trial_id))
+
+    def part_files(self, name: str, trial_id: Optional[str] = None) -> list[Path]:
+        """The part files of table ``name`` (of one trial if given), in a stable order."""
+        schema_for(name)
+        if name == "trials":
+            if trial_id is not None:
+                path = self.part_path("trials", trial_id)
+                return [path] if path.exists() else []
+            root = self.parts_dir / "trials"
+        else:
+            root = self.parts_dir / name / (_check_trial_id(trial_id) if trial_id is not None else "")
+        return sorted(root.rglob("*.parquet")) if root.is_dir() else []
+
+    def parts_changed_ns(self, name: str) -> Optional[int]:
+        """Latest modification time (ns) of the parts of table ``name`` and their folders; None if none.
+
+        Folders count because removing a stale part changes only its folder.
+        """
+        root = self.parts_dir / name
+        if not root.is_dir():
+            return None
+        latest = root.stat().st_mtime_ns
+        for folder, _, files in os.walk(root):
+            for path in (folder, *(os.path.join(folder, f) for f in files if f.endswith(".parquet"))):
+                try:
+                    latest = max(latest, os.stat(path).st_mtime_ns)
+                except FileNotFoundError:  # removed by a writer while we looked: its folder changed too
+                    pass
+        return latest
+
+    def read_parts(self, name: str, trial_id: Optional[str] = None) -> pa.Table:
+        """All parts of table ``name`` (or of one trial) as one table: one row per key, sorted by key."""
+        schema = schema_for(name)
+        tables = []
+        for path in self.part_files(name, trial_id):
+            try:
+                table = pq.read_table(path)
+            except FileNotFoundError:  # a stale part removed by a running writer since we listed it
+                continue
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise ResultsError(f"cannot read result part {path}: {exc}") from None
+            check_schema(table.schema, name, path)
+            tables.append(table.select(schema.names).cast(schema))
+        if not tables:
+            return schema.empty_table()
+        return _sorted_unique(pa.concat_tables(tables), name)
+
+    def trial_history(self, trial_id: str) -> list[dict[str, Any]]:
+        """The epoch rows (with their genotypes) already written for one trial, for :func:`summarise_trial`."""
+        epochs = self.read_parts("epochs", trial_id).to_pylist()
+        genotypes = self.read_parts("genotypes", trial_id).to_pylist()
+        return merge_history(epochs, genotypes).get(trial_id, [])
+
+    def consolidate(self, names: Sequence[str] = tuple(TABLES)) -> dict[str, Path]:
+        """Merge the parts of each table into ``tables/<table>.parquet`` (zero rows when there are none)."""
+        written = {}
+        for name in names:
+            path = self.table_path(name)
+            _atomic_write(self.read_parts(name), path)
+            written[name] = path
+        return written

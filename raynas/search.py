@@ -1,0 +1,302 @@
+"""One differentiable architecture search, epoch by epoch: the method-agnostic bilevel loop.
+
+Each step first updates the architecture parameters on a batch of the architecture split (first or second
+order, :mod:`raynas.bilevel`), then the supernet weights on a batch of the weight split (Liu et al.,
+DARTS, ICLR 2019). After each epoch the search evaluates the supernet and the derived architecture (with
+the weights it inherits from the supernet) on the architecture split and derives the current genotype.
+
+Evaluation passes use batch statistics in BatchNorm (as DARTS-PT's released code does), leaving the
+running statistics untouched, so that evaluating never changes the state a resumed search continues from.
+
+``get_state``/``set_state`` hold everything needed to continue bit for bit on the CPU: weights,
+architecture parameters, both optimizers, the schedule, the objective's state and every RNG state;
+batch order depends only on ``(seed, epoch)`` (:class:`raynas.data.EpochLoader`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import random
+import time
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
+from raynas.config import ExperimentConfig
+from raynas.data import EpochLoader, load_data
+from raynas.objectives.base import Objective, StepContext
+from raynas.selection import SELECTIONS
+from raynas.spaces import Genotype, get_space
+from raynas.supernet import discrete_weights
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: the first visible GPU when there is one (Ray sets CUDA_VISIBLE_DEVICES per trial)."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def batch_stats_eval(model: nn.Module) -> Iterator[None]:
+    """Run ``model`` with BatchNorm batch statistics and no grad, leaving running statistics unchanged."""
+    saved: list[tuple[nn.modules.batchnorm._BatchNorm, float | None, dict[str, torch.Tensor]]] = []
+    was_training = model.training
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            buffers = {k: v.clone() for k, v in module.named_buffers(recurse=False)}
+            saved.append((module, module.momentum, buffers))
+            module.momentum = 0.0
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, momentum, buffers in saved:
+            module.momentum = momentum
+            for key, value in buffers.items():
+                getattr(module, key).copy_(value)
+        model.train(was_training)
+
+
+class Search:
+    """A differentiable search built from one trial's :class:`ExperimentConfig`.
+
+    Owns its data, supernet, objective, optimizers and selection; ``run_epoch`` trains one epoch and
+    returns the report of the contract in ``docs/architecture.md``. One instance per trial, single-threaded.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, *, device: torch.device | None = None) -> None:
+        self.cfg = cfg
+        s = cfg.search
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        seed_everything(s.seed)
+        self.device = device or pick_device(s.device)
+        self.space = get_space(cfg.space)
+        self.data = load_data(cfg.data)
+        options = {"stem_multiplier": cfg.supernet.stem_multiplier} if "normal" in self.space.cell_types else {}
+        self.model = self.space.build_supernet(
+            channels=cfg.supernet.channels, layers=cfg.supernet.layers, num_classes=self.data.num_classes,
+            in_channels=self.data.in_channels, **options).to(self.device)
+        self.objective = Objective()
+        selection_cls = SELECTIONS.get(cfg.selection.name)
+        self.selection = selection_cls(skip_disconnected=cfg.selection.skip_disconnected)
+        self.weight_optimizer = torch.optim.SGD(self.model.weight_parameters(), lr=s.weight_lr,
+                                                momentum=s.weight_momentum, weight_decay=s.weight_decay)
+        self.arch_optimizer = torch.optim.Adam(self.model.arch_parameters(), lr=s.arch_lr,
+                                               betas=(s.arch_beta1, s.arch_beta2),
+                                               weight_decay=s.arch_weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_optimizer, T_max=s.epochs,
+                                                                    eta_min=s.weight_lr_min)
+        self.train_loader = EpochLoader(self.data.train, s.batch_size, shuffle=True, seed=s.seed)
+        self.val_loader = EpochLoader(self.data.val, s.batch_size, shuffle=True, seed=s.seed + 1)
+        self.eval_loader = EpochLoader(self.data.val, s.batch_size, shuffle=False, seed=0)
+        self.steps_per_epoch = min(len(self.train_loader), s.steps_per_epoch or len(self.train_loader))
+        self.epoch = 0  # finished epochs
+        self.genotype: Genotype | None = None
+
+    # ----------------------------------------------------------------------------------------- training
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch, evaluate, derive the genotype; return the epoch's report."""
+        s = self.cfg.search
+        start = time.perf_counter()
+        weight_lr = self.weight_optimizer.param_groups[0]["lr"]
+        ctx = StepContext(epoch=self.epoch, step=0, steps_per_epoch=self.steps_per_epoch, epochs=s.epochs,
+                          weight_lr=weight_lr, device=self.device)
+        train_iter = self.train_loader.epoch(self.epoch)
+        val_iter = _repeat(self.val_loader, self.epoch) if len(self.val_loader) else None
+        update_arch = self.epoch >= s.warmup_epochs and val_iter is not None
+        loss_sum = correct = seen = 0.0
+        self.model.train()
+        for step, train_batch in enumerate(itertools.islice(train_iter, self.steps_per_epoch)):
+            ctx.step = step
+            train_batch = self._to_device(train_batch)
+            if update_arch:
+                self._arch_step(train_batch, self._to_device(next(val_iter)), ctx)
+            loss, logits = self._weight_step(train_batch, ctx)
+            n = train_batch[1].numel()
+            loss_sum += loss * n
+            correct += (logits.argmax(1) == train_batch[1]).sum().item()
+            seen += n
+        self.scheduler.step()
+        extra = self.objective.on_epoch_end(self.model, ctx)
+        self.epoch += 1
+        self.genotype = self.selection.select(self.model, self.data, ctx)
+        val_loss, val_acc = self.evaluate(self.eval_loader)
+        if s.eval_derived:
+            derived = discrete_weights(self.space, self.space.choices_from_genotype(self.genotype),
+                                       device=self.device)
+            derived_loss, derived_acc = self.evaluate(self.eval_loader, derived)
+        else:
+            derived_loss = derived_acc = math.nan
+        report: dict[str, Any] = {
+            "epoch": self.epoch,
+            "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+            "val_loss": val_loss, "val_acc": val_acc,
+            "derived_val_loss": derived_loss, "derived_val_acc": derived_acc,
+            "weight_lr": weight_lr, "arch_lr": self.arch_optimizer.param_groups[0]["lr"] if update_arch else 0.0,
+            "epoch_time_s": time.perf_counter() - start,
+            "genotype": str(self.genotype),
+            "num_skip": self.genotype.count("skip_connect", cell=self.space.cell_types[0]),
+            "connected": bool(self.space.is_connected(self.genotype)),
+            "alphas": self.alphas_long(),
+            "space": self.cfg.space, "method": self.cfg.method, "seed": s.seed,
+        }
+        report.update(extra)
+        return report
+
+    def _to_device(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def _arch_step(self, train_batch: Any, val_batch: Any, ctx: StepContext) -> None:
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        if self.cfg.search.order == 2:
+            arch_gradient_second_order(self.model, self.objective, train_batch, val_batch,
+                                       self.weight_optimizer, ctx, eps=self.cfg.search.unrolled_eps)
+        else:
+            arch_gradient_first_order(self.model, self.objective, val_batch, ctx)
+        self.arch_optimizer.step()
+
+    def _weight_step(self, batch: Any, ctx: StepContext) -> tuple[float, torch.Tensor]:
+        outputs: list[torch.Tensor] = []
+        # The first forward of the weight step is the main model's; keep its logits for training accuracy
+        # so that objectives return only their loss.
+        hook = self.model.register_forward_hook(lambda m, i, o: outputs.append(o.detach()) if not outputs else None)
+        try:
+            self.weight_optimizer.zero_grad(set_to_none=True)
+            loss = self.objective.weight_loss(self.model, batch, ctx)
+            loss.backward()
+        finally:
+            hook.remove()
+        for p in self.model.arch_parameters():
+            p.grad = None  # the weight step must not move the architecture
+        if self.cfg.search.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.cfg.search.grad_clip)
+        self.weight_optimizer.step()
+        return loss.item(), outputs[0]
+
+    def evaluate(self, loader: EpochLoader, weights: dict[str, torch.Tensor] | None = None) -> tuple[float, float]:
+        """Mean loss and accuracy of the supernet (or of ``weights``' architecture) over ``loader``."""
+        loss_sum = correct = seen = 0.0
+        with batch_stats_eval(self.model):
+            for batch in loader.epoch(0):
+                x, y = self._to_device(batch)
+                logits = self.model(x, weights)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += y.numel()
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def alphas_long(self) -> dict[str, list]:
+        """The architecture parameters in long format (one entry per cell, edge and op)."""
+        columns: dict[str, list] = {k: [] for k in ("cell", "edge", "src", "dst", "op", "alpha", "weight")}
+        with torch.no_grad():
+            weights = {c: w.cpu() for c, w in self.model.arch_weights().items()}
+            for cell in self.space.cell_types:
+                raw = self.model.alphas[cell].detach().cpu()
+                for e, (src, dst) in enumerate(self.space.edges(cell)):
+                    for k, op in enumerate(self.space.edge_ops(cell, e)):
+                        columns["cell"].append(cell)
+                        columns["edge"].append(e)
+                        columns["src"].append(src)
+                        columns["dst"].append(dst)
+                        columns["op"].append(op)
+                        columns["alpha"].append(float(raw[e, k]))
+                        columns["weight"].append(float(weights[cell][e, k]))
+        return columns
+
+    @property
+    def done(self) -> bool:
+        """Whether every configured epoch has run."""
+        return self.epoch >= self.cfg.search.epochs
+
+    # -------------------------------------------------------------------------------------- checkpoints
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to resume; loadable with ``torch.load(..., weights_only=True)``."""
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "weight_optimizer": self.weight_optimizer.state_dict(),
+            "arch_optimizer": self.arch_optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "objective": self.objective.get_state(),
+            "genotype": str(self.genotype) if self.genotype is not None else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": _numpy_state_to_plain(np.random.get_state()),
+                "python": _python_state_to_plain(random.getstate()),
+            },
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        self.epoch = int(state["epoch"])
+        self.model.load_state_dict(state["model"])
+        self.weight_optimizer.load_state_dict(state["weight_optimizer"])
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.objective.set_state(state["objective"])
+        self.genotype = self.space.parse_genotype(state["genotype"]) if state["genotype"] else None
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        np.random.set_state(_numpy_state_from_plain(rng["numpy"]))
+        random.setstate(_python_state_from_plain(rng["python"]))
+
+
+def _repeat(loader: EpochLoader, epoch: int) -> Iterator[Any]:
+    """The batches of ``epoch``, over and over: the architecture split may be shorter than the weight split."""
+    while True:
+        yield from loader.epoch(epoch)
+
+
+def save_state(state: dict[str, Any], path: str) -> None:
+    """Write a search state atomically (temp file, then ``os.replace``)."""
+    import os
+
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: str) -> dict[str, Any]:
+    """Read a search state written by :func:`save_state` (no arbitrary unpickling)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# weights_only loading accepts tensors, lists, tuples, dicts and scalars: keep RNG states in those types.
+def _numpy_state_to_plain(state: tuple) -> list:
+    name, keys, pos, has_gauss, cached = state
+    return [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_plain(plain: list) -> tuple:
+    name, keys, pos, has_gauss, cached = plain
+    return (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached)
+
+
+def _python_state_to_plain(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_state_from_plain(plain: list) -> tuple:
+    version, internal, gauss = plain
+    return (version, tuple(internal), gauss)

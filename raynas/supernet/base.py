@@ -1,0 +1,176 @@
+"""The weight-sharing supernet of a differentiable cell search (Liu et al., DARTS, ICLR 2019).
+
+Every edge of a search cell holds all candidate ops of its space in a :class:`MixedOp`, whose output is the
+sum of the ops' outputs weighted by the edge's row of the *architecture weights*. The architecture
+parameters (``alphas``, one ``[edges, ops]`` matrix per cell type) are registered parameters of the
+:class:`Supernet`, so a data-parallel wrapper all-reduces their gradients together with the weights'; the
+search tells them apart with :meth:`Supernet.arch_parameters` and :meth:`Supernet.weight_parameters`.
+
+A caller may pass its own architecture weights to ``forward``: a one-hot matrix from
+:func:`discrete_weights` evaluates a discrete architecture with the inherited supernet weights, and ops whose
+weight is exactly zero are then not run at all (see :class:`MixedOp`).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raynas.errors import ConfigError, SpaceError
+from raynas.ops import POOLING_OPS, make_op
+
+if TYPE_CHECKING:
+    from raynas.spaces.base import Choices, SearchSpace
+
+ArchWeights = Mapping[str, torch.Tensor]
+
+
+class MixedOp(nn.Module):
+    """All candidate ops of one edge; ``forward(x, w)`` returns ``sum_i w[i] * op_i(x)``.
+
+    ``pool_bn`` follows each pooling op with a non-affine BatchNorm, as the DARTS search network does (the
+    NAS-Bench-201 one does not). An op whose weight is exactly zero is skipped only when skipping cannot
+    change any gradient: autograd is off, or ``w`` does not require grad (the skipped term is ``0 * op(x)``,
+    whose gradient with respect to the op's parameters is zero; such parameters then get no ``.grad``
+    instead of a zero one, and their BatchNorm running statistics are not updated). The computed function
+    is the same either way.
+    """
+
+    def __init__(self, op_names: Sequence[str], C: int, stride: int, *, affine: bool = False,
+                 pool_bn: bool = False) -> None:
+        super().__init__()
+        self.op_names = tuple(op_names)
+        self.stride = stride
+        ops = []
+        for name in self.op_names:
+            op = make_op(name, C, stride, affine)
+            if pool_bn and name in POOLING_OPS:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            ops.append(op)
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[Sequence[bool]] = None) -> torch.Tensor:
+        """Weighted sum of the ops on ``x`` with weights ``w`` (shape ``[ops]``).
+
+        ``active`` (one flag per op) lets a caller that already knows which weights are non-zero spare the
+        device synchronisation of looking them up; it is honoured only when skipping is allowed.
+        """
+        if w.shape != (len(self.ops),):
+            raise SpaceError(f"edge weights must have shape ({len(self.ops)},), got {tuple(w.shape)}")
+        if torch.is_grad_enabled() and w.requires_grad:
+            return sum(w[i] * op(x) for i, op in enumerate(self.ops))
+        if active is None:
+            active = (w != 0).tolist()
+        out: Optional[torch.Tensor] = None
+        for i, op in enumerate(self.ops):
+            if active[i]:
+                term = w[i] * op(x)
+                out = term if out is None else out + term
+        if out is None:  # a dropped edge: zeros of the output shape (every op rounds odd sizes up)
+            out = x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        return out
+
+
+def check_size(**sizes: int) -> None:
+    """Raise :class:`ConfigError` unless every given network size is a positive int."""
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"supernet {name} must be a positive integer, got {value!r}")
+
+
+class Supernet(nn.Module):
+    """Base class of the supernets: architecture parameters plus a network built by a subclass.
+
+    ``alphas`` maps each cell type of ``space`` to a parameter of shape ``space.arch_shape(cell)``, drawn
+    as ``1e-3 * randn`` from torch's global generator (the caller's ``torch.manual_seed`` decides).
+    Subclasses build their layers and implement :meth:`features`; ``self.classifier`` maps features to
+    logits.
+    """
+
+    classifier: nn.Module
+
+    def __init__(self, space: "SearchSpace") -> None:
+        super().__init__()
+        self.space = space
+        self.alphas = nn.ParameterDict({
+            cell: nn.Parameter(1e-3 * torch.randn(*space.arch_shape(cell))) for cell in space.cell_types
+        })
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The architecture parameters, in the order of ``space.cell_types``."""
+        return [self.alphas[cell] for cell in self.space.cell_types]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter except the architecture parameters, in registration order."""
+        arch = {id(p) for p in self.alphas.values()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def arch_weights(self) -> dict[str, torch.Tensor]:
+        """Softmax of each cell's alphas over the op axis (differentiable with respect to the alphas)."""
+        return {cell: F.softmax(self.alphas[cell], dim=-1) for cell in self.space.cell_types}
+
+    def resolve_weights(self, weights: Optional[ArchWeights]) -> dict[str, torch.Tensor]:
+        """``weights`` checked against the space, or :meth:`arch_weights` when ``weights`` is None."""
+        if weights is None:
+            return self.arch_weights()
+        missing = [cell for cell in self.space.cell_types if cell not in weights]
+        if missing:
+            raise SpaceError(f"architecture weights lack cell(s) {', '.join(missing)}; "
+                             f"need {', '.join(self.space.cell_types)}")
+        out = {}
+        for cell in self.space.cell_types:
+            shape = tuple(self.space.arch_shape(cell))
+            if tuple(weights[cell].shape) != shape:
+                raise SpaceError(f"architecture weights of cell {cell!r} must have shape {shape}, "
+                                 f"got {tuple(weights[cell].shape)}")
+            out[cell] = weights[cell]
+        return out
+
+    @staticmethod
+    def active_ops(w: torch.Tensor) -> Optional[list[list[bool]]]:
+        """Per edge and op whether its weight is non-zero, when zero-weight ops may be skipped; else None.
+
+        One device-to-host copy per cell instead of one per edge.
+        """
+        if torch.is_grad_enabled() and w.requires_grad:
+            return None
+        return (w != 0).tolist()
+
+    def features(self, x: torch.Tensor, weights: Optional[ArchWeights] = None) -> torch.Tensor:
+        """Penultimate features ``[batch, channels]`` after global pooling."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, weights: Optional[ArchWeights] = None) -> torch.Tensor:
+        """Logits for ``x``; ``weights`` maps cell -> ``[edges, ops]`` (None: :meth:`arch_weights`)."""
+        return self.classifier(self.features(x, weights))
+
+
+def discrete_weights(space: "SearchSpace", choices: "Choices", device: Optional[torch.device] = None,
+                     dtype: Optional[torch.dtype] = None) -> dict[str, torch.Tensor]:
+    """One-hot architecture weights of a discrete choice ``{cell: {edge_index: op_name}}``.
+
+    The row of a chosen edge is one-hot at its op; the row of an edge absent from the choice is all zeros
+    (the edge is dropped). Every cell type of the space must be present.
+    """
+    out = {}
+    for cell in space.cell_types:
+        if cell not in choices:
+            raise SpaceError(f"choices lack cell {cell!r}; need {', '.join(space.cell_types)}")
+        n_edges, n_ops = space.arch_shape(cell)
+        w = torch.zeros(n_edges, n_ops, device=device, dtype=dtype)
+        for edge, op in choices[cell].items():
+            if isinstance(edge, bool) or not isinstance(edge, numbers.Integral) or not 0 <= edge < n_edges:
+                raise SpaceError(f"cell {cell!r} has no edge {edge!r}; valid: 0..{n_edges - 1}")
+            names = space.edge_ops(cell, edge)
+            if op not in names:
+                raise SpaceError(f"edge {edge} of cell {cell!r} has no op {op!r}; valid: {', '.join(names)}")
+            w[int(edge), names.index(op)] = 1.0
+        out[cell] = w
+    unknown = sorted(set(choices) - set(space.cell_types))
+    if unknown:
+        raise SpaceError(f"choices name unknown cell(s) {', '.join(unknown)}; valid: {', '.join(space.cell_types)}")
+    return out

@@ -1,0 +1,42 @@
+"""Progress output of a running experiment: one line per trial epoch, and one when a trial ends."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, TextIO
+
+from ray import tune
+
+
+def trial_label(overrides: dict[str, Any]) -> str:
+    """A short label of a trial's overrides, e.g. ``search.seed=1``."""
+    return ",".join(f"{k}={v}" for k, v in overrides.items()) or "base"
+
+
+class ProgressCallback(tune.Callback):
+    """Prints each trial's epoch metrics as they arrive (Tune's own tables are turned off)."""
+
+    def __init__(self, epochs: Callable[[dict[str, Any]], int], stream: TextIO | None = None) -> None:
+        self._epochs = epochs
+        self._stream = stream or sys.stdout
+
+    def _say(self, text: str) -> None:
+        print(text, file=self._stream, flush=True)
+
+    def _name(self, trial: Any) -> str:
+        overrides = trial.config.get("overrides", {})
+        return f"[{trial.trial_id} {trial_label(overrides)}]"
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        epochs = self._epochs(trial.config.get("overrides", {}))
+        self._say(f"{self._name(trial)} epoch {result['epoch']:>3}/{epochs}"
+                  f"  train_loss {result['train_loss']:.3f}  train_acc {result['train_acc']:.3f}"
+                  f"  val_acc {result['val_acc']:.3f}  derived_val_acc {result['derived_val_acc']:.3f}"
+                  f"  skip {result['num_skip']}  {result['epoch_time_s']:.1f}s")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        self._say(f"{self._name(trial)} finished: {result.get('genotype', '?')}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._say(f"{self._name(trial)} FAILED (see the trial's error.txt under the experiment's tune/ folder)")

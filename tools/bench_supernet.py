@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Benchmark one first-order DARTS search step (architecture step + weight step) per search space.
+
+Paper search settings: DARTS space C=16, 8 cells; NB201 C=16, N=5; batch 64 of 32x32x3 inputs, 10 classes.
+Each space runs in its own subprocess so its peak resident memory is its own. Prints the median step time,
+images per second (the weight step's batch over the whole step's time) and peak RSS; ``--json`` prints one
+JSON object keyed by space with ``median_step_s``, ``imgs_per_s`` and ``peak_rss_mb``.
+
+    python tools/bench_supernet.py [--spaces darts nb201] [--steps 5] [--threads 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+SETTINGS = {"darts": {"channels": 16, "layers": 8}, "nb201": {"channels": 16, "layers": 5}}
+
+
+def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, threads: int, order: int) -> dict:
+    """Time ``steps`` search steps of ``space_name``'s supernet after ``warmup`` untimed ones."""
+    import torch
+
+    from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
+    from raynas.objectives.base import Objective, StepContext
+    from raynas.spaces import get_space
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    space = get_space(space_name)
+    model = space.build_supernet(num_classes=10, in_channels=3, **SETTINGS[space_name])
+    objective = Objective()
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    ctx = StepContext(epoch=0, step=0, steps_per_epoch=steps, epochs=1, weight_lr=0.025,
+                      device=torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    train = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
+    val = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        a_opt.zero_grad(set_to_none=True)
+        if order == 2:
+            arch_gradient_second_order(model, objective, train, val, w_opt, ctx)
+        else:
+            arch_gradient_first_order(model, objective, val, ctx)
+        a_opt.step()
+        w_opt.zero_grad(set_to_none=True)
+        objective.weight_loss(model, train, ctx).backward()
+        for p in model.arch_parameters():
+            p.grad = None
+        torch.nn.utils.clip_grad_norm_(model.weight_parameters(), 5.0)
+        w_opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"median_step_s": round(median, 4), "imgs_per_s": round(batch / median, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "steps": steps, "threads": threads, "batch": batch, "image_size": size, "order": order,
+            **SETTINGS[space_name]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--order", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--json", action="store_true", help="print one JSON object keyed by space")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(args.worker, args.steps, args.warmup, args.batch, args.size, args.threads,
+                                 args.order)))
+        return
+    figures = {}
+    for space in args.spaces:
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", space, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size),
+               "--threads", str(args.threads), "--order", str(args.order)]
+        if not args.json:
+            print(f"{space}: {args.steps} timed steps ...", file=sys.stderr, flush=True)
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        figures[space] = json.loads(out.strip().splitlines()[-1])
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"{'space':<8} {'median step s':>14} {'imgs/s':>9} {'peak RSS MB':>12}")
+    for space, f in figures.items():
+        print(f"{space:<8} {f['median_step_s']:>14.3f} {f['imgs_per_s']:>9.1f} {f['peak_rss_mb']:>12.1f}")
+
+
+if __name__ == "__main__":
+    main()
