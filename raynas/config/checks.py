@@ -2,13 +2,15 @@
 
 Each check takes a built section and its dotted path and returns a :class:`Problem` or ``None``; the loader
 turns a problem into a one-line :class:`~raynas.errors.ConfigError`. Checks only look at values and the
-file system; they import nothing heavy.
+file system; they import nothing heavy. Before its checks, a section may be normalised (``data.root`` becomes
+an absolute path).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional
 
 from raynas.config.schema import DataConfig, ExperimentConfig, SearchConfig, TrainConfig, TuneConfig
@@ -33,6 +35,13 @@ def join_path(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+def normalize_data(cfg: DataConfig) -> DataConfig:
+    """``root`` as an absolute path: trials run in other working folders (Ray Tune's trial folders)."""
+    if cfg.root is None or not cfg.root.strip():
+        return cfg
+    return replace(cfg, root=os.path.abspath(os.path.expanduser(cfg.root)))
+
+
 def check_data(cfg: DataConfig, path: str) -> Optional[Problem]:
     """File-backed data sets need ``root``; it must be an existing folder unless cifar may download into it."""
     if cfg.name not in FILE_BACKED_DATASETS:
@@ -42,7 +51,7 @@ def check_data(cfg: DataConfig, path: str) -> Optional[Problem]:
     if cfg.root is None or not cfg.root.strip():
         return Problem(root_path, cfg.root,
                        f"required when {name_path} is {cfg.name!r}: set it to the folder holding the files")
-    if os.path.isdir(os.path.expanduser(cfg.root)):
+    if os.path.isdir(cfg.root):
         return None
     if cfg.name in DOWNLOADABLE_DATASETS:
         if cfg.download:
@@ -87,6 +96,9 @@ def check_train(cfg: TrainConfig, path: str) -> Optional[Problem]:
         return Problem(join_path(path, "lr_min"), cfg.lr_min, f"must be <= {join_path(path, 'lr')} ({cfg.lr!r})")
     return None
 
+
+#: How a section class is normalised once built (before its checks).
+SECTION_NORMALIZERS: dict[type, Callable[[Any], Any]] = {DataConfig: normalize_data}
 
 #: The cross-field checks of each section class, run right after the section is built.
 SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] = {
