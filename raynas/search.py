@@ -102,9 +102,12 @@ class Search:
                                                weight_decay=s.arch_weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_optimizer, T_max=s.epochs,
                                                                     eta_min=s.weight_lr_min)
-        self.train_loader = EpochLoader(self.data.train, s.batch_size, shuffle=True, seed=s.seed)
-        self.val_loader = EpochLoader(self.data.val, s.batch_size, shuffle=True, seed=s.seed + 1)
-        self.eval_loader = EpochLoader(self.data.val, s.batch_size, shuffle=False, seed=0)
+        workers = cfg.data.num_workers
+        self.train_loader = EpochLoader(self.data.train, s.batch_size, shuffle=True, seed=s.seed,
+                                        num_workers=workers)
+        self.val_loader = EpochLoader(self.data.val, s.batch_size, shuffle=True, seed=s.seed + 1,
+                                      num_workers=workers)
+        self.eval_loader = EpochLoader(self.data.val, s.batch_size, shuffle=False, seed=0, num_workers=workers)
         self.steps_per_epoch = min(len(self.train_loader), s.steps_per_epoch or len(self.train_loader))
         self.epoch = 0  # finished epochs
         self.genotype: Genotype | None = None
