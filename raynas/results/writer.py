@@ -155,7 +155,8 @@ def _metric_of(row: Mapping[str, Any], metric: str) -> Optional[float]:
     return _finite(_float(metric, value))
 
 
-def _check_mode(mode: str) -> str:
+def check_mode(mode: str) -> str:
+    """``mode`` itself when it is 'max' or 'min'; a :class:`ResultsError` otherwise."""
     if mode not in ("max", "min"):
         raise ResultsError(f"mode must be 'max' or 'min', got {mode!r}")
     return mode
@@ -178,7 +179,7 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
     the earlier epoch), ``best_epoch`` its epoch, and the genotype is the one derived at the best epoch (the
     last derived one when no epoch has a value). ``wall_time_s`` defaults to the last epoch's.
     """
-    _check_mode(mode)
+    check_mode(mode)
     rows = sorted({int(row["epoch"]): row for row in epoch_rows}.items())
     best_epoch, best_value = None, None
     for epoch, row in rows:
@@ -186,10 +187,9 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
         if value is not None and (best_value is None or (value > best_value if mode == "max"
                                                          else value < best_value)):
             best_epoch, best_value = epoch, value
-    by_epoch = dict(rows)
+    best_row = dict(rows).get(best_epoch, {})
     derived = [row for _, row in rows if row.get("genotype") is not None]
-    chosen = by_epoch[best_epoch] if best_epoch is not None and by_epoch[best_epoch].get("genotype") is not None \
-        else (derived[-1] if derived else {})
+    chosen = best_row if best_row.get("genotype") is not None else (derived[-1] if derived else {})
 
     def best_of(name: str) -> Optional[float]:
         values = [v for v in (_finite(row.get(name)) for _, row in rows) if v is not None]
@@ -342,7 +342,8 @@ class ResultsWriter:
         tables = []
         for path in self.part_files(name, trial_id):
             try:
-                table = pq.read_table(path)
+                with pq.ParquetFile(path) as part:  # much cheaper per small file than pq.read_table
+                    table = part.read()
             except FileNotFoundError:  # a stale part removed by a running writer since we listed it
                 continue
             except (OSError, pa.ArrowInvalid) as exc:

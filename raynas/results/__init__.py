@@ -1,0 +1,26 @@
+"""Result tables of an experiment: versioned Parquet schemas, an idempotent writer and readers.
+
+``ResultsCallback`` (the Ray Tune callback) is loaded on first use, so importing this package does not
+import ray.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raynas.results.query import FORMATS, LEADERBOARD_COLUMNS, format_table, leaderboard, load_table
+from raynas.results.schema import KEYS, SCHEMA_VERSION, TABLES, TRIAL_STATUSES, schema_for
+from raynas.results.writer import ResultsWriter, merge_history, rows_from_report, summarise_trial
+
+__all__ = ["FORMATS", "KEYS", "LEADERBOARD_COLUMNS", "SCHEMA_VERSION", "TABLES", "TRIAL_STATUSES",
+           "ResultsCallback", "ResultsWriter", "config_with_overrides", "format_table", "leaderboard",
+           "load_table", "merge_history", "rows_from_report", "schema_for", "summarise_trial", "trial_overrides"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the ray-dependent callback module only when one of its names is asked for."""
+    if name in ("ResultsCallback", "config_with_overrides", "trial_overrides"):
+        from raynas.results import callback
+
+        return getattr(callback, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

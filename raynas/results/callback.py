@@ -1,0 +1,129 @@
+"""The Ray Tune callback that records every trial report as Parquet parts (runs in the driver)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+from ray.tune import Callback
+
+from raynas.results.writer import ResultsWriter, check_mode, rows_from_report, summarise_trial
+
+_MAX_ERROR_CHARS = 2000
+
+
+def config_with_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of the nested config ``base`` with each dotted key of ``overrides`` set in it."""
+    config = copy.deepcopy(dict(base))
+    for dotted, value in overrides.items():
+        *parents, leaf = str(dotted).split(".")
+        node = config
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = copy.deepcopy(value)
+    return config
+
+
+def trial_overrides(trial_config: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    """The dotted overrides of a trial from its Tune config.
+
+    raynas' trainable gets ``{"overrides": {dotted key: value}}``; a flat dict of dotted keys is taken as is.
+    """
+    config = dict(trial_config or {})
+    nested = config.get("overrides")
+    return dict(nested) if len(config) == 1 and isinstance(nested, Mapping) else config
+
+
+def _error_line(trial: Any) -> Optional[str]:
+    """The last line of a trial's error trace (``ValueError: ...``), or None when Tune has none."""
+    # Tune writes the trace next to the driver first (error_file) and syncs it to storage later, when
+    # get_error() can read it: on_trial_error runs in between.
+    try:
+        local = trial.error_file
+        text = Path(local).read_text(errors="replace") if local and Path(local).is_file() else trial.get_error()
+    except Exception:  # the text is a courtesy: a storage hiccup must not abort the whole experiment
+        return None
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1][:_MAX_ERROR_CHARS] if lines else None
+
+
+class ResultsCallback(Callback):
+    """Writes each report of each trial to the experiment's result tables and keeps a trials row current.
+
+    A trial's overrides come from its Tune config (see :func:`trial_overrides`); ``config_json`` is
+    ``base_config`` with them applied.
+
+    On every result: the report's epochs/alphas/genotypes parts and the trial's row (status RUNNING, best
+    so far); on completion or error the row's final status; at the end of the experiment the parts are
+    consolidated. A trial first seen after a driver restart reloads its earlier epochs from its parts, so
+    its summary covers the whole search.
+    """
+
+    def __init__(self, experiment_dir: Union[str, Path], experiment_name: str, metric: str, mode: str,
+                 base_config: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__()
+        self.writer = ResultsWriter(experiment_dir, experiment_name)
+        self.metric = metric
+        self.mode = check_mode(mode)
+        self.base_config = copy.deepcopy(dict(base_config)) if base_config is not None else None
+        self._history: dict[str, dict[int, dict[str, Any]]] = {}
+        self._identity: dict[str, dict[str, Any]] = {}
+
+    def _history_of(self, trial_id: str) -> dict[int, dict[str, Any]]:
+        if trial_id not in self._history:
+            self._history[trial_id] = {row["epoch"]: row for row in self.writer.trial_history(trial_id)}
+        return self._history[trial_id]
+
+    def _identity_of(self, trial: Any) -> dict[str, Any]:
+        """Identity fields of a trial, from its config until a report names them."""
+        if trial.trial_id not in self._identity:
+            overrides = trial_overrides(trial.config)
+            config = config_with_overrides(self.base_config, overrides) if self.base_config is not None else None
+            search = (config or {}).get("search")
+            self._identity[trial.trial_id] = {
+                "overrides": overrides, "config": config,
+                "space": (config or {}).get("space"), "method": (config or {}).get("method"),
+                "seed": search.get("seed") if isinstance(search, dict) else None,
+            }
+        return self._identity[trial.trial_id]
+
+    def _write_trial(self, trial: Any, status: str, error: Optional[str] = None) -> None:
+        history = self._history_of(trial.trial_id)
+        row = summarise_trial(trial.trial_id, history.values(), self.metric, self.mode,
+                              experiment=self.writer.experiment_name, status=status, error=error,
+                              **self._identity_of(trial))
+        self.writer.write_trial(row)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        """Write the report's parts and refresh the trial's row (status RUNNING)."""
+        trial_id = trial.trial_id
+        history = self._history_of(trial_id)
+        rows = rows_from_report(trial_id, result)
+        self.writer.write_rows(trial_id, rows)
+        row = rows["epochs"].to_pylist()[0]
+        if rows["genotypes"].num_rows:
+            genotype = rows["genotypes"].to_pylist()[0]
+            row.update(genotype=genotype["genotype"], num_skip=genotype["num_skip"],
+                       connected=genotype["connected"])
+        history[row["epoch"]] = row
+        identity = self._identity_of(trial)
+        for key in ("space", "method", "seed"):
+            if result.get(key) is not None:
+                identity[key] = result[key]
+        self._write_trial(trial, "RUNNING")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """Mark the trial TERMINATED."""
+        self._write_trial(trial, "TERMINATED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """Mark the trial ERROR, with the last line of its error trace."""
+        self._write_trial(trial, "ERROR", error=_error_line(trial))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Consolidate every table's parts into one file per table."""
+        self.writer.consolidate()

@@ -1,0 +1,150 @@
+"""Read the result tables of an experiment folder: whole tables, a leaderboard of trials, text renderings.
+
+Reading consolidates first when parts are newer than the consolidated file (a running or killed
+experiment), so a reader always sees every report written so far. Nothing here imports torch or ray.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raynas.errors import ResultsError
+from raynas.results.schema import EPOCH_METRICS, TRIALS, check_schema, schema_for
+from raynas.results.writer import ResultsWriter, check_mode, merge_history, summarise_trial
+
+LEADERBOARD_COLUMNS = ("trial_id", "status", "seed", "method", "metric_value", "best_derived_val_acc",
+                       "best_val_acc", "num_skip", "connected", "epochs_done", "wall_time_s", "genotype")
+
+FORMATS = ("table", "csv", "json")
+
+
+def _experiment(experiment_dir: Union[str, Path]) -> Path:
+    path = Path(experiment_dir)
+    if not path.is_dir():
+        raise ResultsError(f"experiment folder {path} does not exist")
+    if not (path / "tables").is_dir() and not (path / "config.yaml").is_file():
+        raise ResultsError(f"{path} is not a raynas experiment folder: expected config.yaml or tables/ in it "
+                           "(pass <out>/<experiment name>)")
+    return path
+
+
+def load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:
+    """Table ``name`` (trials, epochs, alphas, genotypes) of an experiment, consolidating stale parts first."""
+    schema = schema_for(name)
+    writer = ResultsWriter(_experiment(experiment_dir), Path(experiment_dir).name)
+    path = writer.table_path(name)
+    changed = writer.parts_changed_ns(name)
+    # ">=": a part written within the same clock tick as the consolidated file may be missing from it
+    if not path.exists() or (changed is not None and changed >= path.stat().st_mtime_ns):
+        try:
+            writer.consolidate([name])
+        except PermissionError:  # a read-only copy of an experiment: merge the parts in memory
+            return writer.read_parts(name)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ResultsError(f"cannot read results table {path}: {exc}") from None
+    check_schema(table.schema, name, path)
+    return table.select(schema.names).cast(schema)
+
+
+def _default_mode(metric: str) -> str:
+    return "min" if metric.endswith("loss") else "max"
+
+
+def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None,
+                mode: Optional[str] = None) -> pa.Table:
+    """Trials ranked best first by the best value of ``metric`` (default: the experiment's ranking metric).
+
+    With another metric or mode than the one the trials were ranked by during the search, each trial's
+    ``metric_value`` and genotype are recomputed from its epochs. ``mode`` defaults to the experiment's
+    mode for its own metric, otherwise to ``min`` for a metric ending in ``loss`` and ``max`` for others.
+    Trials without a value sort last.
+    """
+    if mode is not None:
+        check_mode(mode)
+    rows = load_table(experiment_dir, "trials").to_pylist()
+    stored_metric = rows[0]["metric"] if rows else None
+    stored_mode = rows[0]["mode"] if rows else None
+    metric = metric or stored_metric or "derived_val_acc"
+    if mode is None:
+        mode = stored_mode if metric == stored_metric and stored_mode else _default_mode(metric)
+    stale = [row for row in rows if (row["metric"], row["mode"]) != (metric, mode)]
+    if stale:
+        epochs = load_table(experiment_dir, "epochs")
+        _check_metric(metric, epochs)
+        history = merge_history(epochs.to_pylist(), load_table(experiment_dir, "genotypes").to_pylist())
+        for row in stale:
+            summary = summarise_trial(row["trial_id"], history.get(row["trial_id"], []), metric, mode,
+                                      experiment=row["experiment"])
+            for key in ("metric", "mode", "metric_value", "best_epoch", "genotype", "num_skip", "connected"):
+                row[key] = summary[key]
+    table = pa.Table.from_pylist(rows, schema=TRIALS)
+    order = "descending" if mode == "max" else "ascending"
+    table = table.sort_by([("metric_value", order), ("trial_id", "ascending")])  # nulls sort last
+    return table.select(list(LEADERBOARD_COLUMNS))
+
+
+def _check_metric(metric: str, epochs: pa.Table) -> None:
+    known = set(EPOCH_METRICS)
+    for extra in epochs["extra"].to_pylist():
+        known.update(key for key, _ in extra or ())
+    if metric not in known:
+        raise ResultsError(f"unknown metric {metric!r}; reported metrics: {', '.join(sorted(known))}")
+
+
+def _plain(value: Any, type_: pa.DataType) -> Any:
+    """A cell as a JSON-ready value: maps as dicts, NaN and infinities as None."""
+    if pa.types.is_map(type_) and value is not None:
+        return {key: _plain(v, type_.item_type) for key, v in value}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _text(value: Any, type_: pa.DataType, float_format: Optional[str]) -> str:
+    """A cell as text; ``float_format`` None writes floats exactly (repr)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if float_format is None else format(value, float_format)
+    if pa.types.is_map(type_):
+        return json.dumps(_plain(value, type_), sort_keys=True)
+    return str(value)
+
+
+def format_table(table: pa.Table, fmt: str) -> str:
+    """Render a table as ``table`` (aligned columns, floats to 4 significant digits), ``csv`` or ``json``."""
+    types = [field.type for field in table.schema]
+    columns = table.column_names
+    records = [[row[name] for name in columns] for row in table.to_pylist()]
+    if fmt == "json":
+        plain = [{name: _plain(v, t) for name, v, t in zip(columns, values, types)} for values in records]
+        return json.dumps(plain, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_text(v, t, None) for v, t in zip(values, types)] for values in records)
+        return out.getvalue()
+    if fmt == "table":
+        cells = [[_text(v, t, ".4g") for v, t in zip(values, types)] for values in records]
+        widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
+        numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in types]
+
+        def line(values: list[str]) -> str:
+            return "  ".join(v.rjust(w) if num else v.ljust(w)
+                             for v, w, num in zip(values, widths, numeric)).rstrip()
+
+        return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(row) for row in cells)]) + "\n"
+    raise ResultsError(f"unknown output format {fmt!r}; valid formats: {', '.join(FORMATS)}")

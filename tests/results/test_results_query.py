@@ -1,0 +1,127 @@
+"""load_table, leaderboard and format_table on real Parquet files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from results_trainable_helper import make_report
+
+from raynas.errors import ResultsError
+from raynas.results import LEADERBOARD_COLUMNS, ResultsWriter, format_table, leaderboard, load_table, summarise_trial
+
+
+def _experiment(tmp_path, seeds=(0, 1, 2), metric="derived_val_acc", mode="max"):
+    """Three finished trials; trial t<seed> has higher accuracies and higher val_loss for a larger seed."""
+    writer = ResultsWriter(tmp_path, "exp")
+    for seed in seeds:
+        trial_id = f"t{seed}"
+        rows = []
+        for epoch in (1, 2, 3):
+            report = make_report(epoch, seed, time_total_s=float(epoch))
+            writer.write_report(trial_id, report)
+            rows.append({"epoch": epoch, **report})
+        writer.write_trial(summarise_trial(trial_id, rows, metric, mode, experiment="exp", status="TERMINATED",
+                                           seed=seed, method="darts", space="nb201"))
+    writer.consolidate()
+    return writer
+
+
+def test_leaderboard_max_puts_the_highest_first(tmp_path):
+    _experiment(tmp_path)
+    board = leaderboard(tmp_path)
+    assert board.column_names == list(LEADERBOARD_COLUMNS)
+    assert board["trial_id"].to_pylist() == ["t2", "t1", "t0"]
+    assert board["metric_value"].to_pylist() == pytest.approx([0.44, 0.42, 0.40])
+    assert board["epochs_done"].to_pylist() == [3, 3, 3]
+
+
+def test_leaderboard_min_and_another_metric(tmp_path):
+    _experiment(tmp_path)
+    by_loss = leaderboard(tmp_path, metric="val_loss")  # a loss: min by default
+    assert by_loss["trial_id"].to_pylist() == ["t0", "t1", "t2"]
+    assert by_loss["metric_value"].to_pylist() == pytest.approx([2.2 / 3, 2.2 / 3 + 0.1, 2.2 / 3 + 0.2])
+    reversed_ = leaderboard(tmp_path, mode="min")
+    assert reversed_["trial_id"].to_pylist() == ["t0", "t1", "t2"]
+    assert reversed_["metric_value"].to_pylist() == pytest.approx([0.2, 0.22, 0.24])  # epoch 1 is the min
+
+
+def test_leaderboard_stored_min_mode_and_missing_values_last(tmp_path):
+    writer = _experiment(tmp_path, metric="val_loss", mode="min")
+    writer.write_trial({"trial_id": "t9", "status": "ERROR", "metric": "val_loss", "mode": "min",
+                        "error": "ValueError: boom", "epochs_done": 0})
+    board = leaderboard(tmp_path)
+    assert board["trial_id"].to_pylist() == ["t0", "t1", "t2", "t9"]
+    assert board["status"].to_pylist()[-1] == "ERROR"
+
+
+def test_leaderboard_refuses_unknown_metric_and_mode(tmp_path):
+    _experiment(tmp_path)
+    with pytest.raises(ResultsError, match="unknown metric 'acc'.*val_acc"):
+        leaderboard(tmp_path, metric="acc")
+    with pytest.raises(ResultsError, match="mode"):
+        leaderboard(tmp_path, mode="best")
+
+
+def test_load_table_consolidates_newer_parts(tmp_path):
+    writer = _experiment(tmp_path, seeds=(0,))
+    assert load_table(tmp_path, "epochs").num_rows == 3
+    writer.write_report("t0", make_report(4))
+    assert load_table(tmp_path, "epochs")["epoch"].to_pylist() == [1, 2, 3, 4]
+    assert pq.read_table(writer.table_path("epochs")).num_rows == 4
+
+
+def test_load_table_errors(tmp_path):
+    _experiment(tmp_path, seeds=(0,))
+    with pytest.raises(ResultsError, match="unknown results table 'runs'; valid tables: trials, epochs"):
+        load_table(tmp_path, "runs")
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(ResultsError, match="not a raynas experiment folder"):
+        load_table(tmp_path / "elsewhere", "trials")
+    with pytest.raises(ResultsError, match="does not exist"):
+        load_table(tmp_path / "missing", "trials")
+
+
+def test_load_table_of_an_experiment_without_reports_is_empty(tmp_path):
+    (tmp_path / "config.yaml").write_text("name: exp\n")
+    table = load_table(tmp_path, "alphas")
+    assert table.num_rows == 0 and "alpha" in table.column_names
+
+
+def test_format_json_parses_back(tmp_path):
+    _experiment(tmp_path)
+    board = leaderboard(tmp_path)
+    records = json.loads(format_table(board, "json"))
+    assert records == board.to_pylist()
+    epochs = load_table(tmp_path, "epochs")
+    records = json.loads(format_table(epochs, "json"))
+    assert records[0]["extra"] == {} and len(records) == 9
+
+
+def test_format_csv_has_a_header_and_exact_values(tmp_path):
+    _experiment(tmp_path)
+    board = leaderboard(tmp_path)
+    rows = list(csv.reader(io.StringIO(format_table(board, "csv"))))
+    assert rows[0] == list(LEADERBOARD_COLUMNS)
+    assert len(rows) == 4
+    assert float(rows[1][rows[0].index("metric_value")]) == board["metric_value"][0].as_py()
+    assert rows[1][rows[0].index("connected")] == "true"
+
+
+def test_format_text_aligns_columns_with_four_significant_digits():
+    table = pa.table({"trial_id": ["a", "longer_id"], "value": [0.123456, 12.0], "n": [None, 3]})
+    lines = format_table(table, "table").splitlines()
+    assert lines[0].split() == ["trial_id", "value", "n"]
+    assert lines[2].split() == ["a", "0.1235"]
+    assert lines[3].split() == ["longer_id", "12", "3"]
+    assert len({len(line) for line in lines[1:2] + lines[3:]}) == 1  # full rows share one width
+    assert lines[2].index("0.1235") + len("0.1235") == lines[3].index("12") + 2  # numbers right-aligned
+
+
+def test_format_refuses_unknown_formats():
+    with pytest.raises(ResultsError, match="valid formats: table, csv, json"):
+        format_table(pa.table({"a": [1]}), "xml")
