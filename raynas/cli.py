@@ -129,9 +129,9 @@ def arch_show(genotype: str, space: str, channels: int | None, layers: int | Non
 def train(genotype: str, space: str, dataset: str, epochs: int | None, overrides: tuple[str, ...],
           as_json: bool) -> None:
     """Train GENOTYPE from scratch and print its test accuracy and parameter count."""
-    from raynas.train import load_train_config, train_from_scratch
+    from raynas.train import train_config_from_cli, train_from_scratch
 
-    cfg = load_train_config(genotype=genotype, space=space, dataset=dataset, epochs=epochs, overrides=overrides)
+    cfg = train_config_from_cli(genotype=genotype, space=space, dataset=dataset, epochs=epochs, overrides=overrides)
     outcome = train_from_scratch(cfg, echo=click.echo)
     if as_json:
         click.echo(json.dumps(outcome, indent=2))

@@ -29,7 +29,7 @@ NB201_PROTOCOL = {"epochs": 200, "batch_size": 256, "lr": 0.1, "nesterov": True,
                   "auxiliary": False, "drop_path_prob": 0.0}
 
 
-def load_train_config(*, genotype: str, space: str, dataset: str, epochs: int | None = None,
+def train_config_from_cli(*, genotype: str, space: str, dataset: str, epochs: int | None = None,
                       overrides: Sequence[str] = ()) -> TrainConfig:
     """A validated :class:`TrainConfig` from the CLI's arguments and ``--set`` overrides."""
     data: dict[str, Any] = {"space": space, "genotype": genotype, "data": {"name": dataset}}

@@ -8,7 +8,7 @@ from typing import Any, Callable, TextIO
 from ray import tune
 
 
-def trial_label(overrides: dict[str, Any]) -> str:
+def overrides_label(overrides: dict[str, Any]) -> str:
     """A short label of a trial's overrides, e.g. ``search.seed=1``."""
     return ",".join(f"{k}={v}" for k, v in overrides.items()) or "base"
 
@@ -25,7 +25,7 @@ class ProgressCallback(tune.Callback):
 
     def _name(self, trial: Any) -> str:
         overrides = trial.config.get("overrides", {})
-        return f"[{trial.trial_id} {trial_label(overrides)}]"
+        return f"[{trial.trial_id} {overrides_label(overrides)}]"
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         epochs = self._epochs(trial.config.get("overrides", {}))

@@ -1,0 +1,64 @@
+"""The CLI's other commands, run as subprocesses: --help, arch show, train."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from cli_helpers import ROOT, cli_env, raynas  # noqa: E402
+
+DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+            "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+            "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+            "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+            "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+CONV_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+DEAD_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|"
+
+
+def test_help_imports_neither_torch_nor_ray():
+    code = ("import sys\nfrom raynas.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'ray') if m in sys.modules]\nprint('HEAVY', heavy)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env(), capture_output=True, text=True)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+    assert "search" in result.stdout and "train" in result.stdout
+
+
+def test_arch_show_darts_v2_param_count():
+    result = raynas("arch", "show", DARTS_V2, "--space", "darts", "--channels", "36", "--layers", "20",
+                    "--classes", "10", "--auxiliary", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["params"] == 3_349_342
+    assert info["params_total"] > info["params"]
+    assert info["connected"] is True
+
+
+def test_arch_show_flags_disconnected_nb201_cell():
+    result = raynas("arch", "show", DEAD_CELL, "--space", "nb201", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["connected"] is False and info["channels"] == 16 and info["layers"] == 5
+
+
+def test_arch_show_bad_genotype_is_a_usage_error():
+    result = raynas("arch", "show", "|nor_conv_9x9~0|+|", "--space", "nb201")
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+
+
+def test_train_from_scratch_prints_accuracy_and_params():
+    result = raynas("train", CONV_CELL, "--space", "nb201", "--dataset", "digits", "--epochs", "2",
+                    "--set", "channels=4", "--set", "layers=1", "--set", "batch_size=64", "--json")
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout[result.stdout.index("{"):])
+    assert outcome["epochs"] == 2 and outcome["params"] > 0
+    assert 0.3 < outcome["test_acc"] <= 1.0  # two epochs on clean digits learn something
+    assert "epoch   2/2" in result.stdout
+
+
+def test_train_refuses_disconnected_cell():
+    result = raynas("train", DEAD_CELL, "--space", "nb201", "--dataset", "digits", "--epochs", "1")
+    assert result.returncode == 2
+    assert "no path" in result.stderr and len(result.stderr.strip().splitlines()) == 1
