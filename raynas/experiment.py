@@ -41,6 +41,7 @@ class ExperimentOutcome:
     tables: dict[str, Path]
     num_trials: int
     num_errors: int
+    metric: str
 
 
 def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] = (), *,
@@ -78,7 +79,7 @@ def distinct_seeds(cfg: ExperimentConfig, trials: list[TrialSpec]) -> list[Trial
 def start_ray(cfg: ExperimentConfig) -> None:
     """Join ``cfg.ray.address`` or start a local Ray bounded to ``cfg.ray.num_cpus`` on 127.0.0.1 only."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    quiet_tune()
     import ray
 
     if ray.is_initialized():
@@ -92,6 +93,17 @@ def start_ray(cfg: ExperimentConfig) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=cfg.ray.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
              _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"))
+
+
+def quiet_tune() -> None:
+    """Leave progress output to raynas' own callback; our Parquet tables replace Tune's result files."""
+    import logging
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no result.json/progress.csv/TB files
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0 completely
+    # Without Tune's result files its ResultGrid warns that it cannot fetch metrics; the tables hold them.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)
 
 
 def trial_base_config(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -114,6 +126,7 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
         raise
     from ray import tune
 
+    from raynas.results import TABLES
     from raynas.results.callback import ResultsCallback
     from raynas.tune.progress import ProgressCallback
     from raynas.tune.trainable import resolve_trial_config, search_trainable
@@ -136,8 +149,8 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
         ),
     )
     grid = tuner.fit()
-    tables = results_cb.writer.consolidate()
-    return ExperimentOutcome(directory, tables, len(grid), grid.num_errors)
+    tables = {name: results_cb.writer.table_path(name) for name in TABLES}  # consolidated at experiment end
+    return ExperimentOutcome(directory, tables, len(grid), grid.num_errors, cfg.tune.metric)
 
 
 def summary_lines(outcome: ExperimentOutcome) -> list[str]:
@@ -145,11 +158,11 @@ def summary_lines(outcome: ExperimentOutcome) -> list[str]:
     from raynas.results import leaderboard
 
     board = leaderboard(str(outcome.directory)).to_pylist()
-    lines = [f"{'trial':<12} {'metric':>8} {'skip':>4}  genotype"]
+    lines = [f"{'trial':<12} {outcome.metric:>16} {'skip':>4}  genotype (final)"]
     for row in board:
         value = row.get("metric_value")
         shown = "nan" if value is None else f"{value:.4f}"
-        lines.append(f"{row['trial_id']:<12} {shown:>8} {row.get('num_skip')!s:>4}  {row.get('genotype')}"
+        lines.append(f"{row['trial_id']:<12} {shown:>16} {row.get('num_skip')!s:>4}  {row.get('genotype')}"
                      + ("" if row.get("connected") in (True, None) else "  (DISCONNECTED cell)"))
     lines.append(f"tables: {outcome.directory / 'tables'} ({', '.join(sorted(outcome.tables))})")
     if outcome.num_errors:

@@ -37,7 +37,7 @@ class DataConfig:
     test_fraction: float = _f(0.2, "share held out as test split (data sets without their own)", gt=0.0, lt=1.0)
     train_portion: float = _f(0.5, "share of the search split that trains weights; the rest trains alphas",
                               gt=0.0, lt=1.0)
-    limit: Optional[int] = _f(None, "use at most this many training samples (quick runs)", ge=2)
+    limit: Optional[int] = _f(None, "use at most this many samples of the search split (quick runs)", ge=2)
     seed: int = _f(0, "seed of the splits and of the noise (shared by every trial)", ge=0)
     num_samples: int = _f(512, "synthetic: number of samples", ge=10)
     num_classes: int = _f(10, "synthetic: number of classes", ge=2)

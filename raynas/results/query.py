@@ -62,7 +62,7 @@ def _default_mode(metric: str) -> str:
 
 def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None,
                 mode: Optional[str] = None) -> pa.Table:
-    """Trials ranked best first by the best value of ``metric`` (default: the experiment's ranking metric).
+    """Trials ranked best first by the final value of ``metric`` (default: the experiment's ranking metric).
 
     With another metric or mode than the one the trials were ranked by during the search, each trial's
     ``metric_value`` and genotype are recomputed from its epochs. ``mode`` defaults to the experiment's

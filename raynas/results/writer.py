@@ -175,9 +175,11 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
 
     Each epoch row holds ``epoch`` and metric columns (an epochs-table row) and, when the epoch derived one,
     ``genotype``, ``num_skip`` and ``connected``; a later row with the same epoch replaces an earlier one.
-    ``metric_value`` is the best value of ``metric`` under ``mode`` (NaN counts as not measured; ties go to
-    the earlier epoch), ``best_epoch`` its epoch, and the genotype is the one derived at the best epoch (the
-    last derived one when no epoch has a value). ``wall_time_s`` defaults to the last epoch's.
+    A trial's result is what its search hands over: the genotype derived at its last epoch, and
+    ``metric_value`` is ``metric`` at that epoch (NaN counts as not measured), so trials are ranked by the
+    architectures they return. ``best_epoch`` is the epoch where ``metric`` was best under ``mode`` (ties go
+    to the earlier epoch) and ``best_*`` columns the best values seen, for spotting degradation over a
+    search. ``wall_time_s`` defaults to the last epoch's.
     """
     check_mode(mode)
     rows = sorted({int(row["epoch"]): row for row in epoch_rows}.items())
@@ -187,9 +189,8 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
         if value is not None and (best_value is None or (value > best_value if mode == "max"
                                                          else value < best_value)):
             best_epoch, best_value = epoch, value
-    best_row = dict(rows).get(best_epoch, {})
     derived = [row for _, row in rows if row.get("genotype") is not None]
-    chosen = best_row if best_row.get("genotype") is not None else (derived[-1] if derived else {})
+    chosen = derived[-1] if derived else {}
 
     def best_of(name: str) -> Optional[float]:
         values = [v for v in (_finite(row.get(name)) for _, row in rows) if v is not None]
@@ -202,7 +203,7 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
         "genotype": chosen.get("genotype"), "num_skip": chosen.get("num_skip"),
         "connected": chosen.get("connected"),
         "epochs_done": rows[-1][0] if rows else 0, "best_epoch": best_epoch, "metric": metric, "mode": mode,
-        "metric_value": best_value, "best_val_acc": best_of("val_acc"),
+        "metric_value": _metric_of(last, metric) if rows else None, "best_val_acc": best_of("val_acc"),
         "best_derived_val_acc": best_of("derived_val_acc"),
         "final_val_acc": _finite(last.get("val_acc")), "final_derived_val_acc": _finite(last.get("derived_val_acc")),
         "final_train_loss": _finite(last.get("train_loss")),

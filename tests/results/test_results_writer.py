@@ -172,18 +172,21 @@ def test_bad_trial_ids_and_rows_are_refused(tmp_path):
     assert not (tmp_path / "tables" / "parts" / "trials").exists()
 
 
-def test_summarise_trial_picks_best_and_final_values():
+def test_summarise_trial_reports_final_result_and_best_values():
     rows = [{"epoch": e, **make_report(e)} for e in (1, 2, 3)]
     rows[2]["derived_val_acc"] = float("nan")  # not measured: must not count as best nor as final
     rows.append({"epoch": 2, **make_report(2, derived_val_acc=0.95, genotype="best-genotype", num_skip=0)})
     best = summarise_trial("t0", rows, "derived_val_acc", "max", experiment="exp", overrides={"search.seed": 0})
+    # The trial's result is what it hands over: the last epoch's genotype and metric (here not measured).
     assert (best["best_epoch"], best["metric_value"], best["genotype"], best["num_skip"]) == \
-        (2, 0.95, "best-genotype", 0)
+        (2, None, rows[2]["genotype"], rows[2]["num_skip"])
     assert best["epochs_done"] == 3 and best["final_derived_val_acc"] is None
     assert best["final_val_acc"] == pytest.approx(0.5)
     assert best["best_derived_val_acc"] == 0.95
     assert best["overrides_json"] == '{"search.seed": 0}'
     lowest = summarise_trial("t0", rows, "val_loss", "min", experiment="exp")
     assert lowest["best_epoch"] == 3 and math.isclose(lowest["metric_value"], 2.2 / 3)
+    finished = summarise_trial("t0", rows[:2] + rows[3:], "derived_val_acc", "max", experiment="exp")
+    assert finished["metric_value"] == pytest.approx(0.95) and finished["genotype"] == "best-genotype"
     with pytest.raises(ResultsError, match="mode"):
         summarise_trial("t0", rows, "val_loss", "lowest", experiment="exp")
