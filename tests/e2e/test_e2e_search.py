@@ -91,3 +91,15 @@ def test_missing_config_file(tmp_path):
 def test_validate_command():
     result = raynas("validate", "search_configs/quickstart.yaml")
     assert result.returncode == 0 and "2 trial(s)" in result.stdout
+
+
+def test_search_joins_a_running_cluster_with_address(ray_local, tmp_path):
+    address = ray_local.get_runtime_context().gcs_address
+    assert address.startswith("127.0.0.1:")
+    result = raynas("search", "search_configs/smoke/nb201.yaml", "--out", str(tmp_path), "--address", address,
+                    "--set", "search.epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Connecting to existing Ray cluster" in result.stderr
+    assert "Started a local Ray instance" not in result.stderr
+    trials = pq.read_table(tmp_path / "smoke-nb201" / "tables" / "trials.parquet")
+    assert trials.num_rows == 2 and set(trials.column("status").to_pylist()) == {"TERMINATED"}
