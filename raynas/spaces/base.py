@@ -13,6 +13,7 @@ code and no mutable state: one instance may be shared by any number of searches 
 
 from __future__ import annotations
 
+import operator
 import random
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Mapping
@@ -25,6 +26,16 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     from raynas.spaces.genotype import Genotype
 
 Choices = Mapping[str, Mapping[int, str]]
+
+
+def edge_number(edge: Any) -> int | None:
+    """``edge`` as an int (numpy integers included), or None if it is not an integer."""
+    if isinstance(edge, bool):
+        return None
+    try:
+        return operator.index(edge)
+    except TypeError:
+        return None
 
 
 class SearchSpace(ABC):
@@ -53,6 +64,14 @@ class SearchSpace(ABC):
         """``(number of edges, candidate ops per edge)`` of ``cell``: the shape of its alpha matrix."""
         self.check_cell(cell)
         return len(self.edges(cell)), len(self.edge_ops(cell, 0))
+
+    def check_edge(self, cell: str, edge: Any) -> int:
+        """``edge`` as an index into ``edges(cell)``; raise :class:`SpaceError` unless it is one."""
+        count = len(self.edges(cell))
+        index = edge_number(edge)
+        if index is None or not 0 <= index < count:
+            raise SpaceError(f"space {self.name!r} has no edge {edge!r}; valid: 0..{count - 1}")
+        return index
 
     def check_cell(self, cell: str) -> None:
         """Raise :class:`SpaceError` unless ``cell`` is one of ``cell_types``."""

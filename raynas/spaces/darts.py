@@ -9,12 +9,11 @@ This module imports no torch; the supernet and networks are imported inside the 
 
 from __future__ import annotations
 
-import operator
 import random
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from raynas.errors import GenotypeError, SpaceError
-from raynas.spaces.base import Choices, SearchSpace
+from raynas.spaces.base import Choices, SearchSpace, edge_number
 from raynas.spaces.genotype import DARTS_FORMAT, DartsGenotype, Genotype
 
 if TYPE_CHECKING:
@@ -30,16 +29,6 @@ DEFAULT_CONCAT = (2, 3, 4, 5)
 _EDGES = [(src, dst) for dst in INTERMEDIATE_NODES for src in range(dst)]
 _EDGE_INDEX = {edge: index for index, edge in enumerate(_EDGES)}
 _NETWORK_OPTIONS = ("imagenet",)
-
-
-def edge_number(edge: Any) -> int | None:
-    """``edge`` as an int (numpy integers included), or None if it is not an integer."""
-    if isinstance(edge, bool):
-        return None
-    try:
-        return operator.index(edge)
-    except TypeError:
-        return None
 
 
 def same_ops_on_every_edge(ops: Sequence[str]) -> dict[str, tuple[tuple[str, ...], ...]]:
@@ -80,11 +69,7 @@ class DartsLikeSpace(SearchSpace):
 
     def edge_ops(self, cell: str, edge: int) -> tuple[str, ...]:
         """The candidate ops of edge ``edge`` of ``cell``."""
-        self.check_cell(cell)
-        index = edge_number(edge)
-        if index is None or not 0 <= index < len(_EDGES):
-            raise SpaceError(f"space {self.name!r} has no edge {edge!r}; valid: 0..{len(_EDGES) - 1}")
-        return self._edge_ops[cell][index]
+        return self._edge_ops[cell][self.check_edge(cell, edge)]
 
     def default_network_args(self) -> dict[str, int]:
         """DARTS' CIFAR evaluation network: 36 initial channels, 20 cells."""

@@ -12,8 +12,7 @@ import random
 from typing import TYPE_CHECKING, Any, Iterator
 
 from raynas.errors import GenotypeError, SpaceError
-from raynas.spaces.base import Choices, SearchSpace
-from raynas.spaces.darts import edge_number
+from raynas.spaces.base import Choices, SearchSpace, edge_number
 from raynas.spaces.genotype import NB201_FORMAT, Genotype, NB201Genotype
 
 if TYPE_CHECKING:
@@ -42,10 +41,7 @@ class NB201Space(SearchSpace):
 
     def edge_ops(self, cell: str, edge: int) -> tuple[str, ...]:
         """The 5 candidate ops (the same on every edge)."""
-        self.check_cell(cell)
-        index = edge_number(edge)
-        if index is None or not 0 <= index < len(_EDGES):
-            raise SpaceError(f"space {self.name!r} has no edge {edge!r}; valid: 0..{len(_EDGES) - 1}")
+        self.check_edge(cell, edge)
         return NB201_OPS
 
     def default_network_args(self) -> dict[str, int]:

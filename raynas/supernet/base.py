@@ -75,6 +75,24 @@ class MixedOp(nn.Module):
         return out
 
 
+def run_cell_edges(edges: Sequence[tuple[int, int]], mixed: nn.ModuleList, states: dict[int, torch.Tensor],
+                   w: torch.Tensor, active: Optional[list[list[bool]]] = None) -> dict[int, torch.Tensor]:
+    """Evaluate a search cell: each node is the sum of its incoming mixed ops.
+
+    ``states`` holds the input nodes; ``edges`` are ``(src, dst)`` pairs in node-major order, so every
+    source node is complete before an edge reads it. Returns every node's tensor, inputs included.
+    """
+    states = dict(states)
+    sums: dict[int, torch.Tensor] = {}
+    for e, (src, dst) in enumerate(edges):
+        if src not in states:
+            states[src] = sums.pop(src)
+        out = mixed[e](states[src], w[e], None if active is None else active[e])
+        sums[dst] = out if dst not in sums else sums[dst] + out
+    states.update(sums)
+    return states
+
+
 def check_size(**sizes: int) -> None:
     """Raise :class:`ConfigError` unless every given network size is a positive int."""
     for name, value in sizes.items():

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from raynas.ops import FactorizedReduce, ReLUConvBN
-from raynas.supernet.base import ArchWeights, MixedOp, Supernet, check_size
+from raynas.supernet.base import ArchWeights, MixedOp, Supernet, check_size, run_cell_edges
 
 if TYPE_CHECKING:
     from raynas.spaces.base import SearchSpace
@@ -51,15 +51,8 @@ class DartsSearchCell(nn.Module):
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: torch.Tensor,
                 active: Optional[list[list[bool]]] = None) -> torch.Tensor:
         """The cell on inputs ``s0``, ``s1`` with architecture weights ``w`` (``[edges, ops]``)."""
-        states = {self.inputs[0]: self.preprocess0(s0), self.inputs[1]: self.preprocess1(s1)}
-        sums: dict[int, torch.Tensor] = {}
-        # edges are node-major, so every source is complete before an edge reads it
-        for e, (src, dst) in enumerate(self.edges):
-            if src not in states:
-                states[src] = sums.pop(src)
-            out = self.mixed[e](states[src], w[e], None if active is None else active[e])
-            sums[dst] = out if dst not in sums else sums[dst] + out
-        states.update(sums)
+        inputs = {self.inputs[0]: self.preprocess0(s0), self.inputs[1]: self.preprocess1(s1)}
+        states = run_cell_edges(self.edges, self.mixed, inputs, w, active)
         return torch.cat([states[node] for node in self.intermediate], dim=1)
 
 

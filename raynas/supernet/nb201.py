@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from raynas.ops import ReLUConvBN
-from raynas.supernet.base import ArchWeights, MixedOp, Supernet, check_size
+from raynas.supernet.base import ArchWeights, MixedOp, Supernet, check_size, run_cell_edges
 
 if TYPE_CHECKING:
     from raynas.spaces.base import SearchSpace
@@ -56,16 +56,7 @@ class NB201SearchCell(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[list[list[bool]]] = None) -> torch.Tensor:
         """The cell on ``x`` with architecture weights ``w`` (``[edges, ops]``)."""
-        states = {self.input: x}
-        sums: dict[int, torch.Tensor] = {}
-        # edges are node-major, so every source is complete before an edge reads it
-        for e, (src, dst) in enumerate(self.edges):
-            if src not in states:
-                states[src] = sums.pop(src)
-            out = self.mixed[e](states[src], w[e], None if active is None else active[e])
-            sums[dst] = out if dst not in sums else sums[dst] + out
-        states.update(sums)
-        return states[self.output]
+        return run_cell_edges(self.edges, self.mixed, {self.input: x}, w, active)[self.output]
 
 
 class NB201Supernet(Supernet):

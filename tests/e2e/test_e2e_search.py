@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from cli_helpers import LOOPBACK, ROOT, raynas, run_watching_sockets  # noqa: E402
+from cli_helpers import LOOPBACK, raynas, run_watching_sockets  # noqa: E402
 
 
 @pytest.fixture(scope="module")
