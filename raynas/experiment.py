@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from raynas.config import (ExperimentConfig, TrialSpec, config_to_dict, dump_config, expand_trials,
-                           load_config)
+                           load_config, with_overrides)
 from raynas.errors import ConfigError
 
 DEFAULT_OUT = "raynas_results"
@@ -129,13 +129,13 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
     from raynas.results import TABLES
     from raynas.results.callback import ResultsCallback
     from raynas.tune.progress import ProgressCallback
-    from raynas.tune.trainable import resolve_trial_config, search_trainable
+    from raynas.tune.trainable import search_trainable
 
     base = trial_base_config(cfg)
     trainable = tune.with_resources(tune.with_parameters(search_trainable, base=base),
                                     {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial})
     results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base)
-    progress_cb = ProgressCallback(lambda o: int(resolve_trial_config(base, o)["search"]["epochs"]))
+    progress_cb = ProgressCallback(lambda o: int(with_overrides(base, o)["search"]["epochs"]))
     echo(f"raynas: {len(prepared.trials)} trial(s) of '{cfg.name}' ({cfg.space}, {cfg.method}) -> {directory}")
     tuner = tune.Tuner(
         trainable,

@@ -10,7 +10,7 @@ Imports neither torch nor Ray.
 from raynas.config.loader import (FieldError, config_from_dict, config_to_dict, describe_type, dump_config,
                                   load_config, load_train_config, read_config_file, registry_for, resolve_field,
                                   section_type, show_value, train_config_from_dict)
-from raynas.config.overrides import apply_overrides, parse_override, set_path, split_key
+from raynas.config.overrides import apply_overrides, parse_override, set_path, split_key, with_overrides
 from raynas.config.schema import (DataConfig, ExperimentConfig, RayConfig, ResourcesConfig, SearchConfig,
                                   SelectionConfig, SupernetConfig, TrainConfig, TuneConfig)
 from raynas.config.trials import TrialSpec, expand_trials, trial_label
@@ -21,6 +21,6 @@ __all__ = [
     "FieldError", "config_from_dict", "config_to_dict", "describe_type", "dump_config", "load_config",
     "load_train_config", "read_config_file", "registry_for", "resolve_field", "section_type", "show_value",
     "train_config_from_dict",
-    "apply_overrides", "parse_override", "set_path", "split_key",
+    "apply_overrides", "parse_override", "set_path", "split_key", "with_overrides",
     "TrialSpec", "expand_trials", "trial_label",
 ]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import typing
@@ -60,6 +61,14 @@ def set_path(data: MutableMapping[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"{where} is a single value ({child!r}), not a section, so {dotted} cannot be set")
         node = child
     node[parts[-1]] = value
+
+
+def with_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of the nested config ``base`` with each dotted key of ``overrides`` set (a trial's config)."""
+    data = copy.deepcopy(dict(base))
+    for dotted, value in overrides.items():
+        set_path(data, dotted, copy.deepcopy(value))
+    return data
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -13,13 +13,13 @@ from raynas.results.schema import KEYS, SCHEMA_VERSION, TABLES, TRIAL_STATUSES, 
 from raynas.results.writer import ResultsWriter, merge_history, rows_from_report, summarise_trial
 
 __all__ = ["FORMATS", "KEYS", "LEADERBOARD_COLUMNS", "SCHEMA_VERSION", "TABLES", "TRIAL_STATUSES",
-           "ResultsCallback", "ResultsWriter", "config_with_overrides", "format_table", "leaderboard",
+           "ResultsCallback", "ResultsWriter", "format_table", "leaderboard",
            "load_table", "merge_history", "rows_from_report", "schema_for", "summarise_trial", "trial_overrides"]
 
 
 def __getattr__(name: str) -> Any:
     """Import the ray-dependent callback module only when one of its names is asked for."""
-    if name in ("ResultsCallback", "config_with_overrides", "trial_overrides"):
+    if name in ("ResultsCallback", "trial_overrides"):
         from raynas.results import callback
 
         return getattr(callback, name)

@@ -8,24 +8,10 @@ from typing import Any, Mapping, Optional, Union
 
 from ray.tune import Callback
 
+from raynas.config.overrides import with_overrides
 from raynas.results.writer import ResultsWriter, check_mode, rows_from_report, summarise_trial
 
 _MAX_ERROR_CHARS = 2000
-
-
-def config_with_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of the nested config ``base`` with each dotted key of ``overrides`` set in it."""
-    config = copy.deepcopy(dict(base))
-    for dotted, value in overrides.items():
-        *parents, leaf = str(dotted).split(".")
-        node = config
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[leaf] = copy.deepcopy(value)
-    return config
 
 
 def trial_overrides(trial_config: Optional[Mapping[str, Any]]) -> dict[str, Any]:
@@ -82,7 +68,7 @@ class ResultsCallback(Callback):
         """Identity fields of a trial, from its config until a report names them."""
         if trial.trial_id not in self._identity:
             overrides = trial_overrides(trial.config)
-            config = config_with_overrides(self.base_config, overrides) if self.base_config is not None else None
+            config = with_overrides(self.base_config, overrides) if self.base_config is not None else None
             search = (config or {}).get("search")
             self._identity[trial.trial_id] = {
                 "overrides": overrides, "config": config,

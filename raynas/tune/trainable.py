@@ -8,32 +8,22 @@ checkpoint.
 
 from __future__ import annotations
 
-import copy
 import os
 import tempfile
-from typing import Any, Mapping
+from typing import Any
 
 from ray import tune
 
-from raynas.config import config_from_dict
-from raynas.config.overrides import set_path
+from raynas.config import config_from_dict, with_overrides
 
 STATE_FILE = "search_state.pt"
-
-
-def resolve_trial_config(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The plain config dict of one trial: ``base`` with each dotted override applied."""
-    data = copy.deepcopy(dict(base))
-    for key, value in overrides.items():
-        set_path(data, key, value)
-    return data
 
 
 def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     """Run one search, reporting each epoch to Tune (the function trainable)."""
     from raynas.search import Search, load_state, save_state
 
-    cfg = config_from_dict(resolve_trial_config(base, config.get("overrides", {})))
+    cfg = config_from_dict(with_overrides(base, config.get("overrides", {})))
     search = Search(cfg)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

@@ -12,14 +12,15 @@ from results_trainable_helper import ALPHA_ROWS, make_report
 
 from raynas.errors import ResultsError
 from raynas.results import ResultsWriter, leaderboard
-from raynas.results.callback import ResultsCallback, config_with_overrides, trial_overrides
+from raynas.config import with_overrides
+from raynas.results.callback import ResultsCallback, trial_overrides
 
 BASE = {"name": "exp", "space": "nb201", "method": "darts", "search": {"seed": 0, "epochs": 3},
         "supernet": {"channels": 16}}
 
 
-def test_config_with_overrides_sets_dotted_keys_on_a_copy():
-    config = config_with_overrides(BASE, {"search.seed": 3, "supernet.channels": 8, "data.noise_std": 0.5})
+def test_with_overrides_sets_dotted_keys_on_a_copy():
+    config = with_overrides(BASE, {"search.seed": 3, "supernet.channels": 8, "data.noise_std": 0.5})
     assert config["search"] == {"seed": 3, "epochs": 3}
     assert config["supernet"]["channels"] == 8 and config["data"] == {"noise_std": 0.5}
     assert BASE["search"]["seed"] == 0 and "data" not in BASE
