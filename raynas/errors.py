@@ -30,3 +30,7 @@ class DataError(RaynasError, ValueError):
 
 class ResultsError(RaynasError, ValueError):
     """An experiment folder or its tables are missing, unreadable or of an unknown schema version."""
+
+
+class SearchDivergedError(RaynasError, ArithmeticError):
+    """A search's loss became NaN or infinite; the trial stops and its row says where."""

@@ -129,23 +129,25 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
     from raynas.results import TABLES
     from raynas.results.callback import ResultsCallback
     from raynas.tune.progress import ProgressCallback
+    from raynas.tune.resources import trial_resources
+    from raynas.tune.schedulers import make_tune_objects
     from raynas.tune.trainable import search_trainable
 
     base = trial_base_config(cfg)
-    trainable = tune.with_resources(tune.with_parameters(search_trainable, base=base),
-                                    {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial})
+    trainable = tune.with_resources(tune.with_parameters(search_trainable, base=base), trial_resources(cfg))
     results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base)
     progress_cb = ProgressCallback(lambda o: int(with_overrides(base, o)["search"]["epochs"]))
     echo(f"raynas: {len(prepared.trials)} trial(s) of '{cfg.name}' ({cfg.space}, {cfg.method}) -> {directory}")
+    objects = make_tune_objects(cfg, prepared.trials)
     tuner = tune.Tuner(
         trainable,
-        param_space={"overrides": tune.grid_search([t.overrides for t in prepared.trials])},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=cfg.tune.max_concurrent_trials,
-                                    reuse_actors=cfg.tune.reuse_actors),
+        param_space=objects.param_space,
+        tune_config=objects.tune_config,
         run_config=tune.RunConfig(
             name=TUNE_DIR, storage_path=str(directory.resolve()), verbose=0,
             callbacks=[results_cb, progress_cb],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
         ),
     )
     grid = tuner.fit()

@@ -30,6 +30,7 @@ from torch import nn
 from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
 from raynas.config import ExperimentConfig
 from raynas.data import EpochLoader, load_data
+from raynas.errors import SearchDivergedError
 from raynas.objectives.base import Objective, StepContext
 from raynas.selection import SELECTIONS
 from raynas.spaces import Genotype, get_space
@@ -169,11 +170,17 @@ class Search:
     def _arch_step(self, train_batch: Any, val_batch: Any, ctx: StepContext) -> None:
         self.arch_optimizer.zero_grad(set_to_none=True)
         if self.cfg.search.order == 2:
-            arch_gradient_second_order(self.model, self.objective, train_batch, val_batch,
-                                       self.weight_optimizer, ctx, eps=self.cfg.search.unrolled_eps)
+            loss = arch_gradient_second_order(self.model, self.objective, train_batch, val_batch,
+                                              self.weight_optimizer, ctx, eps=self.cfg.search.unrolled_eps)
         else:
-            arch_gradient_first_order(self.model, self.objective, val_batch, ctx)
+            loss = arch_gradient_first_order(self.model, self.objective, val_batch, ctx)
+        self._check_finite("architecture", loss, ctx)
         self.arch_optimizer.step()
+
+    def _check_finite(self, which: str, loss: float, ctx: StepContext) -> None:
+        if not math.isfinite(loss):
+            raise SearchDivergedError(f"{which} loss is {loss} at epoch {ctx.epoch + 1} step {ctx.step + 1}: "
+                                      "the search diverged (lower search.weight_lr / search.arch_lr)")
 
     def _weight_step(self, batch: Any, ctx: StepContext) -> tuple[float, torch.Tensor]:
         outputs: list[torch.Tensor] = []
@@ -183,6 +190,7 @@ class Search:
         try:
             self.weight_optimizer.zero_grad(set_to_none=True)
             loss = self.objective.weight_loss(self.model, batch, ctx)
+            self._check_finite("weight", loss.item(), ctx)
             loss.backward()
         finally:
             hook.remove()

@@ -70,17 +70,25 @@ def section_table(cls: type, prefix: str) -> list[str]:
     return rows
 
 
-def _config_reference(cls: type, title: str, level: str) -> list[str]:
-    lines = [f"{level} {title}", "", _cell((cls.__doc__ or "").strip().splitlines()[0]), ""]
-    lines += [f"{level}# Top level", ""] + section_table(cls, "") + [""]
+def _nested_sections(cls: type, prefix: str, level: str) -> list[str]:
+    """Tables of ``cls``'s sections and, depth first, of their own sections."""
+    lines: list[str] = []
     hints = typing.get_type_hints(cls)
     for spec in dataclasses.fields(cls):
         section = section_type(hints[spec.name])
         if section is None:
             continue
-        lines += [f"{level}# `{spec.name}`: {spec.metadata.get('doc', '')}", ""]
-        lines += section_table(section, f"{spec.name}.") + [""]
+        key = f"{prefix}{spec.name}"
+        lines += [f"{level}# `{key}`: {spec.metadata.get('doc', '')}", ""]
+        lines += section_table(section, f"{key}.") + [""]
+        lines += _nested_sections(section, f"{key}.", level)
     return lines
+
+
+def _config_reference(cls: type, title: str, level: str) -> list[str]:
+    lines = [f"{level} {title}", "", _cell((cls.__doc__ or "").strip().splitlines()[0]), ""]
+    lines += [f"{level}# Top level", ""] + section_table(cls, "") + [""]
+    return lines + _nested_sections(cls, "", level)
 
 
 def render_reference() -> str:

@@ -90,17 +90,44 @@ class SelectionConfig:
 
 
 @dataclass(frozen=True)
+class AshaConfig:
+    """Asynchronous successive halving (Li et al. 2020): stops weak trials at rungs."""
+
+    grace_period: int = _f(1, "epochs every trial runs before it can be stopped", ge=1)
+    reduction_factor: float = _f(3.0, "keep the top 1/reduction_factor of trials at each rung", gt=1.0)
+    max_t: Optional[int] = _f(None, "last rung in epochs (default: search.epochs)", ge=1)
+
+
+@dataclass(frozen=True)
+class PbtConfig:
+    """Population based training (Jaderberg et al. 2017): exploit better trials' state, explore params."""
+
+    perturbation_interval: int = _f(2, "epochs between exploit/explore decisions", ge=1)
+    quantile_fraction: float = _f(0.25, "bottom fraction that copies the top fraction", gt=0.0, le=0.5)
+    resample_probability: float = _f(0.25, "chance to resample a mutated value instead of scaling it",
+                                     ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
 class TuneConfig:
     """The population of searches that Ray Tune runs."""
 
+    searcher: str = _f("grid", "how trials' values are chosen: grid (tune.grid), random or optuna (tune.params)",
+                       choices=("grid", "random", "optuna"))
     grid: dict = _f({}, "dotted config key -> list of values; one trial per combination (cartesian product)")
-    num_samples: int = _f(1, "repeats of the whole grid", ge=1)
-    metric: str = _f("derived_val_acc", "reported metric that ranks trials",
+    params: dict = _f({}, "dotted config key -> distribution, e.g. {loguniform: [1.0e-4, 1.0e-2]}; "
+                          "kinds: choice, uniform, loguniform, randint (random/optuna searchers, PBT mutations)")
+    num_samples: int = _f(1, "repeats of the grid, or trials drawn by the random/optuna searcher", ge=1)
+    metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers",
                      choices=("derived_val_acc", "val_acc", "train_acc", "derived_val_loss", "val_loss",
                               "train_loss"))
     mode: str = _f("max", "max or min of the metric", choices=("max", "min"))
-    scheduler: str = _f("fifo", "trial scheduler", choices=("fifo",))
+    scheduler: str = _f("fifo", "trial scheduler", choices=("fifo", "asha", "pbt"))
+    asha: AshaConfig = field(default_factory=AshaConfig, metadata={"doc": "ASHA settings (scheduler: asha)"})
+    pbt: PbtConfig = field(default_factory=PbtConfig, metadata={"doc": "PBT settings (scheduler: pbt)"})
+    seed: Optional[int] = _f(None, "seed of the random/optuna searcher and of PBT's choices", ge=0)
     max_concurrent_trials: Optional[int] = _f(None, "trials running at once (default: as many as fit)", ge=1)
+    max_failures: int = _f(0, "retries of a trial whose process dies, from its last checkpoint", ge=0)
     reuse_actors: bool = _f(True, "reuse trial processes between trials (saves start-up time)")
 
 
@@ -108,8 +135,11 @@ class TuneConfig:
 class ResourcesConfig:
     """What one trial asks Ray for."""
 
-    cpus_per_trial: float = _f(1.0, "CPUs per trial", gt=0.0)
-    gpus_per_trial: float = _f(0.0, "GPUs per trial", ge=0.0)
+    cpus_per_trial: float = _f(1.0, "CPUs of the trial's own process (with shards: the coordinator)", gt=0.0)
+    gpus_per_trial: float = _f(0.0, "GPUs of the trial's own process (shards: 1 only)", ge=0.0)
+    shards: int = _f(1, "data-parallel supernet replicas per trial, each a Ray actor (1: no actors)", ge=1)
+    cpus_per_shard: float = _f(1.0, "CPUs of each shard actor (shards > 1)", gt=0.0)
+    gpus_per_shard: float = _f(0.0, "GPUs of each shard actor (shards > 1); one shard per GPU", ge=0.0)
 
 
 @dataclass(frozen=True)

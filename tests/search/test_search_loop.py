@@ -122,3 +122,12 @@ def test_bad_device_is_a_config_error(bad):
 
     with pytest.raises(ConfigError, match="search.device"):
         config_from_dict({**TINY, **bad})
+
+
+def test_divergence_raises_with_where_it_happened():
+    from raynas.errors import SearchDivergedError
+
+    search = tiny(weight_lr=1e9, grad_clip=0.0, weight_lr_min=0.0)
+    with pytest.raises(SearchDivergedError, match=r"loss is (nan|inf) at epoch \d+ step \d+"):
+        for _ in range(3):
+            search.run_epoch()
