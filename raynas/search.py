@@ -159,6 +159,7 @@ class Search:
             "connected": bool(self.space.is_connected(self.genotype)),
             "alphas": self.alphas_long(),
             "space": self.cfg.space, "method": self.cfg.method, "seed": s.seed,
+            "reported_at": time.time(),
         }
         report.update(extra)
         return report

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from raynas.errors import ResultsError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the table layouts below; bump it when a column changes meaning, type or disappears."""
 
 VERSION_KEY = b"raynas.schema_version"
@@ -69,6 +69,9 @@ EPOCHS = _schema("epochs", [
     pa.field("epoch", pa.int32(), nullable=False),
     *[_f64(name) for name in EPOCH_METRICS],
     _f64("wall_time_s"),
+    _f64("reported_at"),  # unix time of the report (trial side): orders and overlaps trials
+    pa.field("node_ip", pa.string()),  # the node the trial ran on at this epoch
+    pa.field("restored_from", pa.string()),  # trial whose checkpoint this trial's state came from (PBT exploit)
     pa.field("extra", pa.map_(pa.string(), pa.float64())),
 ])
 

@@ -34,7 +34,8 @@ PER_EPOCH_TABLES = ("epochs", "alphas", "genotypes")
 
 # Keys of a report that have their own columns or tables, and keys Ray Tune adds to every result; every
 # other numeric key goes to the epochs table's ``extra`` map.
-_CONTRACT_KEYS = frozenset({"epoch", *EPOCH_METRICS, "genotype", "num_skip", "connected", "alphas",
+_CONTRACT_KEYS = frozenset({"epoch", *EPOCH_METRICS, "genotype", "num_skip", "connected", "alphas", "reported_at",
+                            "restored_from",
                             "space", "method", "seed"})
 _TUNE_KEYS = frozenset({"training_iteration", "time_total_s", "time_this_iter_s", "timestamp",
                         "time_since_restore", "timesteps_total", "timesteps_since_restore",
@@ -95,6 +96,10 @@ def report_epoch(result: Mapping[str, Any]) -> int:
     raise ResultsError("a trial report has no 'epoch' (nor Tune's 'training_iteration') key")
 
 
+def _optional_str(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
 def rows_from_report(trial_id: str, result: Mapping[str, Any]) -> dict[str, pa.Table]:
     """Split one trial report into its rows of the epochs, alphas and genotypes tables.
 
@@ -110,6 +115,9 @@ def rows_from_report(trial_id: str, result: Mapping[str, Any]) -> dict[str, pa.T
     epoch_row = {"trial_id": trial_id, "epoch": epoch,
                  **{name: _float(name, result.get(name)) for name in EPOCH_METRICS},
                  "wall_time_s": _float("time_total_s", result.get("time_total_s")),
+                 "reported_at": _float("reported_at", result.get("reported_at")),
+                 "node_ip": _optional_str(result.get("node_ip")),
+                 "restored_from": _optional_str(result.get("restored_from")),
                  "extra": extra}
     tables = {"epochs": pa.Table.from_pylist([epoch_row], schema=TABLES["epochs"])}
 
