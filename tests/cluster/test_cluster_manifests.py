@@ -1,0 +1,155 @@
+"""The cluster manifests under cluster/ parse and say what cluster/README.md promises.
+
+The launcher config is checked against the JSON schema Ray ships with its autoscaler; the KubeRay
+manifests for the fields raynas depends on: autoscaling bounds, GPUs, a shared ReadWriteMany volume on
+every node, the dashboard kept inside the cluster, and a RayJob whose command is a valid raynas search.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from raynas.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = ROOT / "cluster"
+KUBERAY = CLUSTER / "kuberay"
+EXPOSED_SERVICE_TYPES = {"LoadBalancer", "NodePort"}
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The single YAML document in PATH."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def ray_schema() -> dict[str, Any]:
+    """Ray's cluster-config JSON schema, read from the installed package without importing Ray."""
+    spec = importlib.util.find_spec("ray")
+    assert spec is not None and spec.submodule_search_locations
+    path = Path(list(spec.submodule_search_locations)[0]) / "autoscaler" / "ray-schema.json"
+    return json.loads(path.read_text())
+
+
+def service_types(node: Any) -> list[str]:
+    """Every Service type a manifest asks for: ``serviceType`` fields and the ``type`` of Service objects."""
+    found = []
+    if isinstance(node, dict):
+        if node.get("kind") == "Service":
+            found.append(node.get("spec", {}).get("type", "ClusterIP"))
+        found += [v for k, v in node.items() if k == "serviceType"]
+        for value in node.values():
+            found += service_types(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += service_types(value)
+    return found
+
+
+def search_command(words: list[str]) -> tuple[str, list[str], dict[str, str]]:
+    """Config path, --set overrides and other options of the ``raynas search`` in a command's words."""
+    start = words.index("raynas")
+    assert words[start + 1] == "search"
+    config, rest = words[start + 2], words[start + 3:]
+    overrides, options = [], {}
+    for flag, value in zip(rest[::2], rest[1::2]):
+        if flag == "--set":
+            overrides.append(value)
+        else:
+            options[flag] = value
+    return config, overrides, options
+
+
+def test_launcher_config_matches_rays_schema() -> None:
+    """cluster/aws.yaml is a valid Ray cluster-launcher config."""
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(load(CLUSTER / "aws.yaml"), ray_schema())
+
+
+def test_launcher_config_autoscales_gpu_workers_and_keeps_dashboard_local() -> None:
+    """GPU worker type with autoscaling bounds; raynas installed on every node; dashboard on localhost."""
+    cfg = load(CLUSTER / "aws.yaml")
+    types = cfg["available_node_types"]
+    assert cfg["head_node_type"] in types
+    workers = {name: t for name, t in types.items() if name != cfg["head_node_type"]}
+    gpu = [t for t in workers.values() if t["resources"].get("GPU", 0) >= 1]
+    assert gpu, "no worker type offers a GPU"
+    for t in gpu:
+        assert 0 <= t["min_workers"] <= t["max_workers"] <= cfg["max_workers"]
+        assert t["max_workers"] >= 1
+    assert types[cfg["head_node_type"]]["resources"].get("GPU", 0) == 0
+
+    assert any("pip install" in c and "raynas" in c for c in cfg["setup_commands"])
+    assert any("/shared" in c for c in cfg["setup_commands"])
+    head_start = " ".join(cfg["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in head_start
+    assert any("$RAY_HEAD_IP:6379" in c for c in cfg["worker_start_ray_commands"])
+    mounted = set(cfg["file_mounts"].values())
+    assert {"./dist", "./search_configs"} <= mounted
+    assert (ROOT / "search_configs").is_dir()
+
+
+def test_raycluster_autoscales_gpu_group_and_exposes_nothing() -> None:
+    """RayCluster: autoscaler on, GPU worker group with bounds, ClusterIP only, /shared on every pod."""
+    rc = load(KUBERAY / "raycluster.yaml")
+    assert (rc["apiVersion"], rc["kind"]) == ("ray.io/v1", "RayCluster")
+    spec = rc["spec"]
+    assert spec["enableInTreeAutoscaling"] is True
+    assert spec["headGroupSpec"].get("serviceType", "ClusterIP") == "ClusterIP"
+    for manifest in sorted(KUBERAY.glob("*.yaml")):
+        assert not EXPOSED_SERVICE_TYPES & set(service_types(load(manifest))), manifest.name
+
+    claim = load(KUBERAY / "shared-pvc.yaml")
+    assert claim["kind"] == "PersistentVolumeClaim"
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+    pods = [spec["headGroupSpec"]["template"]["spec"]]
+    groups = spec["workerGroupSpecs"]
+    gpu_groups = [g for g in groups
+                  if int(g["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu", 0)) >= 1]
+    assert gpu_groups, "no worker group asks for a GPU"
+    for g in gpu_groups:
+        assert 0 <= g["minReplicas"] <= g["replicas"] <= g["maxReplicas"]
+        assert g["maxReplicas"] >= 1
+    pods += [g["template"]["spec"] for g in groups]
+
+    images = set()
+    for pod in pods:
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
+                  if "persistentVolumeClaim" in v}
+        container = pod["containers"][0]
+        images.add(container["image"])
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert claims.get(mounts.get("/shared")) == claim["metadata"]["name"]
+    assert len(images) == 1, "head and workers must run the same raynas image"
+
+
+def test_rayjob_runs_a_valid_raynas_search_on_the_cluster(tmp_path: Path) -> None:
+    """RayJob: targets the RayCluster, joins it with --address auto, writes to /shared, valid config."""
+    job = load(KUBERAY / "rayjob.yaml")
+    cluster_name = load(KUBERAY / "raycluster.yaml")["metadata"]["name"]
+    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
+    assert job["spec"]["clusterSelector"]["ray.io/cluster"] == cluster_name
+
+    words = shlex.split(job["spec"]["entrypoint"])
+    config, overrides, options = search_command(words)
+    assert options["--address"] == "auto"
+    assert options["--out"].startswith("/shared/")
+    assert config.startswith("search_configs/")
+    # The image copies search_configs/ to /opt/raynas, where the entrypoint starts.
+    assert words[:3] == ["cd", "/opt/raynas", "&&"]
+    dockerfile = (CLUSTER / "Dockerfile").read_text()
+    assert "COPY search_configs/ /opt/raynas/search_configs/" in dockerfile
+    roots = [o.split("=", 1)[1] for o in overrides if o.startswith("data.root=")]
+    assert roots and roots[0].startswith("/shared/")
+    # The data folder exists on the cluster's volume only; validate the rest of the config against a stand-in.
+    local = [o for o in overrides if not o.startswith("data.root=")] + [f"data.root={tmp_path}"]
+    cfg = load_config(ROOT / config, local)
+    assert cfg.resources.gpus_per_trial >= 1
