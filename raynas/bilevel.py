@@ -27,6 +27,11 @@ def _grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Ten
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
 
+def _value(loss: torch.Tensor) -> torch.Tensor:
+    """A detached one-element copy of ``loss``, to be averaged over shards with the gradients."""
+    return loss.detach().reshape(1).clone()
+
+
 def _set_grads(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
     """Replace (not accumulate into) each parameter's ``.grad``."""
     for p, g in zip(params, grads):
@@ -37,12 +42,16 @@ def arch_gradient_first_order(model: "Supernet", objective: "Objective", val_bat
                               ctx: "StepContext") -> float:
     """Set ``alpha.grad`` to ``grad_alpha L_val(w, alpha)`` (first-order DARTS) and return ``L_val``.
 
-    The weights' ``.grad`` are left untouched.
+    The weights' ``.grad`` are left untouched. Sharded (``ctx.scale_loss``/``ctx.reduce``), the gradient and
+    the returned loss are the whole batch's.
     """
     alphas = model.arch_parameters()
-    loss = objective.arch_loss(model, val_batch, ctx)
-    _set_grads(alphas, _grads(loss, alphas))
-    return float(loss.detach())
+    loss = ctx.scale_loss(objective.arch_loss(model, val_batch, ctx), val_batch)
+    grads = _grads(loss, alphas)
+    value = _value(loss)
+    ctx.reduce([*grads, value])
+    _set_grads(alphas, grads)
+    return float(value)
 
 
 def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_batch: "Batch",
@@ -61,7 +70,9 @@ def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_
 
     The weights are restored bit for bit from a saved copy (also when a loss raises); their ``.grad`` are
     not touched. Buffers such as BatchNorm running statistics are updated by the extra forward passes, as
-    in any training-mode forward.
+    in any training-mode forward. Sharded, every gradient above is averaged over the shards as soon as it is
+    computed (``ctx.reduce``), so the virtual step, ``v`` and ``r`` are the whole batch's and the same on
+    every shard.
     """
     alphas = model.arch_parameters()
     weights = [p for p in model.weight_parameters() if p.requires_grad]
@@ -71,7 +82,8 @@ def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_
     weight_decay = float(group.get("weight_decay", 0.0) or 0.0)
     saved = [p.detach().clone() for p in weights]
     try:
-        g_train = _grads(objective.weight_loss(model, train_batch, ctx), weights)
+        g_train = _grads(ctx.scale_loss(objective.weight_loss(model, train_batch, ctx), train_batch), weights)
+        ctx.reduce(g_train)
         with torch.no_grad():
             for p, g in zip(weights, g_train):
                 step = g + weight_decay * p
@@ -79,21 +91,25 @@ def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_
                 if momentum and buf is not None:
                     step = step + momentum * buf
                 p.sub_(xi * step)
-        val_loss = objective.arch_loss(model, val_batch, ctx)
+        val_loss = ctx.scale_loss(objective.arch_loss(model, val_batch, ctx), val_batch)
         grads = _grads(val_loss, [*alphas, *weights])
+        value = _value(val_loss)
+        ctx.reduce([*grads, value])
         g_alpha, v = grads[: len(alphas)], grads[len(alphas):]
         norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in v]))) if v else 0.0
         if norm > 0.0 and xi != 0.0:
             r = eps / norm
             g_plus = _train_alpha_grads(model, objective, train_batch, ctx, weights, saved, v, r)
             g_minus = _train_alpha_grads(model, objective, train_batch, ctx, weights, saved, v, -r)
-            g_alpha = [g - xi * (gp - gm) / (2 * r) for g, gp, gm in zip(g_alpha, g_plus, g_minus)]
+            diff = [gp - gm for gp, gm in zip(g_plus, g_minus)]
+            ctx.reduce(diff)
+            g_alpha = [g - xi * d / (2 * r) for g, d in zip(g_alpha, diff)]
     finally:
         with torch.no_grad():
             for p, s in zip(weights, saved):
                 p.copy_(s)
     _set_grads(alphas, g_alpha)
-    return float(val_loss.detach())
+    return float(value)
 
 
 def _train_alpha_grads(model: "Supernet", objective: "Objective", batch: "Batch", ctx: "StepContext",
@@ -103,4 +119,4 @@ def _train_alpha_grads(model: "Supernet", objective: "Objective", batch: "Batch"
     with torch.no_grad():
         for p, s, d in zip(weights, saved, v):
             p.copy_(s).add_(d, alpha=r)
-    return _grads(objective.weight_loss(model, batch, ctx), model.arch_parameters())
+    return _grads(ctx.scale_loss(objective.weight_loss(model, batch, ctx), batch), model.arch_parameters())

@@ -13,7 +13,8 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional
 
-from raynas.config.schema import DataConfig, ExperimentConfig, SearchConfig, TrainConfig, TuneConfig
+from raynas.config.schema import (DataConfig, ExperimentConfig, ResourcesConfig, SearchConfig, TrainConfig,
+                                  TuneConfig)
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
 FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
@@ -82,6 +83,17 @@ def check_tune(cfg: TuneConfig, path: str) -> Optional[Problem]:
     return None
 
 
+def check_resources(cfg: ResourcesConfig, path: str) -> Optional[Problem]:
+    """Sharded trials keep their GPUs in the shards, one shard per whole GPU (NCCL)."""
+    if cfg.shards > 1 and cfg.gpus_per_trial:
+        return Problem(join_path(path, "gpus_per_trial"), cfg.gpus_per_trial,
+                       f"must be 0 with shards = {cfg.shards}: the shards hold the GPUs; set gpus_per_shard instead")
+    if cfg.shards > 1 and cfg.gpus_per_shard != int(cfg.gpus_per_shard):
+        return Problem(join_path(path, "gpus_per_shard"), cfg.gpus_per_shard,
+                       "must be a whole number with shards > 1 (NCCL runs one shard per GPU); 0 runs CPU shards")
+    return None
+
+
 def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     """The experiment name becomes a folder under ``--out``, so it must not contain a path."""
     if not isinstance(cfg.name, str) or not _FOLDER_NAME.fullmatch(cfg.name):
@@ -105,6 +117,7 @@ SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] 
     DataConfig: (check_data,),
     SearchConfig: (check_search,),
     TuneConfig: (check_tune,),
+    ResourcesConfig: (check_resources,),
     ExperimentConfig: (check_experiment,),
     TrainConfig: (check_train,),
 }

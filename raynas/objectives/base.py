@@ -14,13 +14,22 @@ so that a resumed search continues bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 Batch = tuple["torch.Tensor", "torch.Tensor"]
+
+
+def no_reduce(tensors: Sequence["torch.Tensor"]) -> None:
+    """The :attr:`StepContext.reduce` of an unsharded search: the local gradients are the batch's."""
+
+
+def unscaled(loss: "torch.Tensor", batch: Batch) -> "torch.Tensor":
+    """The :attr:`StepContext.scale_loss` of an unsharded search: the loss as it is."""
+    return loss
 
 
 @dataclass
@@ -34,6 +43,11 @@ class StepContext:
     weight_lr: float  #: the weight optimizer's current learning rate
     device: "torch.device"
     extras: dict[str, Any] = field(default_factory=dict)  #: free slot for method-specific values
+    #: averages gradients (or any per-shard means) over data-parallel shards, in place; call it on every
+    #: gradient computed from a batch, after back-propagating ``scale_loss(loss, batch)``
+    reduce: Callable[[Sequence["torch.Tensor"]], None] = no_reduce
+    #: the loss to back-propagate for a mean ``loss`` over this shard's slice ``batch`` (unsharded: ``loss``)
+    scale_loss: Callable[["torch.Tensor", Batch], "torch.Tensor"] = unscaled
 
 
 class Objective:

@@ -1,0 +1,132 @@
+"""Our Ray actors; this package is the only place that calls ``.remote()`` on them.
+
+:class:`ShardGroup` runs one search data-parallel over ``cfg.resources.shards`` :class:`ShardActor`
+processes and offers the part of :class:`raynas.search.Search` that a trial drives (``run_epoch``,
+``get_state``, ``set_state``, ``done``), so a Tune trial uses either interchangeably. Inside a trial whose
+resources come from :func:`raynas.tune.resources.trial_resources`, shard ``r`` runs in bundle ``1 + r`` of the
+trial's placement group (bundle 0 is the trial's own process); elsewhere (tests, tools) the actors ask Ray
+for their resources directly. Importing this package imports Ray, not torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from raynas.actors.shard import ShardActor
+from raynas.config import ExperimentConfig
+from raynas.errors import RaynasError
+
+__all__ = ["ShardActor", "ShardGroup"]
+
+
+def _gather(refs: Sequence[Any], timeout_s: Optional[float] = None) -> list[Any]:
+    """``ray.get`` of every ref, raising the first failure at once (the others may be stuck in a collective).
+
+    A raynas error inside a shard (a diverged search) is re-raised as itself, its one-line message intact.
+    """
+    import ray
+
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1, timeout=timeout_s)
+        if not ready:
+            raise TimeoutError(f"{len(pending)} shard call(s) did not finish within {timeout_s}s")
+        try:
+            ray.get(ready)
+        except ray.exceptions.RayTaskError as err:
+            if isinstance(err.cause, RaynasError):
+                raise err.cause from None
+            raise
+    return ray.get(list(refs))
+
+
+class ShardGroup:
+    """One search trained by ``cfg.resources.shards`` shard actors with synchronised gradients.
+
+    Reports and checkpoints come from rank 0 (every shard holds the same weights and architecture); a
+    checkpoint also holds each shard's RNG states under ``shard_rngs`` and the group's ``owner``. ``close``
+    (or leaving a ``with`` block) kills the actors. ``start_timeout_s`` bounds the wait for the actors to
+    start and join.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, *, start_timeout_s: float = 600.0) -> None:
+        import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        self.cfg = cfg
+        self.epoch = 0
+        self.owner: Optional[str] = None  #: the trial that owns this search, saved in its states (PBT lineage)
+        self.world_size = int(cfg.resources.shards)
+        self._actors: list[Any] = []
+        group = ray.util.get_current_placement_group()
+        if group is not None and len(group.bundle_specs) < self.world_size + 1:
+            raise RaynasError(f"the trial's placement group has {len(group.bundle_specs)} bundle(s); "
+                              f"{self.world_size} shards need {self.world_size + 1} (one per shard after the "
+                              "trial's own): build them with raynas.tune.resources.trial_resources")
+        remote_cls = ray.remote(ShardActor)
+        try:
+            for rank in range(self.world_size):
+                options: dict[str, Any] = {"num_cpus": cfg.resources.cpus_per_shard,
+                                           "num_gpus": cfg.resources.gpus_per_shard}
+                if group is not None:
+                    options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                        group, placement_group_bundle_index=rank + 1)
+                self._actors.append(remote_cls.options(**options).remote(cfg, rank, self.world_size))
+            host, port = _gather([self._actors[0].open_store.remote(start_timeout_s)], start_timeout_s)[0]
+            self.devices: list[str] = _gather([a.join.remote(host, port, start_timeout_s) for a in self._actors],
+                                              start_timeout_s)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def done(self) -> bool:
+        """Whether every configured epoch has run."""
+        return self.epoch >= self.cfg.search.epochs
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train and evaluate one epoch on every shard; return rank 0's report."""
+        report = _gather([a.run_epoch.remote() for a in self._actors])[0]
+        self.epoch = int(report["epoch"])
+        return report
+
+    def get_state(self) -> dict[str, Any]:
+        """Rank 0's :meth:`raynas.search.Search.get_state` plus ``shard_rngs``, every shard's RNG states."""
+        states = _gather([a.get_state.remote(rank == 0) for rank, a in enumerate(self._actors)])
+        return {**states[0], "owner": self.owner, "shard_rngs": [s["rng"] for s in states]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Set the same state on every shard (a state of an unsharded search works too)."""
+        import ray
+
+        ref = ray.put(state)
+        self.epoch = _gather([a.set_state.remote(ref) for a in self._actors])[0]
+
+    def apply_hyperparameters(self) -> None:
+        """Apply this trial's own meta-hyperparameters on every shard (after a PBT exploit)."""
+        _gather([a.apply_hyperparameters.remote() for a in self._actors])
+
+    def fingerprint(self) -> int:
+        """Rank 0's architecture fingerprint (every shard holds the same architecture parameters)."""
+        return _gather([self._actors[0].fingerprint.remote()])[0]
+
+    def step_seconds(self) -> list[float]:
+        """Wall time of each training step of rank 0's last epoch."""
+        return _gather([self._actors[0].step_seconds.remote()])[0]
+
+    def close(self) -> None:
+        """Kill the shard actors (idempotent)."""
+        import ray
+
+        for actor in self._actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # already dead or Ray shut down: nothing left to stop
+                pass
+        self._actors = []
+
+    def __enter__(self) -> "ShardGroup":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Benchmark data-parallel supernet shards: median search-step time with K=1 and K=2 shards, and the speed-up.
+
+Fixed small setting: first-order DARTS on NB201 (C=16, N=2) over noisy digits (8x8; ``--image-size``
+resizes them), global batch 128, ``--steps`` steps per epoch, each shard a Ray actor on one torch thread
+(K=1 is one actor on the whole batch, no synchronisation). The first epoch is a warm-up; the median is
+taken over the steps of the other epochs (training steps only: architecture step + weight step,
+collectives included). A local Ray instance with one CPU per shard runs on loopback, its temp folder under
+the system temp folder. Synchronised batch norm costs one collective (a sum over the shards) per BatchNorm
+layer in every forward and every backward pass, so on CPUs the speed-up depends on how much compute a
+layer has against the collectives' latency; the 1-minute load average is printed with the figures because
+a busy machine inflates that latency.
+
+    python tools/bench_shards.py [--shards 1 2] [--steps 6] [--epochs 4] [--order 1] [--image-size 16] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SETTING = {
+    "space": "nb201",
+    "data": {"name": "digits", "noise_std": 0.5},
+    "supernet": {"channels": 16, "layers": 2},
+    "search": {"batch_size": 128, "arch_lr": 0.01, "eval_derived": False, "seed": 0},
+    "resources": {"cpus_per_shard": 1},
+}
+
+
+def measure(shards: int, steps: int, epochs: int, order: int, image_size: int | None) -> dict:
+    """Median step time of ``shards`` shard actors over epochs 2..``epochs`` (epoch 1 warms up)."""
+    from raynas.actors import ShardGroup
+    from raynas.config import config_from_dict
+
+    search = {**SETTING["search"], "steps_per_epoch": steps, "epochs": epochs, "order": order}
+    data = {**SETTING["data"], "image_size": image_size}
+    cfg = config_from_dict({**SETTING, "search": search, "data": data,
+                            "resources": {**SETTING["resources"], "shards": shards}})
+    start = time.perf_counter()
+    with ShardGroup(cfg) as group:
+        startup = time.perf_counter() - start
+        times: list[float] = []
+        for epoch in range(epochs):
+            group.run_epoch()
+            if epoch:
+                times.extend(group.step_seconds())
+    return {"shards": shards, "median_step_s": round(statistics.median(times), 4),
+            "min_step_s": round(min(times), 4), "timed_steps": len(times), "startup_s": round(startup, 2)}
+
+
+def batchnorm_layers() -> int:
+    """BatchNorm layers of the benchmarked supernet: each costs a collective per forward and per backward."""
+    from torch import nn
+
+    from raynas.spaces import get_space
+
+    model = get_space("nb201").build_supernet(channels=16, layers=2, num_classes=10, in_channels=1)
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", type=int, nargs="+", default=[1, 2], help="shard counts to time")
+    parser.add_argument("--steps", type=int, default=6, help="steps per epoch (at most 6: one pass over digits)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs (the first is not timed)")
+    parser.add_argument("--order", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--image-size", type=int, default=None, help="resize the digits (default: native 8x8)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (the first one is not timed)")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a local Ray on loopback only
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="rb") as temp:
+        ray.init(num_cpus=max(args.shards), include_dashboard=False, log_to_driver=False, _temp_dir=temp)
+        try:
+            figures = [measure(k, args.steps, args.epochs, args.order, args.image_size) for k in args.shards]
+        finally:
+            ray.shutdown()
+    base = figures[0]["median_step_s"]
+    bn_layers = batchnorm_layers()
+    for f in figures:
+        f["speedup_vs_first"] = round(base / f["median_step_s"], 3)
+    setting = {"space": "nb201", "channels": 16, "layers": 2, "global_batch": 128,
+               "image_size": args.image_size or 8, "order": args.order, "threads_per_shard": 1,
+               "steps_per_epoch": args.steps, "epochs": args.epochs, "cpu_count": os.cpu_count(),
+               "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)], "batchnorm_layers": bn_layers,
+               "collectives_per_step": 4 * bn_layers + 4 if args.order == 1 else None}
+    if args.json:
+        print(json.dumps({"setting": setting, "results": figures}))
+        return
+    print(f"setting: {setting}")
+    print(f"{'shards':>6} {'median step s':>14} {'min step s':>11} {'speed-up':>9} {'start-up s':>11}")
+    for f in figures:
+        print(f"{f['shards']:>6} {f['median_step_s']:>14.4f} {f['min_step_s']:>11.4f} "
+              f"{f['speedup_vs_first']:>9.2f} {f['startup_s']:>11.2f}")
+
+
+if __name__ == "__main__":
+    main()
