@@ -13,14 +13,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from raynas.config.loader import (FieldError, config_from_dict, config_to_dict, resolve_field, section_type,
-                                  show_value)
-from raynas.config.overrides import set_path, split_key
+from raynas.config.loader import FieldError, config_from_dict, config_to_dict, show_value
+from raynas.config.overrides import set_path
+from raynas.config.params import check_population, check_setting_key, get_path
 from raynas.config.schema import ExperimentConfig
 from raynas.errors import ConfigError
 
-#: Top-level keys that belong to the experiment as a whole and so cannot vary between trials.
-FIXED_KEYS = ("name", "tune", "ray", "resources")
 #: A guard against a grid that would expand into more trials than anyone means to run.
 MAX_TRIALS = 10_000
 
@@ -40,25 +38,7 @@ class TrialSpec:
 
 def _check_grid_key(key: str) -> None:
     """A grid key must name one setting outside the experiment-wide sections."""
-    entry = f"tune.grid[{key!r}]"
-    head = key.split(".", 1)[0]
-    if head in FIXED_KEYS:
-        raise ConfigError(f"{entry}: {head} cannot vary between trials; grid keys may not lie under "
-                          f"{', '.join(FIXED_KEYS[:-1])} or {FIXED_KEYS[-1]}")
-    try:
-        _, hint = resolve_field(key)
-    except FieldError as exc:
-        raise ConfigError(f"{entry}: {exc}") from None
-    if section_type(hint) is not None:
-        raise ConfigError(f"{entry}: {key} is a section, not a single setting; name one of its keys "
-                          f"(e.g. {key}.<key>)")
-
-
-def _get_path(data: dict[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in split_key(dotted):
-        node = node[part]
-    return node
+    check_setting_key(key, "grid")
 
 
 def _culprit(path: str, combo: dict[str, Any]) -> str:
@@ -81,14 +61,16 @@ def _trial_config(base: dict[str, Any], combo: dict[str, Any]) -> tuple[dict[str
         raise ConfigError(f"{_culprit(exc.path, combo)}: {exc}") from None
     resolved = config_to_dict(config)
     # The validated values (3e-4 written as text becomes a float, 1 for a float field becomes 1.0).
-    return {key: _get_path(resolved, key) for key in combo}, config
+    return {key: get_path(resolved, key) for key in combo}, config
 
 
 def expand_trials(cfg: ExperimentConfig) -> list[TrialSpec]:
     """Every trial of ``cfg``: the grid's cartesian product, repeated ``cfg.tune.num_samples`` times.
 
     An empty grid gives ``num_samples`` trials of ``cfg`` itself. Raises ConfigError for a grid key that is
-    unknown, not a single setting or under name/tune/ray/resources, and for a value that makes a config invalid.
+    unknown, not a single setting or under name/tune/ray/resources, for a value that makes a config invalid,
+    and for ``tune.params`` or searcher/scheduler settings that :func:`raynas.config.params.check_population`
+    refuses. With the random/optuna searcher a trial's ``tune.params`` values are drawn when it starts.
     """
     grid = cfg.tune.grid
     for key in grid:
@@ -100,6 +82,7 @@ def expand_trials(cfg: ExperimentConfig) -> list[TrialSpec]:
     base = config_to_dict(cfg)
     keys = list(grid)
     points = [_trial_config(base, dict(zip(keys, combo))) for combo in itertools.product(*grid.values())]
+    check_population(cfg)
     specs: list[TrialSpec] = []
     for sample in range(cfg.tune.num_samples):
         for overrides, config in points:
