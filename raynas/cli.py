@@ -49,7 +49,13 @@ def main() -> None:
               help="Folder that receives the experiment folder <out>/<name>.")
 @friendly_errors
 def search(config: str, overrides: tuple[str, ...], address: str | None, out: str) -> None:
-    """Run the population of searches described by CONFIG (a YAML file)."""
+    """Run the population of searches described by CONFIG (a YAML file).
+
+    Every setting is in the README's config reference. Fault tolerance: a trial whose process dies is
+    retried from its last checkpoint up to tune.max_failures times (--set tune.max_failures=2); a diverged
+    trial (NaN/inf loss) fails at once, is not retried, and makes the exit code 1; an interrupted run
+    goes on with raynas resume <out>/<name>.
+    """
     from raynas.experiment import prepare_experiment, run_experiment, summary_lines
 
     prepared = prepare_experiment(config, overrides, out=out, address=address)
@@ -57,6 +63,27 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     for line in summary_lines(outcome):
         click.echo(line)
     if outcome.num_errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto') instead of the "
+                                               "experiment's own setting (default: as it was searched).")
+@friendly_errors
+def resume(directory: str, address: str | None) -> None:
+    """Continue the interrupted experiment in DIRECTORY (<out>/<name> of raynas search).
+
+    Finished trials stay finished; running and errored trials continue from their last checkpoint (a
+    diverged trial is finished and stays failed). Prints the same summary as search; exit code 1 when a
+    trial failed, 0 when the experiment had already finished.
+    """
+    from raynas.experiment import resume_experiment, summary_lines
+
+    outcome = resume_experiment(directory, address=address, echo=click.echo)
+    for line in summary_lines(outcome):
+        click.echo(line)
+    if outcome.num_errors and not outcome.already_finished:
         sys.exit(1)
 
 

@@ -4,6 +4,7 @@ Everything that can be checked is checked before anything is written: the config
 (the grid expanded) and the experiment folder. Then the folder is created with the resolved config, Ray is
 started on loopback (or joined with an address), and Tune runs one trial per search. Results reach
 ``<experiment>/tables/`` through :class:`raynas.results.callback.ResultsCallback`.
+:func:`resume_experiment` (``raynas resume``) continues an interrupted experiment from its folder.
 This module imports neither torch nor Ray at import time.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -42,6 +43,8 @@ class ExperimentOutcome:
     num_trials: int
     num_errors: int
     metric: str
+    failures: dict[str, str] = field(default_factory=dict)  # trial id -> one-line reason (trials table)
+    already_finished: bool = False  # a resume that found nothing left to run
 
 
 def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] = (), *,
@@ -61,10 +64,11 @@ def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] 
 def distinct_seeds(cfg: ExperimentConfig, trials: list[TrialSpec]) -> list[TrialSpec]:
     """Give repeated samples of one grid point their own seed (base seed + repeat index).
 
-    Without this, ``tune.num_samples: 3`` would run three identical searches. A grid that sets
-    ``search.seed`` itself is left alone.
+    Without this, ``tune.num_samples: 3`` would run three identical searches. The same rule holds for every
+    searcher: with random/optuna and no grid, trial ``i`` gets ``search.seed + i`` (Optuna's ``i``-th
+    suggestion). A grid or ``tune.params`` entry that sets ``search.seed`` itself is left alone.
     """
-    if cfg.tune.num_samples == 1 or "search.seed" in cfg.tune.grid:
+    if cfg.tune.num_samples == 1 or "search.seed" in cfg.tune.grid or "search.seed" in cfg.tune.params:
         return trials
     per_repeat = len(trials) // cfg.tune.num_samples
     seeded = []
@@ -80,6 +84,8 @@ def start_ray(cfg: ExperimentConfig) -> None:
     """Join ``cfg.ray.address`` or start a local Ray bounded to ``cfg.ray.num_cpus`` on 127.0.0.1 only."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet_tune()
+    if not cfg.ray.address or is_loopback_address(cfg.ray.address):
+        keep_local_ray_on_loopback()
     import ray
 
     if ray.is_initialized():
@@ -87,12 +93,40 @@ def start_ray(cfg: ExperimentConfig) -> None:
     if cfg.ray.address:
         ray.init(address=cfg.ray.address, log_to_driver=False)
         return
-    # A local instance binds to the machine's interface address unless this is set before Ray starts.
+    ray.init(num_cpus=cfg.ray.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"))
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether a Ray address (``host:port``) names this machine's loopback (a loopback-only local cluster)."""
+    import ipaddress
+
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def keep_local_ray_on_loopback() -> None:
+    """Make the local Ray instance this process starts listen on 127.0.0.1 only.
+
+    By default a local Ray binds to the machine's interface address. Ray reads
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when ``ray._private.ray_constants`` is first imported, so
+    the variable must be set before that; if Ray was already imported (a notebook, a test), the constant it
+    derived is set as well. Never call this when joining a cluster on another address: multi-node clusters
+    need it on (joining a loopback-only cluster on this machine needs it, so the driver stays on 127.0.0.1).
+    """
+    import sys
+
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     # Without this the first init writes ~/.ray/auth_token and later heads turn token auth on by themselves.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=cfg.ray.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"))
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
 
 
 def quiet_tune() -> None:
@@ -127,16 +161,11 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
     from ray import tune
 
     from raynas.results import TABLES
-    from raynas.results.callback import ResultsCallback
-    from raynas.tune.progress import ProgressCallback
-    from raynas.tune.resources import trial_resources
     from raynas.tune.schedulers import make_tune_objects
-    from raynas.tune.trainable import search_trainable
 
     base = trial_base_config(cfg)
-    trainable = tune.with_resources(tune.with_parameters(search_trainable, base=base), trial_resources(cfg))
-    results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base)
-    progress_cb = ProgressCallback(lambda o: int(with_overrides(base, o)["search"]["epochs"]))
+    trainable = make_trainable(cfg, base)
+    results_cb, progress_cb = make_callbacks(cfg, directory, base)
     echo(f"raynas: {len(prepared.trials)} trial(s) of '{cfg.name}' ({cfg.space}, {cfg.method}) -> {directory}")
     objects = make_tune_objects(cfg, prepared.trials)
     tuner = tune.Tuner(
@@ -146,13 +175,117 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
         run_config=tune.RunConfig(
             name=TUNE_DIR, storage_path=str(directory.resolve()), verbose=0,
             callbacks=[results_cb, progress_cb],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=objects.num_to_keep),  # PBT: more, see schedulers
             failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
         ),
     )
     grid = tuner.fit()
     tables = {name: results_cb.writer.table_path(name) for name in TABLES}  # consolidated at experiment end
-    return ExperimentOutcome(directory, tables, len(grid), grid.num_errors, cfg.tune.metric)
+    failures = failed_trials(directory)
+    return ExperimentOutcome(directory, tables, len(grid), max(grid.num_errors, len(failures)), cfg.tune.metric,
+                             failures)
+
+
+def make_trainable(cfg: ExperimentConfig, base: dict[str, Any]) -> Any:
+    """The Tune trainable of ``cfg``'s trials (the same for a run and its resume: Tune checks the name)."""
+    from ray import tune
+
+    from raynas.tune.resources import trial_resources
+    from raynas.tune.trainable import search_trainable
+
+    return tune.with_resources(tune.with_parameters(search_trainable, base=base), trial_resources(cfg))
+
+
+def make_callbacks(cfg: ExperimentConfig, directory: Path, base: dict[str, Any]) -> tuple[Any, Any]:
+    """raynas' Tune callbacks of an experiment folder: the results tables and the progress lines."""
+    from raynas.results.callback import ResultsCallback
+    from raynas.tune.progress import ProgressCallback
+
+    results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base)
+    progress_cb = ProgressCallback(lambda o: int(with_overrides(base, o)["search"]["epochs"]))
+    return results_cb, progress_cb
+
+
+def failed_trials(directory: Path) -> dict[str, str]:
+    """Trial id -> the one-line reason of every trial whose row in the trials table has status ERROR."""
+    from raynas.results import load_table
+
+    rows = load_table(str(directory), "trials").to_pylist()
+    return {row["trial_id"]: row["error"] or "unknown error" for row in rows if row["status"] == "ERROR"}
+
+
+def resume_experiment(directory: str | os.PathLike, *, address: str | None = None,
+                      echo: Callable[[str], None] = print) -> ExperimentOutcome:
+    """Continue an interrupted experiment (driver killed, machine rebooted) from its folder.
+
+    Loads the resolved ``<directory>/config.yaml``, starts Ray like :func:`run_experiment` (``address``
+    joins a cluster instead), and restores the Tune experiment under ``<directory>/tune`` with
+    ``resume_unfinished=True, resume_errored=True``: finished trials stay finished, running and errored
+    ones continue from their last checkpoint, trials not started yet start. A diverged trial is finished as
+    far as Tune is concerned (the trainable ends it with a divergence report), so it is not run again.
+    Raises :class:`ConfigError` for a folder that is not a raynas experiment or has no restorable state.
+    """
+    directory = Path(directory)
+    if not (directory / RESOLVED_CONFIG).is_file():
+        raise ConfigError(f"'{directory}' is not a raynas experiment folder: it has no {RESOLVED_CONFIG} "
+                          "(pass the folder raynas search created, <out>/<name>)")
+    cfg = load_config(directory / RESOLVED_CONFIG)
+    if address:
+        cfg = replace(cfg, ray=replace(cfg.ray, address=address))
+    quiet_tune()
+    from ray import tune
+
+    tune_dir = (directory / TUNE_DIR).resolve()
+    if not tune.Tuner.can_restore(str(tune_dir)):
+        raise ConfigError(f"experiment '{directory}' cannot be resumed: {tune_dir} holds no Ray Tune experiment "
+                          "state (it stopped before Tune started); remove the folder and run raynas search again")
+    before = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tune_dir)).trials}
+    unfinished = sum(status != "TERMINATED" for status in before.values())
+    # Every searcher runs one Tune trial per entry of the expanded trial list (raynas.tune.schedulers).
+    not_started = max(0, len(expand_trials(cfg)) - len(before))
+    if not unfinished and not not_started:
+        echo(f"raynas: experiment '{cfg.name}' had already finished; nothing to resume")
+        return _finished_outcome(cfg, directory, len(before))
+    start_ray(cfg)
+    base = trial_base_config(cfg)
+    tuner = tune.Tuner.restore(str(tune_dir), trainable=make_trainable(cfg, base), resume_unfinished=True,
+                               resume_errored=True)
+    results_cb, progress_cb = make_callbacks(cfg, directory.resolve(), base)
+    _reattach_callbacks(tuner, [results_cb, progress_cb])
+    echo(f"raynas: resuming '{cfg.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
+         f"{not_started} not started) -> {directory}")
+    grid = tuner.fit()
+    from raynas.results import TABLES
+
+    tables = {name: results_cb.writer.table_path(name) for name in TABLES}
+    failures = failed_trials(directory)
+    return ExperimentOutcome(directory, tables, len(grid), max(grid.num_errors, len(failures)), cfg.tune.metric,
+                             failures)
+
+
+def _finished_outcome(cfg: ExperimentConfig, directory: Path, num_trials: int) -> ExperimentOutcome:
+    """The outcome of an experiment Tune had finished, its tables consolidated (the driver may have died first)."""
+    from raynas.results.writer import ResultsWriter
+
+    tables = ResultsWriter(directory, cfg.name).consolidate()
+    failures = failed_trials(directory)
+    return ExperimentOutcome(directory, tables, num_trials, len(failures), cfg.tune.metric, failures,
+                             already_finished=True)
+
+
+def _reattach_callbacks(tuner: Any, callbacks: list[Any]) -> None:
+    """Give a restored Tuner fresh raynas callbacks for this folder and this process's stdout.
+
+    Tune 2.60 restores the RunConfig, callbacks included, from the ``tuner.pkl`` pickled when the
+    experiment started: those hold the folder path as given then (relative to that run's working folder)
+    and their own trial bookkeeping. ``Tuner.restore`` takes no RunConfig and the restored one has no public
+    accessor (ray-project/ray#41364), so the callback list of the restored RunConfig is replaced in place.
+    """
+    local = getattr(tuner, "_local_tuner", None)
+    if local is None or not hasattr(local, "get_run_config"):
+        raise ConfigError("raynas resume cannot attach its result callbacks through this Ray version or a "
+                          "Ray Client (ray://) connection; run it on the cluster's head node")
+    local.get_run_config().callbacks = list(callbacks)
 
 
 def summary_lines(outcome: ExperimentOutcome) -> list[str]:
@@ -168,6 +301,7 @@ def summary_lines(outcome: ExperimentOutcome) -> list[str]:
                      + ("" if row.get("connected") in (True, None) else "  (DISCONNECTED cell)"))
     lines.append(f"tables: {outcome.directory / 'tables'} ({', '.join(sorted(outcome.tables))})")
     if outcome.num_errors:
-        lines.append(f"{outcome.num_errors} of {outcome.num_trials} trial(s) failed; "
-                     f"see error.txt under {outcome.directory / TUNE_DIR}")
+        lines.append(f"{outcome.num_errors} of {outcome.num_trials} trial(s) failed "
+                     f"(tracebacks of crashed ones: error.txt under {outcome.directory / TUNE_DIR}):")
+        lines.extend(f"  {trial_id} FAILED: {reason}" for trial_id, reason in sorted(outcome.failures.items()))
     return lines

@@ -16,6 +16,7 @@ batch order depends only on ``(seed, epoch)`` (:class:`raynas.data.EpochLoader`)
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import math
 import random
@@ -30,6 +31,7 @@ from torch import nn
 from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
 from raynas.config import ExperimentConfig
 from raynas.data import EpochLoader, load_data
+from raynas.distributed import ShardComm, sync_batchnorm
 from raynas.errors import SearchDivergedError
 from raynas.objectives.base import Objective, StepContext
 from raynas.selection import SELECTIONS
@@ -78,9 +80,15 @@ class Search:
 
     Owns its data, supernet, objective, optimizers and selection; ``run_epoch`` trains one epoch and
     returns the report of the contract in ``docs/architecture.md``. One instance per trial, single-threaded.
+
+    As shard ``rank`` of ``world_size`` (an initialised ``torch.distributed`` group, see
+    :mod:`raynas.actors`) it trains on its slice of every global batch with synchronised batch norm and
+    gradients averaged over the shards, so every shard holds the state one process would on the whole batch;
+    evaluation and training metrics are summed over the shards too. Every shard must call the same methods.
     """
 
-    def __init__(self, cfg: ExperimentConfig, *, device: torch.device | None = None) -> None:
+    def __init__(self, cfg: ExperimentConfig, *, device: torch.device | None = None, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.cfg = cfg
         s = cfg.search
         if s.threads:
@@ -93,6 +101,9 @@ class Search:
         self.model = self.space.build_supernet(
             channels=cfg.supernet.channels, layers=cfg.supernet.layers, num_classes=self.data.num_classes,
             in_channels=self.data.in_channels, **options).to(self.device)
+        self.shards = ShardComm(rank, world_size)
+        if self.shards.active:
+            self.model = sync_batchnorm(self.model, self.device)
         self.objective = Objective()
         selection_cls = SELECTIONS.get(cfg.selection.name)
         self.selection = selection_cls(skip_disconnected=cfg.selection.skip_disconnected)
@@ -112,6 +123,8 @@ class Search:
         self.steps_per_epoch = min(len(self.train_loader), s.steps_per_epoch or len(self.train_loader))
         self.epoch = 0  # finished epochs
         self.genotype: Genotype | None = None
+        self.owner: str | None = None  #: the trial that owns this search (saved in the state: PBT lineage)
+        self.step_seconds: list[float] = []  #: wall time of each step of the last epoch (benchmarks)
 
     # ----------------------------------------------------------------------------------------- training
     def run_epoch(self) -> dict[str, Any]:
@@ -120,22 +133,28 @@ class Search:
         start = time.perf_counter()
         weight_lr = self.weight_optimizer.param_groups[0]["lr"]
         ctx = StepContext(epoch=self.epoch, step=0, steps_per_epoch=self.steps_per_epoch, epochs=s.epochs,
-                          weight_lr=weight_lr, device=self.device)
+                          weight_lr=weight_lr, device=self.device, reduce=self.shards.average_,
+                          scale_loss=self.shards.scale_loss)
         train_iter = self.train_loader.epoch(self.epoch)
         val_iter = _repeat(self.val_loader, self.epoch) if len(self.val_loader) else None
         update_arch = self.epoch >= s.warmup_epochs and val_iter is not None
         loss_sum = correct = seen = 0.0
+        self.step_seconds = []
         self.model.train()
         for step, train_batch in enumerate(itertools.islice(train_iter, self.steps_per_epoch)):
+            step_start = time.perf_counter()
             ctx.step = step
-            train_batch = self._to_device(train_batch)
+            train_batch = self._to_device(self.shards.local(train_batch))
             if update_arch:
-                self._arch_step(train_batch, self._to_device(next(val_iter)), ctx)
+                self._arch_step(train_batch, self._to_device(self.shards.local(next(val_iter))), ctx)
             loss, logits = self._weight_step(train_batch, ctx)
             n = train_batch[1].numel()
-            loss_sum += loss * n
-            correct += (logits.argmax(1) == train_batch[1]).sum().item()
-            seen += n
+            if n:  # a shard's slice of a short last batch may be empty
+                loss_sum += loss * n
+                correct += (logits.argmax(1) == train_batch[1]).sum().item()
+                seen += n
+            self.step_seconds.append(time.perf_counter() - step_start)
+        loss_sum, correct, seen = self.shards.sum_([loss_sum, correct, seen])
         self.scheduler.step()
         extra = self.objective.on_epoch_end(self.model, ctx)
         self.epoch += 1
@@ -160,6 +179,7 @@ class Search:
             "alphas": self.alphas_long(),
             "space": self.cfg.space, "method": self.cfg.method, "seed": s.seed,
             "reported_at": time.time(),
+            "state_fingerprint": self.fingerprint(),
         }
         report.update(extra)
         return report
@@ -191,12 +211,15 @@ class Search:
         try:
             self.weight_optimizer.zero_grad(set_to_none=True)
             loss = self.objective.weight_loss(self.model, batch, ctx)
-            self._check_finite("weight", loss.item(), ctx)
-            loss.backward()
+            scaled = ctx.scale_loss(loss, batch)
+            scaled.backward()
         finally:
             hook.remove()
         for p in self.model.arch_parameters():
             p.grad = None  # the weight step must not move the architecture
+        total = scaled.detach().reshape(1).clone()  # averaged with the gradients: the whole batch's loss
+        ctx.reduce([*(p.grad for p in self.model.weight_parameters() if p.grad is not None), total])
+        self._check_finite("weight", float(total), ctx)
         if self.cfg.search.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.cfg.search.grad_clip)
         self.weight_optimizer.step()
@@ -207,11 +230,12 @@ class Search:
         loss_sum = correct = seen = 0.0
         with batch_stats_eval(self.model):
             for batch in loader.epoch(0):
-                x, y = self._to_device(batch)
+                x, y = self._to_device(self.shards.local(batch))
                 logits = self.model(x, weights)
                 loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                 correct += (logits.argmax(1) == y).sum().item()
                 seen += y.numel()
+        loss_sum, correct, seen = self.shards.sum_([loss_sum, correct, seen])
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
     def alphas_long(self) -> dict[str, list]:
@@ -239,7 +263,10 @@ class Search:
 
     # -------------------------------------------------------------------------------------- checkpoints
     def get_state(self) -> dict[str, Any]:
-        """Everything needed to resume; loadable with ``torch.load(..., weights_only=True)``."""
+        """Everything needed to resume; loadable with ``torch.load(..., weights_only=True)``.
+
+        ``owner`` (the trial that saved it) and ``fingerprint`` record lineage; :meth:`set_state` ignores them.
+        """
         return {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
@@ -248,6 +275,8 @@ class Search:
             "scheduler": self.scheduler.state_dict(),
             "objective": self.objective.get_state(),
             "genotype": str(self.genotype) if self.genotype is not None else None,
+            "owner": self.owner,
+            "fingerprint": self.fingerprint(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -255,6 +284,37 @@ class Search:
                 "python": _python_state_to_plain(random.getstate()),
             },
         }
+
+    def fingerprint(self) -> int:
+        """A short hash of the architecture parameters (52 bits, exact as a float): where a state came from.
+
+        Reported each epoch as ``state_fingerprint`` and stored in :meth:`get_state`, so a trial that
+        restored another trial's checkpoint can prove which epoch of which trial its state is.
+        """
+        digest = hashlib.sha256()
+        for cell in self.space.cell_types:
+            digest.update(self.model.alphas[cell].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return int(digest.hexdigest()[:13], 16)
+
+    def apply_hyperparameters(self) -> None:
+        """Apply this search's own meta-hyperparameters to the optimizers and schedule, keeping their state.
+
+        After :meth:`set_state` loaded another trial's state (a PBT exploit), the optimizers hold that
+        trial's settings. This sets ``search.arch_lr``, the Adam betas and weight decay, the weight momentum
+        and weight decay, and the cosine schedule of ``search.weight_lr`` to ``search.weight_lr_min`` over
+        ``search.epochs`` (the current weight lr becomes that schedule's value at the current epoch). Adam's
+        moments and the momentum buffers are kept.
+        """
+        s = self.cfg.search
+        for group in self.arch_optimizer.param_groups:
+            group.update(lr=s.arch_lr, betas=(s.arch_beta1, s.arch_beta2), weight_decay=s.arch_weight_decay)
+        schedule = self.scheduler
+        schedule.base_lrs = [s.weight_lr] * len(self.weight_optimizer.param_groups)
+        schedule.eta_min, schedule.T_max = s.weight_lr_min, s.epochs
+        cosine = (1 + math.cos(math.pi * schedule.last_epoch / s.epochs)) / 2
+        for group in self.weight_optimizer.param_groups:
+            group.update(initial_lr=s.weight_lr, momentum=s.weight_momentum, weight_decay=s.weight_decay,
+                         lr=s.weight_lr_min + (s.weight_lr - s.weight_lr_min) * cosine)
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_state` returned."""

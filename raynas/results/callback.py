@@ -13,6 +13,9 @@ from raynas.results.writer import ResultsWriter, check_mode, rows_from_report, s
 
 _MAX_ERROR_CHARS = 2000
 
+DIVERGED_KEY = "diverged"
+"""Report key of a diverged search's last report: its one-line reason (raynas.tune.trainable sends it)."""
+
 
 def trial_overrides(trial_config: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     """The dotted overrides of a trial from its Tune config.
@@ -85,7 +88,10 @@ class ResultsCallback(Callback):
         self.writer.write_trial(row)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        """Write the report's parts and refresh the trial's row (status RUNNING)."""
+        """Write the report's parts and refresh the trial's row (status RUNNING; ERROR for a divergence)."""
+        if result.get(DIVERGED_KEY):  # no epoch of its own: the row keeps the epochs before it
+            self._write_trial(trial, "ERROR", error=str(result[DIVERGED_KEY]))
+            return
         trial_id = trial.trial_id
         history = self._history_of(trial_id)
         rows = rows_from_report(trial_id, result)
@@ -103,8 +109,12 @@ class ResultsCallback(Callback):
         self._write_trial(trial, "RUNNING")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """Mark the trial TERMINATED."""
-        self._write_trial(trial, "TERMINATED")
+        """Mark the trial TERMINATED, or ERROR with the reason when its search diverged."""
+        diverged = (trial.last_result or {}).get(DIVERGED_KEY)
+        if diverged:
+            self._write_trial(trial, "ERROR", error=str(diverged))
+        else:
+            self._write_trial(trial, "TERMINATED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """Mark the trial ERROR, with the last line of its error trace."""

@@ -7,6 +7,8 @@ from typing import Any, Callable, TextIO
 
 from ray import tune
 
+from raynas.results.callback import DIVERGED_KEY
+
 
 def overrides_label(overrides: dict[str, Any]) -> str:
     """A short label of a trial's overrides, e.g. ``search.seed=1``."""
@@ -18,16 +20,19 @@ class ProgressCallback(tune.Callback):
 
     def __init__(self, epochs: Callable[[dict[str, Any]], int], stream: TextIO | None = None) -> None:
         self._epochs = epochs
-        self._stream = stream or sys.stdout
+        self._stream = stream  # None: sys.stdout when printing (Tune pickles callbacks; stdout is not data)
 
     def _say(self, text: str) -> None:
-        print(text, file=self._stream, flush=True)
+        print(text, file=self._stream or sys.stdout, flush=True)
 
     def _name(self, trial: Any) -> str:
         overrides = trial.config.get("overrides", {})
         return f"[{trial.trial_id} {overrides_label(overrides)}]"
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get(DIVERGED_KEY):
+            self._say(f"{self._name(trial)} DIVERGED: {result[DIVERGED_KEY]}")
+            return
         epochs = self._epochs(trial.config.get("overrides", {}))
         self._say(f"{self._name(trial)} epoch {result['epoch']:>3}/{epochs}"
                   f"  train_loss {result['train_loss']:.3f}  train_acc {result['train_acc']:.3f}"
@@ -36,7 +41,14 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
+        if result.get(DIVERGED_KEY):
+            self._say(f"{self._name(trial)} FAILED (diverged, not retried)")
+            return
         self._say(f"{self._name(trial)} finished: {result.get('genotype', '?')}")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial's process died and Tune retries it (``tune.max_failures``)."""
+        self._say(f"{self._name(trial)} lost its process; retrying from its last checkpoint (tune.max_failures)")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._say(f"{self._name(trial)} FAILED (see the trial's error.txt under the experiment's tune/ folder)")

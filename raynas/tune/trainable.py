@@ -3,18 +3,28 @@
 The trial's Tune config is ``{"overrides": {dotted key: value}}``; the resolved base config travels with
 :func:`ray.tune.with_parameters`. Every epoch reports the metrics of ``docs/architecture.md`` and a
 checkpoint holding :meth:`raynas.search.Search.get_state`; a restored trial continues from its last
-checkpoint.
+checkpoint. The state file is written atomically into a fresh folder (:func:`raynas.search.save_state`)
+and Tune copies that complete folder to storage before the report reaches the driver, so the checkpoint a
+trial restores from is never half written; it is read back with ``weights_only=True``.
+
+A search that diverges (:class:`raynas.errors.SearchDivergedError`) is deterministic: retrying it from its
+checkpoint would diverge again, so it is not left to ``tune.max_failures``. The trial ends with one
+divergence report (:func:`divergence_report`) that the results callback records as status ERROR with the
+reason; Tune sees a finished trial, retries nothing, and a resume does not run it again.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from typing import Any
 
 from ray import tune
 
-from raynas.config import config_from_dict, with_overrides
+from raynas.config import ExperimentConfig, config_from_dict, with_overrides
+from raynas.errors import SearchDivergedError
+from raynas.results.callback import DIVERGED_KEY
 
 STATE_FILE = "search_state.pt"
 
@@ -24,13 +34,61 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     from raynas.search import Search, load_state, save_state
 
     cfg = config_from_dict(with_overrides(base, config.get("overrides", {})))
-    search = Search(cfg)
+    search = Search(cfg) if cfg.resources.shards == 1 else shard_group(cfg)
+    search.owner = tune.get_context().get_trial_id()
+    lineage: dict[str, Any] = {}
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            search.set_state(load_state(os.path.join(folder, STATE_FILE)))
-    while not search.done:
-        report = search.run_epoch()
-        with tempfile.TemporaryDirectory(prefix="raynas-ckpt-") as folder:
-            save_state(search.get_state(), os.path.join(folder, STATE_FILE))
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+            lineage = restore_state(search, load_state(os.path.join(folder, STATE_FILE)))
+    try:
+        while not search.done:
+            report = {**search.run_epoch(), **lineage}
+            lineage = {}  # only the first report after a restore says where the state came from
+            with tempfile.TemporaryDirectory(prefix="raynas-ckpt-") as folder:
+                save_state(search.get_state(), os.path.join(folder, STATE_FILE))
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+    except SearchDivergedError as err:
+        tune.report(divergence_report(cfg, err))
+
+
+def restore_state(search: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """Load a checkpointed ``state`` into ``search``; returns the lineage keys of the next report.
+
+    A state saved by this trial (a resume after a crash or a driver restart) continues as it was: no
+    lineage. A state saved by another trial is a PBT exploit: the search keeps that trial's weights,
+    architecture parameters and optimizer state but runs on with this trial's own meta-hyperparameters
+    (:meth:`raynas.search.Search.apply_hyperparameters`), and the next report carries ``restored_from``
+    (the source trial), ``restored_epoch`` (the source's epoch) and ``restored_fingerprint`` (the loaded
+    architecture parameters' fingerprint, equal to the source's ``state_fingerprint`` at that epoch).
+    """
+    search.set_state(state)
+    owner = state.get("owner")
+    if owner is None or owner == search.owner:
+        return {}
+    search.apply_hyperparameters()
+    return {"restored_from": str(owner), "restored_epoch": search.epoch, "restored_fingerprint": search.fingerprint()}
+
+
+def divergence_report(cfg: ExperimentConfig, err: SearchDivergedError) -> dict[str, Any]:
+    """The last report of a diverged trial: the one-line reason, no checkpoint, and ``done``.
+
+    ``done`` makes Tune stop the trial without consulting the scheduler (PBT must not exploit into it); the
+    ranking metric is NaN because Tune insists that every report carries it and a searcher such as Optuna
+    records a NaN trial as failed. Raised in a shard actor, the error arrives as Ray's task error whose
+    ``cause`` is the original; the reason is that one line, not the remote traceback.
+    """
+    cause = getattr(err, "cause", None)
+    lines = str(cause if isinstance(cause, SearchDivergedError) else err).strip().splitlines()
+    return {DIVERGED_KEY: lines[-1] if lines else "the search diverged", cfg.tune.metric: math.nan, "done": True}
+
+
+def shard_group(cfg: ExperimentConfig) -> Any:
+    """The trial's search run by ``cfg.resources.shards`` shard actors (the interface of ``Search``).
+
+    The actors die with the trial: their handles go out of scope when the trainable returns, and Tune
+    removes the trial's placement group.
+    """
+    from raynas.actors import ShardGroup
+
+    return ShardGroup(cfg)

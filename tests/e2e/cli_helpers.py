@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -18,8 +19,13 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
 def cli_env(ray_temp: str | None = None) -> dict[str, str]:
-    """The environment of a CLI subprocess: no auth token, no usage stats, Ray's temp folder short."""
+    """The environment of a CLI subprocess: no auth token, no usage stats, Ray's temp folder short.
+
+    The loopback switch the test process itself runs with is removed: the CLI must keep its own local Ray
+    on 127.0.0.1, as it does on a user's machine.
+    """
     env = dict(os.environ)
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
     env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"})
     if ray_temp:
         env["RAYNAS_RAY_TEMP_DIR"] = ray_temp
@@ -75,13 +81,16 @@ def _listening(root_pid: int, pids: set[int]) -> set[str]:
         return found
     for proc in procs:
         pids.add(proc.pid)
-        try:
-            for conn in proc.net_connections(kind="inet"):
-                if conn.status == psutil.CONN_LISTEN:
-                    found.add(conn.laddr.ip)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
+        found |= listening_addresses(proc)
     return found
+
+
+def listening_addresses(proc: psutil.Process) -> set[str]:
+    """The IP addresses ``proc`` listens on (empty if it is gone)."""
+    try:
+        return {conn.laddr.ip for conn in proc.net_connections(kind="inet") if conn.status == psutil.CONN_LISTEN}
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return set()
 
 
 def _kill_leftovers(pids: set[int]) -> None:
@@ -91,3 +100,95 @@ def _kill_leftovers(pids: set[int]) -> None:
             psutil.Process(pid).kill()
         except psutil.NoSuchProcess:
             pass
+
+
+class BackgroundRun:
+    """``raynas ARGS`` started in the background with its own short Ray temp folder.
+
+    Its process tree is sampled whenever the run is polled, so that :meth:`cleanup` can stop by PID every
+    Ray process it started, also after the driver was SIGKILLed (never `ray stop`). Use as a context manager.
+    """
+
+    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+        self.ray_temp = tempfile.mkdtemp(prefix="rn")  # short: Ray's unix socket paths must stay under 108 bytes
+        self.out_path = Path(self.ray_temp) / "stdout.txt"
+        self.err_path = Path(self.ray_temp) / "stderr.txt"
+        self.seen: dict[int, psutil.Process] = {}  # Process objects: psutil refuses to signal a reused PID
+        self.listening: set[str] = set()  # every address the run's processes were seen listening on
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "raynas.cli", *args], cwd=cwd,
+                                         env=cli_env(self.ray_temp), stdout=out, stderr=err, text=True)
+
+    def __enter__(self) -> "BackgroundRun":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    @property
+    def stdout(self) -> str:
+        """What the run printed on stdout so far."""
+        return self.out_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        """What the run printed on stderr so far."""
+        return self.err_path.read_text()
+
+    def processes(self) -> list[psutil.Process]:
+        """The driver and its live descendants now (their PIDs are remembered for clean-up)."""
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        for proc in procs:
+            self.seen.setdefault(proc.pid, proc)
+            self.listening |= listening_addresses(proc)
+        return procs
+
+    def wait_until(self, predicate: Callable[["BackgroundRun"], bool], timeout: float = 240) -> None:
+        """Poll until ``predicate(self)`` holds; fail if the run ends or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            self.processes()
+            if self.proc.poll() is not None:
+                raise AssertionError(f"raynas exited ({self.proc.returncode}) before the awaited state:\n"
+                                     f"{self.stdout[-2000:]}\n{self.stderr[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the awaited state did not come within {timeout}s:\n{self.stdout[-2000:]}")
+            time.sleep(0.2)
+
+    def wait(self, timeout: float = 300) -> int:
+        """Wait for the run to end (sampling its processes meanwhile); its exit code."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            self.processes()
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise TimeoutError(f"raynas ran past {timeout}s:\n{self.stdout[-2000:]}")
+            time.sleep(0.3)
+        return self.proc.returncode
+
+    def kill_driver(self) -> None:
+        """SIGKILL the driver (the CLI process), then every Ray process it had started, as a reboot would."""
+        self.processes()
+        self.proc.kill()
+        self.proc.wait()
+        self._kill_seen()
+
+    def _kill_seen(self) -> None:
+        for proc in self.seen.values():
+            try:
+                proc.kill()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+
+    def cleanup(self) -> None:
+        """Stop whatever the run started that is still alive, by PID, and remove its Ray temp folder."""
+        if self.proc.poll() is None:
+            self.processes()
+            self.proc.kill()
+            self.proc.wait()
+        self._kill_seen()
+        shutil.rmtree(self.ray_temp, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""End to end: ``raynas resume`` after the driver was SIGKILLed mid-run (real CLI, real local Ray, 2 CPUs).
+
+One search of ``search_configs/smoke/resume.yaml`` (a 2-epoch and a 12-epoch trial) is started from its own
+working folder with a relative ``--out``, killed with SIGKILL (and every Ray process it started, as a reboot
+would) once the short trial has finished and the long one is a few epochs in, then resumed from another
+working folder.
+
+"Finished" is what Tune's saved experiment state says: Tune snapshots it every few seconds (and whenever
+a trial has written ``num_to_keep`` checkpoints since the last one), so a trial that ended just before the
+kill may not be finished in it yet; Tune then restores it from its last checkpoint, where it ends at once
+or re-runs its last epoch. The kill waits until the snapshot has the short trial TERMINATED.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cli_helpers import LOOPBACK, ROOT, BackgroundRun, raynas  # noqa: E402
+
+CONFIG = ROOT / "search_configs" / "smoke" / "resume.yaml"
+EPOCH_LINE = re.compile(r"^\[(\S+) search\.epochs=(\d+)\] epoch +(\d+)/", re.M)
+SHORT, LONG = 2, 12  # the grid of resume.yaml
+
+
+def epoch_lines(text: str) -> list[tuple[str, int, int]]:
+    """(trial id, its configured epochs, reported epoch) of every progress line, in order."""
+    return [(trial, int(total), int(epoch)) for trial, total, epoch in EPOCH_LINE.findall(text)]
+
+
+def last_epoch(text: str, total: int) -> int:
+    return max([epoch for _, t, epoch in epoch_lines(text) if t == total], default=0)
+
+
+def saved_as_finished(tune_dir: Path, trial_id: str) -> bool:
+    """Whether Tune's saved experiment state has ``trial_id`` TERMINATED (public API: ExperimentAnalysis)."""
+    from ray import tune
+
+    try:
+        return any(t.trial_id == trial_id and t.status == "TERMINATED"
+                   for t in tune.ExperimentAnalysis(str(tune_dir)).trials)
+    except Exception:  # the state file is being written, or not yet there
+        return False
+
+
+def killed_mid_run(exp: Path):
+    def ready(run: BackgroundRun) -> bool:
+        out = run.stdout
+        if f"search.epochs={SHORT}] finished:" not in out or not 4 <= last_epoch(out, LONG) <= LONG - 3:
+            return False
+        short = next(trial for trial, total, _ in epoch_lines(out) if total == SHORT)
+        return saved_as_finished(exp / "tune", short)
+    return ready
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    exp = work / "out" / "smoke-resume"
+    with BackgroundRun("search", str(CONFIG), "--out", "out", "--set", "ray.num_cpus=2", cwd=work) as first:
+        first.wait_until(killed_mid_run(exp))
+        first.kill_driver()
+        before = first.stdout
+    ids = {total: trial for trial, total, _ in epoch_lines(before)}
+    short_parts = {p: p.stat().st_mtime_ns for p in (exp / "tables" / "parts").rglob(f"{ids[SHORT]}*")}
+    with BackgroundRun("resume", str(exp)) as second:  # from the repository root, not the search's folder
+        code = second.wait(timeout=300)
+        after, errors = second.stdout, second.stderr
+    return {"exp": exp, "before": before, "after": after, "stderr": errors, "code": code, "ids": ids,
+            "short_parts": short_parts, "listening": (first.listening, second.listening)}
+
+
+def test_search_and_resume_listen_on_loopback_only(resumed):
+    for run in resumed["listening"]:
+        assert run, "no listening socket was observed: the watcher is broken"
+        assert run <= LOOPBACK, run
+
+
+def test_resume_finishes_every_trial_and_prints_the_summary(resumed):
+    assert resumed["code"] == 0, resumed["stderr"][-3000:]
+    assert "raynas: resuming 'smoke-resume' (1 of 2 trial(s) unfinished, 0 not started)" in resumed["after"]
+    trials = pq.read_table(resumed["exp"] / "tables" / "trials.parquet").to_pylist()
+    assert {row["trial_id"]: (row["status"], row["epochs_done"]) for row in trials} == {
+        resumed["ids"][SHORT]: ("TERMINATED", SHORT), resumed["ids"][LONG]: ("TERMINATED", LONG)}
+    assert f"tables: {resumed['exp'] / 'tables'}" in resumed["after"]
+    assert resumed["after"].count("|+|") >= 2  # both trials' genotypes in the summary
+
+
+def test_tables_hold_exactly_one_row_per_trial_and_epoch(resumed):
+    expected = {(resumed["ids"][total], epoch) for total in (SHORT, LONG) for epoch in range(1, total + 1)}
+    for name in ("epochs", "genotypes"):
+        table = pq.read_table(resumed["exp"] / "tables" / f"{name}.parquet")
+        keys = list(zip(table.column("trial_id").to_pylist(), table.column("epoch").to_pylist()))
+        assert len(keys) == len(set(keys)) and set(keys) == expected, name
+    alphas = pq.read_table(resumed["exp"] / "tables" / "alphas.parquet")
+    rows = list(zip(*(alphas.column(c).to_pylist() for c in ("trial_id", "epoch", "cell", "edge", "op"))))
+    assert len(rows) == len(set(rows)) == len(expected) * 6 * 5  # NB201: 6 edges x 5 ops per epoch
+
+
+def test_finished_trial_stays_finished(resumed):
+    short = resumed["ids"][SHORT]
+    assert f"[{short} " not in resumed["after"]  # no progress line of it: it did not run again
+    assert resumed["short_parts"], "the short trial wrote no parts before the kill"
+    assert {p: p.stat().st_mtime_ns for p in resumed["short_parts"]} == resumed["short_parts"]
+
+
+def test_running_trial_continues_from_its_checkpoint(resumed):
+    killed_at = last_epoch(resumed["before"], LONG)
+    first_new = [epoch for _, total, epoch in epoch_lines(resumed["after"]) if total == LONG][0]
+    assert 1 < first_new <= killed_at + 1, (first_new, killed_at)
+
+
+def test_callbacks_follow_the_folder_not_the_first_working_directory(resumed):
+    # The search ran with --out out from another folder; Tune's pickled callbacks hold that relative path.
+    assert not (ROOT / "out" / "smoke-resume").exists()
+    assert epoch_lines(resumed["after"])  # progress lines reach this process's stdout
+
+
+def test_resume_of_a_finished_experiment_says_so(resumed):
+    with BackgroundRun("resume", str(resumed["exp"])) as again:
+        code = again.wait(timeout=300)
+        out, err = again.stdout, again.stderr
+    assert code == 0, err[-3000:]
+    assert "had already finished; nothing to resume" in out and f"tables: {resumed['exp'] / 'tables'}" in out
+    assert not epoch_lines(out) and "Started a local Ray instance" not in err  # Ray is not needed
+
+
+def test_resume_refuses_a_folder_that_is_not_an_experiment(tmp_path):
+    result = raynas("resume", str(tmp_path))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "is not a raynas experiment folder" in lines[0]
+
+
+def test_resume_refuses_an_experiment_without_tune_state(tmp_path):
+    shutil.copy(CONFIG, tmp_path / "config.yaml")  # as if the driver died before Tune started
+    result = raynas("resume", str(tmp_path))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "cannot be resumed" in lines[0], result.stderr
