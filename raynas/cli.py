@@ -51,10 +51,20 @@ def main() -> None:
 def search(config: str, overrides: tuple[str, ...], address: str | None, out: str) -> None:
     """Run the population of searches described by CONFIG (a YAML file).
 
-    Every setting is in the README's config reference. Fault tolerance: a trial whose process dies is
-    retried from its last checkpoint up to tune.max_failures times (--set tune.max_failures=2); a diverged
-    trial (NaN/inf loss) fails at once, is not retried, and makes the exit code 1; an interrupted run
-    goes on with raynas resume <out>/<name>.
+    Every setting is in the README's config reference; examples are under search_configs/.
+
+    Populations: tune.searcher grid (tune.grid), random or optuna (tune.params distributions) and
+    tune.scheduler fifo, asha or pbt, ranked by tune.metric (default derived_val_acc: the derived
+    architecture with inherited weights). Examples: asha_nb201.yaml, pbt_nb201.yaml, optuna_nb201.yaml.
+
+    Shards: resources.shards=K trains each supernet as K data-parallel Ray actors (one per GPU with
+    resources.gpus_per_shard=1). Example: shards_nb201.yaml.
+
+    Clusters: --address HOST:PORT joins a running Ray cluster (cluster/README.md).
+
+    Fault tolerance: a trial whose process dies is retried from its last checkpoint up to
+    tune.max_failures times (--set tune.max_failures=2); a diverged trial (NaN/inf loss) fails at once, is
+    not retried, and makes the exit code 1; an interrupted run goes on with raynas resume <out>/<name>.
     """
     from raynas.experiment import prepare_experiment, run_experiment, summary_lines
 

@@ -340,12 +340,23 @@ def _repeat(loader: EpochLoader, epoch: int) -> Iterator[Any]:
 
 
 def save_state(state: dict[str, Any], path: str) -> None:
-    """Write a search state atomically (temp file, then ``os.replace``)."""
+    """Write a search state atomically and durably: a temp file, flushed to disk, then ``os.replace``.
+
+    A killed process or a power loss leaves either the previous state or the new one, never a torn file.
+    """
     import os
 
     tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def load_state(path: str) -> dict[str, Any]:

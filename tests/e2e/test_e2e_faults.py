@@ -156,6 +156,7 @@ def test_an_interrupted_save_leaves_the_previous_state(tmp_path, search_state):
     state = load_state(str(path))
     assert state["epoch"] == 1
     assert all(torch.equal(state["model"][k], v) for k, v in search_state["model"].items())
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # no temp file left behind
 
 
 def test_state_files_are_loaded_without_arbitrary_unpickling(tmp_path):
