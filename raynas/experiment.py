@@ -135,6 +135,9 @@ def quiet_tune() -> None:
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no result.json/progress.csv/TB files
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0 completely
+    # Short epochs checkpoint every few seconds, and with num_to_keep set each one forces a snapshot of the
+    # experiment state; that is what keeps `raynas resume` close to the last epoch, so don't warn about it.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Without Tune's result files its ResultGrid warns that it cannot fetch metrics; the tables hold them.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)
