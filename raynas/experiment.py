@@ -70,10 +70,9 @@ def distinct_seeds(cfg: ExperimentConfig, trials: list[TrialSpec]) -> list[Trial
     """
     if cfg.tune.num_samples == 1 or "search.seed" in cfg.tune.grid or "search.seed" in cfg.tune.params:
         return trials
-    per_repeat = len(trials) // cfg.tune.num_samples
     seeded = []
     for spec in trials:
-        overrides = {**spec.overrides, "search.seed": cfg.search.seed + spec.index // per_repeat}
+        overrides = {**spec.overrides, "search.seed": cfg.search.seed + spec.sample}
         seeded.append(replace(spec, overrides=overrides,
                               config=replace(spec.config, search=replace(spec.config.search,
                                                                          seed=overrides["search.seed"]))))
