@@ -6,6 +6,8 @@ imports neither torch nor ray; torch is imported only when a space builds a supe
 
 from __future__ import annotations
 
+from typing import Callable
+
 from raynas.errors import SpaceError
 from raynas.registry import Registry
 from raynas.spaces.base import Choices, SearchSpace
@@ -30,8 +32,20 @@ def _load_nb201() -> SearchSpace:
     return NB201
 
 
+def _robust_loader(name: str) -> Callable[[], SearchSpace]:
+    """A loader for the space ``name`` of :mod:`raynas.spaces.robust` (RobustDARTS S1-S4, darts-nonone)."""
+    def load() -> SearchSpace:
+        from raynas.spaces.robust import ROBUST_SPACES
+
+        return ROBUST_SPACES[name]
+    return load
+
+
 SPACES.register_lazy("darts", _load_darts)
 SPACES.register_lazy("nb201", _load_nb201)
+for _name in ("s1", "s2", "s3", "s4", "darts-nonone"):
+    SPACES.register_lazy(_name, _robust_loader(_name))
+del _name
 
 
 def get_space(name: str) -> SearchSpace:

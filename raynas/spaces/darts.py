@@ -3,7 +3,8 @@
 A cell has input nodes 0 and 1 (the outputs of the two previous cells) and intermediate nodes 2..5; every
 intermediate node has an edge from each earlier node (14 edges). A derived cell keeps two incoming edges
 per intermediate node, each with one op other than ``none``, and concatenates nodes 2..5. The RobustDARTS
-spaces S1-S4 differ only in the candidate ops of each edge, so they are :class:`DartsLikeSpace` instances.
+spaces S1-S4 and DARTS-PT's ``darts-nonone`` differ only in the candidate ops of each edge, so they are
+:class:`DartsLikeSpace` instances too; they live in :mod:`raynas.spaces.robust`.
 This module imports no torch; the supernet and networks are imported inside the ``build_*`` methods.
 """
 
