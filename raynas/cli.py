@@ -107,15 +107,19 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 
     cfg = load_config(config, overrides)
     trials = expand_trials(cfg)
+    from raynas.selection import stage_epochs
+
+    stage = stage_epochs(cfg)
     click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, method {cfg.method}, "
-               f"data {cfg.data.name}, {cfg.search.epochs} epochs")
+               f"data {cfg.data.name}, {cfg.search.epochs} epochs"
+               + (f" + {stage} epochs of {cfg.selection.name} selection" if stage else ""))
 
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--table", "table_name", default=None,
-              help="Print this table (trials, epochs, alphas, genotypes) instead of the leaderboard.")
+              help="Print this table (trials, epochs, alphas, genotypes, decisions) instead of the leaderboard.")
 @friendly_errors
 def results(directory: str, fmt: str, table_name: str | None) -> None:
     """Print the leaderboard of an experiment folder (or one of its tables)."""

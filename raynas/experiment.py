@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from raynas.config import (ExperimentConfig, TrialSpec, config_to_dict, dump_config, expand_trials,
-                           load_config, with_overrides)
+from raynas.config import (ExperimentConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
+                           expand_trials, load_config, with_overrides)
 from raynas.errors import ConfigError
+from raynas.selection import total_epochs
 
 DEFAULT_OUT = "raynas_results"
 RESOLVED_CONFIG = "config.yaml"
@@ -204,7 +205,7 @@ def make_callbacks(cfg: ExperimentConfig, directory: Path, base: dict[str, Any])
     from raynas.tune.progress import ProgressCallback
 
     results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base)
-    progress_cb = ProgressCallback(lambda o: int(with_overrides(base, o)["search"]["epochs"]))
+    progress_cb = ProgressCallback(lambda o: total_epochs(config_from_dict(with_overrides(base, o))))
     return results_cb, progress_cb
 
 

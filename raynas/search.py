@@ -21,7 +21,7 @@ import itertools
 import math
 import random
 import time
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from raynas.objectives.base import Objective, StepContext
 from raynas.selection import SELECTIONS
 from raynas.spaces import Genotype, get_space
 from raynas.supernet import discrete_weights
+from raynas.supernet.projection import Projection
 
 
 def pick_device(name: str) -> torch.device:
@@ -75,6 +76,40 @@ def batch_stats_eval(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+def evaluation_sums(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                    weights: dict[str, torch.Tensor] | None, device: torch.device, *,
+                    batch_stats: bool = True) -> tuple[float, float, float]:
+    """``(summed loss, correct, samples)`` of ``model`` with architecture ``weights`` over ``batches``.
+
+    ``batch_stats``: BatchNorm uses each batch's statistics and running statistics stay untouched
+    (:func:`batch_stats_eval`); otherwise the model runs in eval mode. The model's mode is restored.
+    """
+    loss_sum = correct = seen = 0.0
+    if batch_stats:
+        context: Any = batch_stats_eval(model)
+    else:
+        context = _eval_mode(model)
+    with context:
+        for x, y in batches:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = model(x, weights)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += y.numel()
+    return loss_sum, correct, seen
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
 class Search:
     """A differentiable search built from one trial's :class:`ExperimentConfig`.
 
@@ -106,7 +141,11 @@ class Search:
             self.model = sync_batchnorm(self.model, self.device)
         self.objective = Objective()
         selection_cls = SELECTIONS.get(cfg.selection.name)
-        self.selection = selection_cls(skip_disconnected=cfg.selection.skip_disconnected)
+        self.selection = selection_cls.from_config(cfg.selection, seed=s.seed)
+        #: epochs of the selection stage after ``search.epochs`` (0: the selection has no stage)
+        self.stage_epochs = selection_cls.stage_epochs(cfg.selection, self.space)
+        if self.stage_epochs:
+            self.model.projection = Projection(self.space)
         self.weight_optimizer = torch.optim.SGD(self.model.weight_parameters(), lr=s.weight_lr,
                                                 momentum=s.weight_momentum, weight_decay=s.weight_decay)
         self.arch_optimizer = torch.optim.Adam(self.model.arch_parameters(), lr=s.arch_lr,
@@ -120,6 +159,7 @@ class Search:
         self.val_loader = EpochLoader(self.data.val, s.batch_size, shuffle=True, seed=s.seed + 1,
                                       num_workers=workers)
         self.eval_loader = EpochLoader(self.data.val, s.batch_size, shuffle=False, seed=0, num_workers=workers)
+        self.candidate_evaluator: Any = None  #: evaluates a stage's candidates (built when the stage starts)
         self.steps_per_epoch = min(len(self.train_loader), s.steps_per_epoch or len(self.train_loader))
         self.epoch = 0  # finished epochs
         self.genotype: Genotype | None = None
@@ -128,20 +168,36 @@ class Search:
 
     # ----------------------------------------------------------------------------------------- training
     def run_epoch(self) -> dict[str, Any]:
-        """Train one epoch, evaluate, derive the genotype; return the epoch's report."""
+        """Train one epoch, evaluate, derive the genotype; return the epoch's report.
+
+        After ``search.epochs`` come the selection stage's epochs (if it has any): each starts with the
+        decisions due then (reported under ``decisions``) and fine-tunes the supernet unless the selection
+        says not to.
+        """
         s = self.cfg.search
         start = time.perf_counter()
+        decisions = None
+        train = True
+        if self.epoch >= s.epochs:
+            stage_epoch = self.epoch - s.epochs
+            if stage_epoch == 0:
+                self._start_stage()
+            decisions = self.selection.decide(self.model, stage_epoch, self.evaluate_candidates)
+            train = self.selection.finetunes(stage_epoch)
         weight_lr = self.weight_optimizer.param_groups[0]["lr"]
         ctx = StepContext(epoch=self.epoch, step=0, steps_per_epoch=self.steps_per_epoch, epochs=s.epochs,
                           weight_lr=weight_lr, device=self.device, reduce=self.shards.average_,
                           scale_loss=self.shards.scale_loss)
         train_iter = self.train_loader.epoch(self.epoch)
         val_iter = _repeat(self.val_loader, self.epoch) if len(self.val_loader) else None
-        update_arch = self.epoch >= s.warmup_epochs and val_iter is not None
+        projection = self.model.projection
+        undecided = projection is None or any(projection.undecided(c) for c in self.space.cell_types)
+        update_arch = self.epoch >= s.warmup_epochs and val_iter is not None and undecided
         loss_sum = correct = seen = 0.0
         self.step_seconds = []
         self.model.train()
-        for step, train_batch in enumerate(itertools.islice(train_iter, self.steps_per_epoch)):
+        steps = self.steps_per_epoch if train else 0
+        for step, train_batch in enumerate(itertools.islice(train_iter, steps)):
             step_start = time.perf_counter()
             ctx.step = step
             train_batch = self._to_device(self.shards.local(train_batch))
@@ -155,7 +211,8 @@ class Search:
                 seen += n
             self.step_seconds.append(time.perf_counter() - step_start)
         loss_sum, correct, seen = self.shards.sum_([loss_sum, correct, seen])
-        self.scheduler.step()
+        if train:
+            self.scheduler.step()
         extra = self.objective.on_epoch_end(self.model, ctx)
         self.epoch += 1
         self.genotype = self.selection.select(self.model, self.data, ctx)
@@ -168,10 +225,11 @@ class Search:
             derived_loss = derived_acc = math.nan
         report: dict[str, Any] = {
             "epoch": self.epoch,
-            "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+            "train_loss": loss_sum / seen if seen else math.nan, "train_acc": correct / seen if seen else math.nan,
             "val_loss": val_loss, "val_acc": val_acc,
             "derived_val_loss": derived_loss, "derived_val_acc": derived_acc,
-            "weight_lr": weight_lr, "arch_lr": self.arch_optimizer.param_groups[0]["lr"] if update_arch else 0.0,
+            "weight_lr": weight_lr if train else 0.0,
+            "arch_lr": self.arch_optimizer.param_groups[0]["lr"] if update_arch else 0.0,
             "epoch_time_s": time.perf_counter() - start,
             "genotype": str(self.genotype),
             "num_skip": self.genotype.count("skip_connect", cell=self.space.cell_types[0]),
@@ -181,8 +239,44 @@ class Search:
             "reported_at": time.time(),
             "state_fingerprint": self.fingerprint(),
         }
+        if projection is not None:
+            report["decided_edges"] = projection.decided_count()
+        if decisions is not None:
+            report["decisions"] = decisions
         report.update(extra)
         return report
+
+    # ------------------------------------------------------------------------------------ selection stage
+    def _start_stage(self) -> None:
+        """Restart the weight optimizer for the selection stage's fine-tuning (DARTS-PT: lr / 10, cosine).
+
+        Fresh momentum at ``search.weight_lr * selection.finetune_lr_factor``, annealed to
+        ``search.weight_lr_min`` over the stage's fine-tuning epochs; the architecture optimizer carries on.
+        """
+        s, sel = self.cfg.search, self.cfg.selection
+        lr = s.weight_lr * sel.finetune_lr_factor
+        self.weight_optimizer = torch.optim.SGD(self.model.weight_parameters(), lr=lr, momentum=s.weight_momentum,
+                                                weight_decay=s.weight_decay)
+        finetune_epochs = sum(self.selection.finetunes(k) for k in range(self.stage_epochs))
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.weight_optimizer, T_max=max(finetune_epochs, 1), eta_min=min(s.weight_lr_min, lr))
+
+    def evaluate_candidates(self, candidates: Sequence[dict[str, torch.Tensor]]) -> list[tuple[float, float]]:
+        """``(loss, accuracy)`` of the supernet on the architecture split with each candidate's weights.
+
+        Runs in this process, or as ``selection.workers`` Ray tasks (:mod:`raynas.selection.parallel`) over
+        the weights put once in the object store; both give the same numbers.
+        """
+        sel = self.cfg.selection
+        if sel.workers > 1:
+            if self.candidate_evaluator is None:
+                from raynas.selection.parallel import TaskEvaluator
+
+                self.candidate_evaluator = TaskEvaluator(self.cfg, self.data.val, num_classes=self.data.num_classes,
+                                                         in_channels=self.data.in_channels)
+            return self.candidate_evaluator(self.model, candidates)
+        return [self.evaluate(self.eval_loader, weights, batch_stats=sel.batch_stats, max_batches=sel.eval_batches)
+                for weights in candidates]
 
     def _to_device(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
@@ -225,17 +319,15 @@ class Search:
         self.weight_optimizer.step()
         return loss.item(), outputs[0]
 
-    def evaluate(self, loader: EpochLoader, weights: dict[str, torch.Tensor] | None = None) -> tuple[float, float]:
-        """Mean loss and accuracy of the supernet (or of ``weights``' architecture) over ``loader``."""
-        loss_sum = correct = seen = 0.0
-        with batch_stats_eval(self.model):
-            for batch in loader.epoch(0):
-                x, y = self._to_device(self.shards.local(batch))
-                logits = self.model(x, weights)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += y.numel()
-        loss_sum, correct, seen = self.shards.sum_([loss_sum, correct, seen])
+    def evaluate(self, loader: EpochLoader, weights: dict[str, torch.Tensor] | None = None, *,
+                 batch_stats: bool = True, max_batches: int | None = None) -> tuple[float, float]:
+        """Mean loss and accuracy of the supernet (or of ``weights``' architecture) over ``loader``.
+
+        ``batch_stats`` False uses BatchNorm running statistics (eval mode); ``max_batches`` caps the batches.
+        """
+        batches = (self.shards.local(batch) for batch in itertools.islice(loader.epoch(0), max_batches))
+        sums = evaluation_sums(self.model, batches, weights, self.device, batch_stats=batch_stats)
+        loss_sum, correct, seen = self.shards.sum_(list(sums))
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
     def alphas_long(self) -> dict[str, list]:
@@ -258,8 +350,8 @@ class Search:
 
     @property
     def done(self) -> bool:
-        """Whether every configured epoch has run."""
-        return self.epoch >= self.cfg.search.epochs
+        """Whether every configured epoch has run, the selection stage's included."""
+        return self.epoch >= self.cfg.search.epochs + self.stage_epochs
 
     # -------------------------------------------------------------------------------------- checkpoints
     def get_state(self) -> dict[str, Any]:
@@ -275,6 +367,7 @@ class Search:
             "scheduler": self.scheduler.state_dict(),
             "objective": self.objective.get_state(),
             "genotype": str(self.genotype) if self.genotype is not None else None,
+            "projection": self.model.projection.get_state() if self.model.projection is not None else None,
             "owner": self.owner,
             "fingerprint": self.fingerprint(),
             "rng": {
@@ -325,6 +418,8 @@ class Search:
         self.scheduler.load_state_dict(state["scheduler"])
         self.objective.set_state(state["objective"])
         self.genotype = self.space.parse_genotype(state["genotype"]) if state["genotype"] else None
+        if self.model.projection is not None:
+            self.model.projection.set_state(state.get("projection"))
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():

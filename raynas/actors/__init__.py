@@ -81,8 +81,10 @@ class ShardGroup:
 
     @property
     def done(self) -> bool:
-        """Whether every configured epoch has run."""
-        return self.epoch >= self.cfg.search.epochs
+        """Whether every configured epoch has run, the selection stage's included."""
+        from raynas.selection import total_epochs
+
+        return self.epoch >= total_epochs(self.cfg)
 
     def run_epoch(self) -> dict[str, Any]:
         """Train and evaluate one epoch on every shard; return rank 0's report."""

@@ -99,6 +99,19 @@ def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     if not isinstance(cfg.name, str) or not _FOLDER_NAME.fullmatch(cfg.name):
         return Problem(join_path(path, "name"), cfg.name,
                        "must be a folder name: letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return check_selection_fits(cfg, path)
+
+
+def check_selection_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
+    """Parallel selection workers are for unsharded trials: a sharded trial already splits each evaluation."""
+    if cfg.selection.workers > 1 and cfg.resources.shards > 1:
+        return Problem(join_path(path, "selection.workers"), cfg.selection.workers,
+                       f"must be 1 with resources.shards = {cfg.resources.shards}: the shards already split "
+                       "every candidate evaluation; drop one of the two")
+    if cfg.selection.workers > 1 and cfg.selection.name != "perturbation":
+        return Problem(join_path(path, "selection.workers"), cfg.selection.workers,
+                       f"must be 1 with selection.name = {cfg.selection.name!r}: only perturbation evaluates "
+                       "candidates")
     return None
 
 

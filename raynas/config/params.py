@@ -192,12 +192,15 @@ def parse_params(cfg: ExperimentConfig) -> list[ParamSpec]:
 
 
 def max_epochs(cfg: ExperimentConfig, params: list[ParamSpec]) -> int:
-    """The most epochs any trial can run: ``search.epochs``, or the largest grid or params value of it."""
+    """The most epochs any trial can run: ``search.epochs`` (or the largest grid or params value of it)
+    plus the epochs of the base config's selection stage."""
+    from raynas.selection import stage_epochs
+
     found = [cfg.search.epochs, *cfg.tune.grid.get("search.epochs", [])]
     for spec in params:
         if spec.key == "search.epochs":
             found += [max(spec.values)] if spec.kind == "choice" else [spec.high - 1]
-    return max(int(v) for v in found)
+    return max(int(v) for v in found) + stage_epochs(cfg)
 
 
 def asha_max_t(cfg: ExperimentConfig, params: Optional[list[ParamSpec]] = None) -> int:

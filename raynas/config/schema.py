@@ -85,8 +85,25 @@ class SearchConfig:
 class SelectionConfig:
     """How the final architecture is derived from the trained supernet."""
 
-    name: str = _f("magnitude", "selection method", registry="selections")
+    name: str = _f("magnitude", "selection method: magnitude (DARTS) or perturbation (DARTS-PT, a stage after "
+                                "search.epochs)", registry="selections")
     skip_disconnected: bool = _f(True, "never derive a cell without a path from input to output")
+    criterion: str = _f("acc", "perturbation: keep the op whose removal lowers validation accuracy most (acc) or "
+                               "raises validation loss most (loss)", choices=("acc", "loss"))
+    proj_intv: int = _f(5, "perturbation: fine-tuning epochs between two decisions (0: decide without "
+                           "fine-tuning)", ge=0)
+    edge_order: str = _f("random", "perturbation: next undecided edge drawn at random (seeded by search.seed) "
+                                   "or fixed (lowest first)", choices=("random", "fixed"))
+    topology: bool = _f(True, "perturbation, darts spaces: pick each node's 2 inputs by perturbation too "
+                              "(false: by magnitude)")
+    batch_stats: bool = _f(True, "perturbation: evaluate candidates with BatchNorm batch statistics (DARTS-PT's "
+                                 "code) rather than running statistics")
+    eval_batches: Optional[int] = _f(None, "perturbation: validation batches per candidate evaluation "
+                                           "(default: the whole architecture split)", ge=1)
+    finetune_lr_factor: float = _f(0.1, "perturbation: fine-tuning restarts the weight lr at search.weight_lr "
+                                        "times this, cosine to search.weight_lr_min", gt=0.0)
+    workers: int = _f(1, "perturbation: Ray tasks evaluating one decision's candidates in parallel "
+                         "(1: in the trial's process)", ge=1)
 
 
 @dataclass(frozen=True)
@@ -140,6 +157,8 @@ class ResourcesConfig:
     shards: int = _f(1, "data-parallel supernet replicas per trial, each a Ray actor (1: no actors)", ge=1)
     cpus_per_shard: float = _f(1.0, "CPUs of each shard actor (shards > 1)", gt=0.0)
     gpus_per_shard: float = _f(0.0, "GPUs of each shard actor (shards > 1); one shard per GPU", ge=0.0)
+    cpus_per_selection_worker: float = _f(1.0, "CPUs of each selection task (selection.workers > 1)", gt=0.0)
+    gpus_per_selection_worker: float = _f(0.0, "GPUs of each selection task (selection.workers > 1)", ge=0.0)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ def _experiment(experiment_dir: Union[str, Path]) -> Path:
 
 
 def load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:
-    """Table ``name`` (trials, epochs, alphas, genotypes) of an experiment, consolidating stale parts first."""
+    """Table ``name`` (trials, epochs, alphas, genotypes, decisions) of an experiment, consolidating stale parts
+    first."""
     schema = schema_for(name)
     writer = ResultsWriter(_experiment(experiment_dir), Path(experiment_dir).name)
     path = writer.table_path(name)

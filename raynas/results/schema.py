@@ -1,4 +1,4 @@
-"""Versioned pyarrow schemas of the four result tables: trials, epochs, alphas and genotypes.
+"""Versioned pyarrow schemas of the result tables: trials, epochs, alphas, genotypes and decisions.
 
 Every Parquet file raynas writes carries its table name and :data:`SCHEMA_VERSION` in the schema metadata,
 so a reader can refuse a file written by a newer raynas instead of misreading it. Nothing here imports
@@ -87,6 +87,10 @@ ALPHAS = _schema("alphas", [
     pa.field("weight", pa.float32()),
 ])
 
+DECISION_COLUMNS = ("round", "cell", "kind", "step", "node", "edge", "src", "dst", "op", "criterion", "acc", "loss",
+                    "decision")
+"""The lists of a report's ``decisions`` dict (one entry per candidate a selection stage evaluated)."""
+
 GENOTYPES = _schema("genotypes", [
     pa.field("trial_id", pa.string(), nullable=False),
     pa.field("epoch", pa.int32(), nullable=False),
@@ -95,7 +99,26 @@ GENOTYPES = _schema("genotypes", [
     pa.field("connected", pa.bool_()),
 ])
 
-TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "epochs": EPOCHS, "alphas": ALPHAS, "genotypes": GENOTYPES}
+DECISIONS = _schema("decisions", [
+    pa.field("trial_id", pa.string(), nullable=False),
+    pa.field("epoch", pa.int32(), nullable=False),  # the epoch whose report carried the decision
+    pa.field("round", pa.int32(), nullable=False),  # 0-based decision round of the selection stage
+    pa.field("cell", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),  # "op": which op an edge keeps; "topology": which edge goes
+    pa.field("step", pa.int32(), nullable=False),  # topology: the elimination step within the round (op: 0)
+    pa.field("node", pa.int32()),  # the node the edge ends in
+    pa.field("edge", pa.int32(), nullable=False),
+    pa.field("src", pa.int32()),
+    pa.field("dst", pa.int32()),
+    pa.field("op", pa.string(), nullable=False),  # op: the masked candidate; topology: the op the edge runs
+    pa.field("criterion", pa.string()),  # "acc" or "loss": which column decided
+    pa.field("acc", pa.float64()),  # validation accuracy of the supernet without this candidate
+    pa.field("loss", pa.float64()),  # validation loss of the supernet without this candidate
+    pa.field("decision", pa.string()),  # "keep" (op kept), "drop" (edge removed) or null
+])
+
+TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "epochs": EPOCHS, "alphas": ALPHAS, "genotypes": GENOTYPES,
+                                "decisions": DECISIONS}
 """Table name -> schema, in the order the tables are documented."""
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -103,6 +126,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "epochs": ("trial_id", "epoch"),
     "alphas": ("trial_id", "epoch", "cell", "edge", "op"),
     "genotypes": ("trial_id", "epoch"),
+    "decisions": ("trial_id", "round", "cell", "step", "edge", "op"),
 }
 """Table name -> the columns that identify a row; a table holds at most one row per key."""
 

@@ -2,7 +2,7 @@
 
 Layout of an experiment folder::
 
-    <experiment>/tables/parts/<table>/<trial_id>/<epoch:05d>.parquet   epochs, alphas, genotypes
+    <experiment>/tables/parts/<table>/<trial_id>/<epoch:05d>.parquet   epochs, alphas, genotypes, decisions
     <experiment>/tables/parts/trials/<trial_id>.parquet                 one row per trial
     <experiment>/tables/<table>.parquet                                 consolidated (sorted, one row per key)
 
@@ -27,14 +27,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raynas.errors import ResultsError
-from raynas.results.schema import (ALPHA_COLUMNS, EPOCH_METRICS, KEYS, TABLES, TRIAL_STATUSES, TRIALS,
-                                   check_schema, schema_for)
+from raynas.results.schema import (ALPHA_COLUMNS, DECISION_COLUMNS, EPOCH_METRICS, KEYS, TABLES, TRIAL_STATUSES,
+                                   TRIALS, check_schema, schema_for)
 
-PER_EPOCH_TABLES = ("epochs", "alphas", "genotypes")
+PER_EPOCH_TABLES = ("epochs", "alphas", "genotypes", "decisions")
 
 # Keys of a report that have their own columns or tables, and keys Ray Tune adds to every result; every
 # other numeric key goes to the epochs table's ``extra`` map.
-_CONTRACT_KEYS = frozenset({"epoch", *EPOCH_METRICS, "genotype", "num_skip", "connected", "alphas", "reported_at",
+_CONTRACT_KEYS = frozenset({"epoch", *EPOCH_METRICS, "genotype", "num_skip", "connected", "alphas", "decisions",
+                            "reported_at",
                             "restored_from",
                             "space", "method", "seed"})
 _TUNE_KEYS = frozenset({"training_iteration", "time_total_s", "time_this_iter_s", "timestamp",
@@ -101,11 +102,11 @@ def _optional_str(value: Any) -> Optional[str]:
 
 
 def rows_from_report(trial_id: str, result: Mapping[str, Any]) -> dict[str, pa.Table]:
-    """Split one trial report into its rows of the epochs, alphas and genotypes tables.
+    """Split one trial report into its rows of the epochs, alphas, genotypes and decisions tables.
 
     The epochs table gets one row (named metrics, ``wall_time_s`` from Tune's ``time_total_s``, every other
-    numeric key in ``extra``); genotypes gets one row when the report has a ``genotype``; alphas gets one
-    row per entry of the report's ``alphas`` lists (none when it has no ``alphas``).
+    numeric key in ``extra``); genotypes gets one row when the report has a ``genotype``; alphas and
+    decisions get one row per entry of the report's ``alphas`` / ``decisions`` lists (none without them).
     """
     _check_trial_id(trial_id)
     epoch = report_epoch(result)
@@ -127,30 +128,30 @@ def rows_from_report(trial_id: str, result: Mapping[str, Any]) -> dict[str, pa.T
                               "num_skip": _int("num_skip", result.get("num_skip")),
                               "connected": _bool("connected", result.get("connected"))})
     tables["genotypes"] = pa.Table.from_pylist(genotype_rows, schema=TABLES["genotypes"])
-    tables["alphas"] = _alpha_table(trial_id, epoch, result.get("alphas"))
+    tables["alphas"] = _long_table("alphas", ALPHA_COLUMNS, trial_id, epoch, result.get("alphas"))
+    tables["decisions"] = _long_table("decisions", DECISION_COLUMNS, trial_id, epoch, result.get("decisions"))
     return tables
 
 
-def _alpha_table(trial_id: str, epoch: int, alphas: Any) -> pa.Table:
-    schema = TABLES["alphas"]
-    if alphas is None:
+def _long_table(name: str, names: Sequence[str], trial_id: str, epoch: int, lists: Any) -> pa.Table:
+    """Rows of table ``name`` from a report's dict of equal-length lists (one list per column ``names``)."""
+    schema = TABLES[name]
+    if lists is None:
         return schema.empty_table()
-    if not isinstance(alphas, Mapping):
-        raise ResultsError(f"report key 'alphas' must be a dict of lists, got {type(alphas).__name__}")
-    missing = [name for name in ALPHA_COLUMNS if name not in alphas]
+    if not isinstance(lists, Mapping):
+        raise ResultsError(f"report key {name!r} must be a dict of lists, got {type(lists).__name__}")
+    missing = [column for column in names if column not in lists]
     if missing:
-        raise ResultsError(f"report key 'alphas' lacks {', '.join(missing)}; expected lists "
-                           f"{', '.join(ALPHA_COLUMNS)}")
-    lengths = {name: len(alphas[name]) for name in ALPHA_COLUMNS}
+        raise ResultsError(f"report key {name!r} lacks {', '.join(missing)}; expected lists {', '.join(names)}")
+    lengths = {column: len(lists[column]) for column in names}
     if len(set(lengths.values())) != 1:
-        raise ResultsError(f"report key 'alphas' has lists of unequal length: {lengths}")
-    n = lengths["cell"]
-    columns = {"trial_id": [trial_id] * n, "epoch": [epoch] * n,
-               **{name: list(alphas[name]) for name in ALPHA_COLUMNS}}
+        raise ResultsError(f"report key {name!r} has lists of unequal length: {lengths}")
+    n = lengths[names[0]]
+    columns = {"trial_id": [trial_id] * n, "epoch": [epoch] * n, **{column: list(lists[column]) for column in names}}
     try:
         return pa.table(columns, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ResultsError(f"report key 'alphas' has values of the wrong type: {exc}") from None
+        raise ResultsError(f"report key {name!r} has values of the wrong type: {exc}") from None
 
 
 def _metric_of(row: Mapping[str, Any], metric: str) -> Optional[float]:
@@ -288,7 +289,7 @@ class ResultsWriter:
         return self.parts_dir / name / trial_id / f"{epoch:05d}.parquet"
 
     def write_report(self, trial_id: str, result: Mapping[str, Any]) -> None:
-        """Write one epoch report of a trial as parts of the epochs, alphas and genotypes tables."""
+        """Write one epoch report of a trial as parts of the per-epoch tables (:data:`PER_EPOCH_TABLES`)."""
         self.write_rows(trial_id, rows_from_report(trial_id, result))
 
     def write_rows(self, trial_id: str, rows: Mapping[str, pa.Table]) -> None:

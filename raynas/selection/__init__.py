@@ -2,16 +2,22 @@
 
 ``SELECTIONS`` maps a selection name (the config's ``selection.name``) to its class; heavy modules load
 lazily, so importing this package imports neither torch nor numpy. ``magnitude`` is the DARTS rule
-(Liu et al., DARTS, ICLR 2019): keep the strongest architecture weights.
+(Liu et al., DARTS, ICLR 2019): keep the strongest architecture weights. ``perturbation`` is DARTS-PT
+(Wang et al., ICLR 2021): a stage after training that fixes edges one by one by the validation accuracy
+the supernet loses without each op, fine-tuning in between. :func:`total_epochs` is a search's length
+with its selection stage.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raynas.errors import ConfigError
 from raynas.registry import Registry
 from raynas.selection.base import Selection
+
+if TYPE_CHECKING:
+    from raynas.config import ExperimentConfig
 
 
 def _load_magnitude() -> type[Selection]:
@@ -20,19 +26,40 @@ def _load_magnitude() -> type[Selection]:
     return MagnitudeSelection
 
 
+def _load_perturbation() -> type[Selection]:
+    from raynas.selection.perturbation import PerturbationSelection
+
+    return PerturbationSelection
+
+
 #: selection name -> Selection subclass (called with the config's selection options)
 SELECTIONS: Registry[type[Selection]] = Registry("selection", ConfigError)
 SELECTIONS.register_lazy("magnitude", _load_magnitude)
+SELECTIONS.register_lazy("perturbation", _load_perturbation)
 
-_LAZY = {"MagnitudeSelection", "magnitude_choices"}
+
+def stage_epochs(cfg: "ExperimentConfig") -> int:
+    """Epochs the selection stage of ``cfg`` adds after ``search.epochs`` (0 for magnitude)."""
+    from raynas.spaces import get_space
+
+    return SELECTIONS.get(cfg.selection.name).stage_epochs(cfg.selection, get_space(cfg.space))
+
+
+def total_epochs(cfg: "ExperimentConfig") -> int:
+    """Every epoch a trial of ``cfg`` reports: ``search.epochs`` plus the selection stage's."""
+    return cfg.search.epochs + stage_epochs(cfg)
+
+_LAZY = {"MagnitudeSelection": "magnitude", "magnitude_choices": "magnitude",
+         "PerturbationSelection": "perturbation"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from raynas.selection import magnitude
+        import importlib
 
-        return getattr(magnitude, name)
+        return getattr(importlib.import_module(f"raynas.selection.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'raynas.selection' has no attribute {name!r}")
 
 
-__all__ = ["SELECTIONS", "MagnitudeSelection", "Selection", "magnitude_choices"]
+__all__ = ["SELECTIONS", "MagnitudeSelection", "PerturbationSelection", "Selection", "magnitude_choices",
+           "stage_epochs", "total_epochs"]

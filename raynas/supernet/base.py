@@ -25,6 +25,7 @@ from raynas.ops import POOLING_OPS, make_op
 
 if TYPE_CHECKING:
     from raynas.spaces.base import Choices, SearchSpace
+    from raynas.supernet.projection import Projection
 
 ArchWeights = Mapping[str, torch.Tensor]
 
@@ -117,6 +118,8 @@ class Supernet(nn.Module):
         self.alphas = nn.ParameterDict({
             cell: nn.Parameter(1e-3 * torch.randn(*space.arch_shape(cell))) for cell in space.cell_types
         })
+        #: rows fixed by a selection stage (:class:`raynas.supernet.projection.Projection`); None: none fixed
+        self.projection: Optional["Projection"] = None
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """The architecture parameters, in the order of ``space.cell_types``."""
@@ -128,8 +131,10 @@ class Supernet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     def arch_weights(self) -> dict[str, torch.Tensor]:
-        """Softmax of each cell's alphas over the op axis (differentiable with respect to the alphas)."""
-        return {cell: F.softmax(self.alphas[cell], dim=-1) for cell in self.space.cell_types}
+        """Softmax of each cell's alphas over the op axis (differentiable with respect to the alphas), with
+        the rows fixed by :attr:`projection` (if any) replaced."""
+        weights = {cell: F.softmax(self.alphas[cell], dim=-1) for cell in self.space.cell_types}
+        return weights if self.projection is None else self.projection.apply(weights)
 
     def resolve_weights(self, weights: Optional[ArchWeights]) -> dict[str, torch.Tensor]:
         """``weights`` checked against the space, or :meth:`arch_weights` when ``weights`` is None."""

@@ -34,10 +34,11 @@ class ProgressCallback(tune.Callback):
             self._say(f"{self._name(trial)} DIVERGED: {result[DIVERGED_KEY]}")
             return
         epochs = self._epochs(trial.config.get("overrides", {}))
+        stage = f"  decided {result['decided_edges']}" if "decided_edges" in result else ""
         self._say(f"{self._name(trial)} epoch {result['epoch']:>3}/{epochs}"
                   f"  train_loss {result['train_loss']:.3f}  train_acc {result['train_acc']:.3f}"
                   f"  val_acc {result['val_acc']:.3f}  derived_val_acc {result['derived_val_acc']:.3f}"
-                  f"  skip {result['num_skip']}  {result['epoch_time_s']:.1f}s")
+                  f"  skip {result['num_skip']}{stage}  {result['epoch_time_s']:.1f}s")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}

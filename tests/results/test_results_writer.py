@@ -98,7 +98,7 @@ def test_consolidate_two_trials_three_epochs(tmp_path):
     written = writer.consolidate()
     assert set(written) == set(TABLES)
     counts = {name: pq.read_table(path).num_rows for name, path in written.items()}
-    assert counts == {"trials": 2, "epochs": 6, "alphas": 6 * ALPHA_ROWS, "genotypes": 6}
+    assert counts == {"trials": 2, "epochs": 6, "alphas": 6 * ALPHA_ROWS, "genotypes": 6, "decisions": 0}
     epochs = pq.read_table(written["epochs"])
     assert _keys(epochs, "epochs") == [(t, e) for t in ("t0", "t1") for e in (1, 2, 3)]
     alphas = pq.read_table(written["alphas"])
