@@ -192,7 +192,7 @@ class Search:
         val_iter = _repeat(self.val_loader, self.epoch) if len(self.val_loader) else None
         projection = self.model.projection
         undecided = projection is None or any(projection.undecided(c) for c in self.space.cell_types)
-        update_arch = self.epoch >= s.warmup_epochs and val_iter is not None and undecided
+        update_arch = train and self.epoch >= s.warmup_epochs and val_iter is not None and undecided
         loss_sum = correct = seen = 0.0
         self.step_seconds = []
         self.model.train()

@@ -31,6 +31,8 @@ from raynas.errors import ConfigError
 KINDS = ("choice", "uniform", "loguniform", "randint")
 #: Top-level keys that belong to the experiment as a whole and so cannot vary between trials.
 FIXED_KEYS = ("name", "tune", "ray", "resources")
+#: Single settings that shape every trial's Ray resources, so they cannot vary between trials either.
+FIXED_SETTINGS = ("selection.workers",)
 
 _EXAMPLE = "e.g. {loguniform: [1.0e-4, 1.0e-2]} or {choice: [0, 1]}"
 _SCALARS = (type(None), bool, int, float, str)
@@ -82,6 +84,9 @@ def check_setting_key(key: str, section: str) -> Any:
     if head in FIXED_KEYS:
         raise ConfigError(f"{entry}: {head} cannot vary between trials; {section} keys may not lie under "
                           f"{', '.join(FIXED_KEYS[:-1])} or {FIXED_KEYS[-1]}")
+    if key in FIXED_SETTINGS:
+        raise ConfigError(f"{entry}: {key} cannot vary between trials (it sets every trial's Ray resources); "
+                          "set it once in the config")
     try:
         _, hint = resolve_field(key)
     except FieldError as exc:

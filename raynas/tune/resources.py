@@ -13,12 +13,25 @@ def trial_resources(cfg: ExperimentConfig) -> Any:
     With ``resources.shards`` > 1: a placement group whose bundle 0 is the trial's own process (the
     coordinator, ``cpus_per_trial``) and bundle ``1 + r`` shard ``r``'s actor (``cpus_per_shard`` and
     ``gpus_per_shard``), the layout :class:`raynas.actors.ShardGroup` expects.
+
+    With ``selection.workers`` > 1 (shards are then 1): a placement group whose bundle 0 is the trial's own
+    process (``cpus_per_trial`` and ``gpus_per_trial``) and bundles ``1 .. workers`` one selection task each
+    (``cpus_per_selection_worker`` and ``gpus_per_selection_worker``), the layout
+    :class:`raynas.selection.parallel.TaskEvaluator` expects. GPUs appear in a bundle only when asked for.
+
+    Otherwise plain ``{"cpu": cpus_per_trial, "gpu": gpus_per_trial}``. Placement groups use ``PACK``.
     """
     res = cfg.resources
-    if res.shards == 1:
+    workers = int(cfg.selection.workers)
+    if res.shards == 1 and workers == 1:
         return {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
     from ray import tune
 
+    if res.shards == 1:
+        trial = {"CPU": res.cpus_per_trial, **({"GPU": res.gpus_per_trial} if res.gpus_per_trial > 0 else {})}
+        worker = {"CPU": res.cpus_per_selection_worker,
+                  **({"GPU": res.gpus_per_selection_worker} if res.gpus_per_selection_worker > 0 else {})}
+        return tune.PlacementGroupFactory([trial] + [dict(worker) for _ in range(workers)], strategy="PACK")
     shard = {"CPU": res.cpus_per_shard, **({"GPU": res.gpus_per_shard} if res.gpus_per_shard else {})}
     return tune.PlacementGroupFactory([{"CPU": res.cpus_per_trial}] + [dict(shard) for _ in range(res.shards)],
                                       strategy="PACK")

@@ -74,6 +74,12 @@ def test_grid_key_under_fixed_sections(key: str) -> None:
                                       f"not lie under name, tune, ray or resources")
 
 
+def test_selection_workers_cannot_vary() -> None:
+    assert grid_error({"selection.workers": [1, 2]}) == (
+        "tune.grid['selection.workers']: selection.workers cannot vary between trials (it sets every trial's Ray "
+        "resources); set it once in the config")
+
+
 def test_grid_key_must_be_a_leaf() -> None:
     assert grid_error({"search": [{"epochs": 1}]}).startswith("tune.grid['search']: search is a section")
     assert "is a single setting" in grid_error({"search.epochs.x": [1]})
