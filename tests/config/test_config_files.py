@@ -136,3 +136,14 @@ def test_config_package_imports_neither_torch_nor_ray() -> None:
             "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "search_configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_search_configs_validate(path: Path, tmp_path: Path) -> None:
+    from raynas.config import expand_trials
+
+    raw = yaml.safe_load(path.read_text())
+    # data sets read from disk get an existing (empty) folder: only the config is checked here
+    overrides = (f"data.root={tmp_path}",) if raw.get("data", {}).get("root") else ()
+    cfg = load_config(path, overrides)
+    assert expand_trials(cfg)
