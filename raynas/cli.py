@@ -60,6 +60,12 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     Shards: resources.shards=K trains each supernet as K data-parallel Ray actors (one per GPU with
     resources.gpus_per_shard=1). Example: shards_nb201.yaml.
 
+    Selection: selection.name=perturbation (DARTS-PT) adds a stage after search.epochs that fixes the
+    architecture edge by edge by the validation accuracy the supernet loses without each op, fine-tuning
+    selection.proj_intv epochs in between (raynas validate prints its length); every candidate is a row of
+    the decisions table; selection.workers=N evaluates each decision's candidates as N Ray tasks.
+    Example: darts_pt_cifar10.yaml.
+
     Clusters: --address HOST:PORT joins a running Ray cluster (cluster/README.md).
 
     Fault tolerance: a trial whose process dies is retried from its last checkpoint up to

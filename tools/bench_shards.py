@@ -78,8 +78,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first one is not timed)")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a local Ray on loopback only
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from raynas.experiment import keep_local_ray_on_loopback
+
+    keep_local_ray_on_loopback()  # before Ray is imported
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 

@@ -141,3 +141,33 @@ def test_an_empty_slice_contributes_nothing(ray_local):
     for a, b in zip(sharded_reports, single_reports):
         assert_same_epoch(a, b)
     assert_same_model(state["model"], single.model.state_dict())
+
+
+def test_sharded_perturbation_stage_decides_like_one_process(ray_local):
+    """Every shard takes the same decisions (their evaluations are summed over the shards) as one process."""
+    cfg = config_from_dict({
+        "space": "nb201",
+        "data": {"name": "digits", "noise_std": 0.5, "limit": 96},
+        "supernet": {"channels": 4, "layers": 1},
+        "search": {"epochs": 1, "batch_size": BATCH, "arch_lr": 0.01, "seed": 3},
+        "selection": {"name": "perturbation", "proj_intv": 0},
+        "resources": {"shards": 2},
+    })
+    single = Search(cfg)
+    single_reports = []
+    while not single.done:
+        single_reports.append(single.run_epoch())
+    with ShardGroup(cfg) as group:
+        sharded_reports = []
+        while not group.done:
+            sharded_reports.append(group.run_epoch())
+    assert len(sharded_reports) == len(single_reports) == 1 + 6
+    for sharded, one in zip(sharded_reports, single_reports):
+        assert sharded.get("decided_edges") == one.get("decided_edges")
+        if "decisions" in one:
+            kept = [(e, op) for e, op, d in zip(one["decisions"]["edge"], one["decisions"]["op"],
+                                                one["decisions"]["decision"]) if d]
+            assert [(e, op) for e, op, d in zip(sharded["decisions"]["edge"], sharded["decisions"]["op"],
+                                                sharded["decisions"]["decision"]) if d] == kept
+            assert sharded["decisions"]["acc"] == pytest.approx(one["decisions"]["acc"], abs=1e-9)
+    assert sharded_reports[-1]["genotype"] == single_reports[-1]["genotype"]
