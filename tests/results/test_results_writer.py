@@ -190,3 +190,28 @@ def test_summarise_trial_reports_final_result_and_best_values():
     assert finished["metric_value"] == pytest.approx(0.95) and finished["genotype"] == "best-genotype"
     with pytest.raises(ResultsError, match="mode"):
         summarise_trial("t0", rows, "val_loss", "lowest", experiment="exp")
+
+
+def _decisions(ops: list[str], kept: str, round_index: int = 0) -> dict[str, list]:
+    n = len(ops)
+    return {"round": [round_index] * n, "cell": ["cell"] * n, "kind": ["op"] * n, "step": [0] * n,
+            "node": [1] * n, "edge": [0] * n, "src": [0] * n, "dst": [1] * n, "op": ops, "criterion": ["acc"] * n,
+            "acc": [0.5 + 0.1 * i for i in range(n)], "loss": [1.0] * n,
+            "decision": ["keep" if op == kept else None for op in ops]}
+
+
+def test_decisions_become_rows_of_their_table_once_per_key(tmp_path):
+    writer = ResultsWriter(tmp_path, "exp")
+    report = {**make_report(3), "decisions": _decisions(["none", "skip_connect", "nor_conv_3x3"], "skip_connect")}
+    writer.write_report("t1", report)
+    writer.write_report("t1", report)  # a replayed epoch
+    writer.write_report("t1", make_report(4))  # an epoch without a decision adds nothing
+    table = load_table(str(tmp_path), "decisions")
+    assert table.num_rows == 3 and table.schema.equals(TABLES["decisions"], check_metadata=False)
+    rows = table.to_pylist()
+    assert [r["op"] for r in rows] == ["none", "skip_connect", "nor_conv_3x3"]  # reported order kept
+    assert [r["decision"] for r in rows] == [None, "keep", None] and {r["epoch"] for r in rows} == {3}
+    with pytest.raises(ResultsError, match="report key 'decisions' lacks loss"):
+        bad = _decisions(["none"], "none")
+        del bad["loss"]
+        writer.write_report("t1", {**make_report(5), "decisions": bad})
