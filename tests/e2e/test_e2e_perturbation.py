@@ -20,6 +20,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_helpers import ROOT, BackgroundRun  # noqa: E402
 
+pytestmark = pytest.mark.slow  # three CLI runs (about 75 s here): CI's slow tier runs it
+
 CONFIG = ROOT / "search_configs" / "smoke" / "perturbation.yaml"
 SETTINGS = ("--set", "ray.num_cpus=2", "--set", "selection.proj_intv=2")
 TOTAL = 2 + 2 * 5 + 1  # search epochs + stage epochs
