@@ -33,6 +33,7 @@ from raynas.config import ExperimentConfig
 from raynas.data import EpochLoader, load_data
 from raynas.distributed import ShardComm, sync_batchnorm
 from raynas.errors import SearchDivergedError
+from raynas.flatness import arch_hessian_eigenvalue, discretization_gap
 from raynas.objectives.base import Objective, StepContext
 from raynas.selection import SELECTIONS
 from raynas.spaces import Genotype, get_space
@@ -239,12 +240,22 @@ class Search:
             "reported_at": time.time(),
             "state_fingerprint": self.fingerprint(),
         }
+        report["discretization_gap"] = discretization_gap(val_acc, derived_acc)
+        if s.sharpness_every and self.epoch % s.sharpness_every == 0:
+            report["arch_sharpness"] = self.arch_sharpness()
         if projection is not None:
             report["decided_edges"] = projection.decided_count()
         if decisions is not None:
             report["decisions"] = decisions
         report.update(extra)
         return report
+
+    def arch_sharpness(self) -> float:
+        """Dominant Hessian eigenvalue of the architecture loss w.r.t. the alphas on the first batch of the
+        architecture split (:func:`raynas.flatness.arch_hessian_eigenvalue`; this shard's slice when sharded)."""
+        batch = self._to_device(self.shards.local(next(iter(self.eval_loader.epoch(0)))))
+        return arch_hessian_eigenvalue(self.model, batch, iters=self.cfg.search.sharpness_iters,
+                                       seed=self.cfg.search.seed)
 
     # ------------------------------------------------------------------------------------ selection stage
     def _start_stage(self) -> None:

@@ -99,7 +99,16 @@ def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     if not isinstance(cfg.name, str) or not _FOLDER_NAME.fullmatch(cfg.name):
         return Problem(join_path(path, "name"), cfg.name,
                        "must be a folder name: letters, digits, '.', '_' or '-', starting with a letter or digit")
-    return check_selection_fits(cfg, path)
+    return check_selection_fits(cfg, path) or check_sharpness_fits(cfg, path)
+
+
+def check_sharpness_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
+    """The sharpness estimate back-propagates twice through the supernet, which sharded BatchNorm does not."""
+    if cfg.search.sharpness_every and cfg.resources.shards > 1:
+        return Problem(join_path(path, "search.sharpness_every"), cfg.search.sharpness_every,
+                       f"must be 0 with resources.shards = {cfg.resources.shards}: the sharpness estimate runs on "
+                       "unsharded searches only")
+    return None
 
 
 def check_selection_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:

@@ -77,6 +77,10 @@ class SearchConfig:
     steps_per_epoch: Optional[int] = _f(None, "cap on steps per epoch (default: one pass over the weight split)",
                                         ge=1)
     eval_derived: bool = _f(True, "evaluate the derived architecture with inherited weights every epoch")
+    sharpness_every: int = _f(0, "every N epochs, log the dominant Hessian eigenvalue of the architecture loss "
+                                 "w.r.t. the alphas (arch_sharpness; 0: off)", ge=0)
+    sharpness_iters: int = _f(20, "power-iteration steps of that estimate (on the first architecture-split batch)",
+                              ge=1)
     device: str = _f("auto", "auto (a GPU when the trial has one), cpu or cuda", choices=("auto", "cpu", "cuda"))
     threads: Optional[int] = _f(None, "torch threads per trial (default: the trial's CPUs)", ge=1)
 

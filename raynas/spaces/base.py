@@ -116,3 +116,47 @@ class SearchSpace(ABC):
     @abstractmethod
     def sample(self, rng: random.Random) -> "Genotype":
         """A uniformly random genotype of this space, drawn with ``rng``."""
+
+    # -- neighborhoods (NA-DARTS: an architecture's neighbors differ in one op on one kept edge) ------------
+    def derived_ops(self, cell: str, edge: int) -> tuple[str, ...]:
+        """The ops a derived genotype may put on edge ``edge`` of ``cell`` (default: every candidate)."""
+        return self.edge_ops(cell, edge)
+
+    def neighbors(self, genotype: "Genotype") -> list["Genotype"]:
+        """Every genotype at distance 1 from ``genotype``: one kept edge's op replaced by another op allowed
+        there, the topology unchanged. In a stable order (cell, edge, op); there are
+        ``sum over kept edges of (len(derived_ops) - 1)`` of them."""
+        choices = self.choices_from_genotype(genotype)
+        out = []
+        for cell in self.cell_types:
+            for edge, op in sorted(choices[cell].items()):
+                for other in self.derived_ops(cell, edge):
+                    if other != op:
+                        changed = {c: dict(edges) for c, edges in choices.items()}
+                        changed[cell][edge] = other
+                        out.append(self.genotype_from_choices(changed))
+        return out
+
+    def neighborhood(self, genotype: "Genotype", radius: int = 1) -> list["Genotype"]:
+        """``genotype`` and every genotype within ``radius`` single-op changes of it, nearest first."""
+        if radius < 0:
+            raise SpaceError(f"neighborhood radius must be >= 0, got {radius!r}")
+        seen = {genotype}
+        ring, out = [genotype], [genotype]
+        for _ in range(radius):
+            next_ring = []
+            for member in ring:
+                for neighbor in self.neighbors(member):
+                    if neighbor not in seen:
+                        seen.add(neighbor)
+                        next_ring.append(neighbor)
+            out += next_ring
+            ring = next_ring
+        return out
+
+    def sample_neighbor(self, genotype: "Genotype", rng: random.Random) -> "Genotype":
+        """A uniformly random neighbor (distance 1) of ``genotype``, drawn with ``rng``."""
+        options = self.neighbors(genotype)
+        if not options:
+            raise SpaceError(f"genotype {genotype} has no neighbor in space {self.name!r}")
+        return rng.choice(options)

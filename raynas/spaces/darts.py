@@ -72,6 +72,10 @@ class DartsLikeSpace(SearchSpace):
         """The candidate ops of edge ``edge`` of ``cell``."""
         return self._edge_ops[cell][self.check_edge(cell, edge)]
 
+    def derived_ops(self, cell: str, edge: int) -> tuple[str, ...]:
+        """The candidates of the edge other than ``none`` (a derived DARTS cell drops edges instead)."""
+        return tuple(op for op in self.edge_ops(cell, edge) if op != "none")
+
     def default_network_args(self) -> dict[str, int]:
         """DARTS' CIFAR evaluation network: 36 initial channels, 20 cells."""
         return {"channels": 36, "layers": 20}
@@ -167,8 +171,7 @@ class DartsLikeSpace(SearchSpace):
             pairs = []
             for node in INTERMEDIATE_NODES:
                 for src in sorted(rng.sample(range(node), 2)):
-                    ops = [o for o in self.edge_ops(cell, _EDGE_INDEX[(src, node)]) if o != "none"]
-                    pairs.append((rng.choice(ops), src))
+                    pairs.append((rng.choice(self.derived_ops(cell, _EDGE_INDEX[(src, node)])), src))
             cells[cell] = tuple(pairs)
         return DartsGenotype(normal=cells["normal"], normal_concat=DEFAULT_CONCAT,
                              reduce=cells["reduce"], reduce_concat=DEFAULT_CONCAT)
