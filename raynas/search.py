@@ -111,6 +111,14 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+def build_supernet(cfg: ExperimentConfig, num_classes: int, in_channels: int) -> nn.Module:
+    """The supernet of ``cfg`` (fresh weights, on the CPU) for data of ``num_classes`` and ``in_channels``."""
+    space = get_space(cfg.space)
+    options = {"stem_multiplier": cfg.supernet.stem_multiplier} if "normal" in space.cell_types else {}
+    return space.build_supernet(channels=cfg.supernet.channels, layers=cfg.supernet.layers,
+                                num_classes=num_classes, in_channels=in_channels, **options)
+
+
 class Search:
     """A differentiable search built from one trial's :class:`ExperimentConfig`.
 
@@ -133,10 +141,7 @@ class Search:
         self.device = device or pick_device(s.device)
         self.space = get_space(cfg.space)
         self.data = load_data(cfg.data)
-        options = {"stem_multiplier": cfg.supernet.stem_multiplier} if "normal" in self.space.cell_types else {}
-        self.model = self.space.build_supernet(
-            channels=cfg.supernet.channels, layers=cfg.supernet.layers, num_classes=self.data.num_classes,
-            in_channels=self.data.in_channels, **options).to(self.device)
+        self.model = build_supernet(cfg, self.data.num_classes, self.data.in_channels).to(self.device)
         self.shards = ShardComm(rank, world_size)
         if self.shards.active:
             self.model = sync_batchnorm(self.model, self.device)

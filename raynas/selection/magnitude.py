@@ -126,7 +126,7 @@ def _repair_cell(space: "SearchSpace", cell: str, w: np.ndarray) -> dict[int, st
     return {e: space.edge_ops(cell, e)[int(index[best, e])] for e in range(n_edges)}
 
 
-def _keeps_two_per_node(space: "SearchSpace", cell: str) -> bool:
+def keeps_two_per_node(space: "SearchSpace", cell: str) -> bool:
     """DARTS-family cells have more than one input node and keep two incoming edges per node."""
     return len(_input_nodes(space.edges(cell))) > 1
 
@@ -144,12 +144,12 @@ def magnitude_choices(space: "SearchSpace", weights: Mapping[str, Any], *,
     """
     matrices = {cell: _cell_matrix(space, cell, weights) for cell in space.cell_types}
     choices = {
-        cell: (_darts_cell if _keeps_two_per_node(space, cell) else _argmax_cell)(space, cell, w)
+        cell: (_darts_cell if keeps_two_per_node(space, cell) else _argmax_cell)(space, cell, w)
         for cell, w in matrices.items()
     }
     if skip_disconnected and not space.is_connected(space.genotype_from_choices(choices)):
         for cell, w in matrices.items():
-            if not _keeps_two_per_node(space, cell) and not _cell_is_connected(space, cell, choices[cell]):
+            if not keeps_two_per_node(space, cell) and not _cell_is_connected(space, cell, choices[cell]):
                 choices[cell] = _repair_cell(space, cell, w)
     return choices
 

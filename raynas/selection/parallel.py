@@ -49,16 +49,6 @@ def chunk_bounds(n: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def build_supernet(cfg: ExperimentConfig, num_classes: int, in_channels: int) -> nn.Module:
-    """The supernet of ``cfg``, built as :class:`raynas.search.Search` builds it (on the CPU, fresh weights)."""
-    from raynas.spaces import get_space
-
-    space = get_space(cfg.space)
-    options = {"stem_multiplier": cfg.supernet.stem_multiplier} if "normal" in space.cell_types else {}
-    return space.build_supernet(channels=cfg.supernet.channels, layers=cfg.supernet.layers,
-                                num_classes=num_classes, in_channels=in_channels, **options)
-
-
 def evaluate_chunk(cfg: ExperimentConfig, num_classes: int, in_channels: int, val: Dataset,
                    state: dict[str, torch.Tensor], candidates: Sequence[dict[str, torch.Tensor]],
                    start: int, stop: int) -> list[tuple[float, float]]:
@@ -68,7 +58,7 @@ def evaluate_chunk(cfg: ExperimentConfig, num_classes: int, in_channels: int, va
     ``resources.cpus_per_selection_worker`` (at least 1) and runs on ``pick_device(search.device)``.
     """
     from raynas.data import EpochLoader
-    from raynas.search import evaluation_sums, pick_device
+    from raynas.search import build_supernet, evaluation_sums, pick_device
 
     torch.set_num_threads(max(1, int(cfg.resources.cpus_per_selection_worker)))
     device = pick_device(cfg.search.device)

@@ -54,7 +54,7 @@ import numpy as np
 
 from raynas.errors import ConfigError
 from raynas.selection.base import Evaluate, Selection
-from raynas.selection.magnitude import NONE_OP, magnitude_choices
+from raynas.selection.magnitude import NONE_OP, keeps_two_per_node, magnitude_choices
 
 if TYPE_CHECKING:
     import torch
@@ -73,13 +73,6 @@ EDGE_ORDERS = ("random", "fixed")
 #: columns of the rows :meth:`PerturbationSelection.decide` returns (the ``decisions`` table, less its keys)
 DECISION_COLUMNS = ("round", "cell", "kind", "step", "node", "edge", "src", "dst", "op", "criterion", "acc",
                     "loss", "decision")
-
-
-def keeps_two_per_node(space: "SearchSpace", cell: str) -> bool:
-    """DARTS-family cells (more than one input node) keep two incoming edges per intermediate node."""
-    edges = space.edges(cell)
-    inputs = {src for src, _ in edges} - {dst for _, dst in edges}
-    return len(inputs) > 1
 
 
 def incoming(space: "SearchSpace", cell: str, node: int) -> list[int]:
@@ -207,6 +200,14 @@ class PerturbationSelection(Selection):
         with torch.no_grad():
             return {c: w.detach().clone() for c, w in supernet.arch_weights().items()}
 
+    @staticmethod
+    def _masked(base: dict[str, "torch.Tensor"], cell: str, index: Any) -> dict[str, "torch.Tensor"]:
+        """``base`` with ``cell``'s entries at ``index`` (an edge, or an (edge, op) pair) set to zero."""
+        weights = dict(base)
+        weights[cell] = base[cell].clone()
+        weights[cell][index] = 0.0
+        return weights
+
     def _project_op(self, supernet: "Supernet", cell: str, round_index: int, evaluate: Evaluate,
                     rows: dict[str, list]) -> None:
         space, projection = supernet.space, supernet.projection
@@ -218,13 +219,7 @@ class PerturbationSelection(Selection):
         ops = space.edge_ops(cell, edge)
         candidates = [k for k, op in enumerate(ops) if not (op == NONE_OP and keeps_two_per_node(space, cell))]
         base = self._base_weights(supernet)
-        masked = []
-        for k in candidates:
-            weights = dict(base)
-            weights[cell] = base[cell].clone()
-            weights[cell][edge, k] = 0.0
-            masked.append(weights)
-        results = evaluate(masked)
+        results = evaluate([self._masked(base, cell, (edge, k)) for k in candidates])
         scores = [acc if self.criterion == "acc" else loss for loss, acc in results]
         kept = candidates[_argbest(scores, lowest=self.criterion == "acc")]
         projection.keep_op(cell, edge, kept)
@@ -246,13 +241,7 @@ class PerturbationSelection(Selection):
         step = 0
         while len(alive) > 2:
             base = self._base_weights(supernet)
-            masked = []
-            for e in alive:
-                weights = dict(base)
-                weights[cell] = base[cell].clone()
-                weights[cell][e] = 0.0
-                masked.append(weights)
-            results = evaluate(masked)
+            results = evaluate([self._masked(base, cell, e) for e in alive])
             scores = [acc if self.criterion == "acc" else loss for loss, acc in results]
             dropped = alive[_argbest(scores, lowest=self.criterion != "acc")]
             projection.drop_edge(cell, dropped)

@@ -50,10 +50,6 @@ class Projection:
         self.fixed[cell][self.space.check_edge(cell, edge)] = DROPPED
         self._tensors.clear()
 
-    def is_decided(self, cell: str, edge: int) -> bool:
-        """Whether edge ``edge`` of ``cell`` has a fixed row (kept op or dropped)."""
-        return edge in self.fixed[cell]
-
     def is_dropped(self, cell: str, edge: int) -> bool:
         """Whether edge ``edge`` of ``cell`` was dropped."""
         return self.fixed[cell].get(edge) == DROPPED

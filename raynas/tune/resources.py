@@ -27,11 +27,14 @@ def trial_resources(cfg: ExperimentConfig) -> Any:
         return {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
     from ray import tune
 
-    if res.shards == 1:
-        trial = {"CPU": res.cpus_per_trial, **({"GPU": res.gpus_per_trial} if res.gpus_per_trial > 0 else {})}
-        worker = {"CPU": res.cpus_per_selection_worker,
-                  **({"GPU": res.gpus_per_selection_worker} if res.gpus_per_selection_worker > 0 else {})}
-        return tune.PlacementGroupFactory([trial] + [dict(worker) for _ in range(workers)], strategy="PACK")
-    shard = {"CPU": res.cpus_per_shard, **({"GPU": res.gpus_per_shard} if res.gpus_per_shard else {})}
-    return tune.PlacementGroupFactory([{"CPU": res.cpus_per_trial}] + [dict(shard) for _ in range(res.shards)],
-                                      strategy="PACK")
+    if res.shards > 1:  # the config keeps gpus_per_trial at 0 here: the shards hold the GPUs
+        head, each, count = _bundle(res.cpus_per_trial, 0), _bundle(res.cpus_per_shard, res.gpus_per_shard), res.shards
+    else:
+        head = _bundle(res.cpus_per_trial, res.gpus_per_trial)
+        each, count = _bundle(res.cpus_per_selection_worker, res.gpus_per_selection_worker), workers
+    return tune.PlacementGroupFactory([head] + [dict(each) for _ in range(count)], strategy="PACK")
+
+
+def _bundle(cpus: float, gpus: float) -> dict[str, float]:
+    """One placement-group bundle; GPUs appear only when asked for."""
+    return {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}

@@ -165,9 +165,11 @@ def test_sharded_perturbation_stage_decides_like_one_process(ray_local):
     for sharded, one in zip(sharded_reports, single_reports):
         assert sharded.get("decided_edges") == one.get("decided_edges")
         if "decisions" in one:
-            kept = [(e, op) for e, op, d in zip(one["decisions"]["edge"], one["decisions"]["op"],
-                                                one["decisions"]["decision"]) if d]
-            assert [(e, op) for e, op, d in zip(sharded["decisions"]["edge"], sharded["decisions"]["op"],
-                                                sharded["decisions"]["decision"]) if d] == kept
+            assert chosen(sharded["decisions"]) == chosen(one["decisions"])
             assert sharded["decisions"]["acc"] == pytest.approx(one["decisions"]["acc"], abs=1e-9)
     assert sharded_reports[-1]["genotype"] == single_reports[-1]["genotype"]
+
+
+def chosen(decisions: dict) -> list[tuple[int, str]]:
+    """(edge, op) of every candidate a decision kept or dropped."""
+    return [(e, op) for e, op, d in zip(decisions["edge"], decisions["op"], decisions["decision"]) if d]

@@ -7,8 +7,8 @@ import torch
 
 from raynas.config import load_config
 from raynas.errors import RaynasError, SpaceError
-from raynas.search import Search
-from raynas.selection.parallel import TaskEvaluator, build_supernet, chunk_bounds
+from raynas.search import Search, build_supernet
+from raynas.selection.parallel import TaskEvaluator, chunk_bounds
 
 SMOKE = "search_configs/smoke/nb201.yaml"
 BASE = ["search.epochs=1", "search.threads=1", "selection.name=perturbation", "selection.proj_intv=0",
