@@ -66,6 +66,14 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     the decisions table; selection.workers=N evaluates each decision's candidates as N Ray tasks.
     Example: darts_pt_cifar10.yaml.
 
+    Objectives: objectives.na (NA-DARTS: the architecture loss aggregated over sampled neighbours of the
+    current architecture) and objectives.sd (SD-DARTS: the weight step distils the voted prediction of K
+    earlier supernet snapshots, held locally or, with placement actor, by Ray actors answering a batch
+    ahead) compose with each other, with search.order 1 and 2, shards and any selection. method=rs with
+    selection.name=sampling is weight-sharing random search, NA-RS with objectives.na. The neighbourhood
+    representation, the distillation loss and the voting rules are our reconstruction [recon] of the
+    papers (docs/methods.md). Examples: na_darts_cifar10.yaml, sd_darts_cifar10.yaml, na_rs_nb201.yaml.
+
     Clusters: --address HOST:PORT joins a running Ray cluster (cluster/README.md).
 
     Fault tolerance: a trial whose process dies is retried from its last checkpoint up to

@@ -34,7 +34,7 @@ from raynas.data import EpochLoader, load_data
 from raynas.distributed import ShardComm, sync_batchnorm
 from raynas.errors import SearchDivergedError
 from raynas.flatness import arch_hessian_eigenvalue, discretization_gap
-from raynas.objectives.base import Objective, StepContext
+from raynas.objectives import SearchEnv, StepContext, build_objective
 from raynas.selection import SELECTIONS
 from raynas.spaces import Genotype, get_space
 from raynas.supernet import discrete_weights
@@ -145,9 +145,11 @@ class Search:
         self.shards = ShardComm(rank, world_size)
         if self.shards.active:
             self.model = sync_batchnorm(self.model, self.device)
-        self.objective = Objective()
+        self.objective = build_objective(cfg, SearchEnv(space=self.space, num_classes=self.data.num_classes,
+                                                        in_channels=self.data.in_channels, device=self.device,
+                                                        rank=rank, world_size=world_size))
         selection_cls = SELECTIONS.get(cfg.selection.name)
-        self.selection = selection_cls.from_config(cfg.selection, seed=s.seed)
+        self.selection = selection_cls.from_config(cfg.selection, seed=s.seed, objectives=cfg.objectives)
         #: epochs of the selection stage after ``search.epochs`` (0: the selection has no stage)
         self.stage_epochs = selection_cls.stage_epochs(cfg.selection, self.space)
         if self.stage_epochs:
@@ -193,23 +195,27 @@ class Search:
         weight_lr = self.weight_optimizer.param_groups[0]["lr"]
         ctx = StepContext(epoch=self.epoch, step=0, steps_per_epoch=self.steps_per_epoch, epochs=s.epochs,
                           weight_lr=weight_lr, device=self.device, reduce=self.shards.average_,
-                          scale_loss=self.shards.scale_loss)
+                          scale_loss=self.shards.scale_loss, seed=s.seed)
         train_iter = self.train_loader.epoch(self.epoch)
         val_iter = _repeat(self.val_loader, self.epoch) if len(self.val_loader) else None
         projection = self.model.projection
         undecided = projection is None or any(projection.undecided(c) for c in self.space.cell_types)
-        update_arch = train and self.epoch >= s.warmup_epochs and val_iter is not None and undecided
+        update_arch = (train and self.epoch >= s.warmup_epochs and val_iter is not None and undecided
+                       and self.cfg.method != "rs")
         loss_sum = correct = seen = 0.0
         self.step_seconds = []
         self.model.train()
         steps = self.steps_per_epoch if train else 0
-        for step, train_batch in enumerate(itertools.islice(train_iter, steps)):
+        batches = (self._to_device(self.shards.local(b)) for b in itertools.islice(train_iter, steps))
+        for step, (train_batch, next_batch) in enumerate(_with_next(batches)):
             step_start = time.perf_counter()
             ctx.step = step
-            train_batch = self._to_device(self.shards.local(train_batch))
+            if next_batch is not None:
+                self.objective.prefetch(self.model, next_batch, ctx)
             if update_arch:
                 self._arch_step(train_batch, self._to_device(self.shards.local(next(val_iter))), ctx)
             loss, logits = self._weight_step(train_batch, ctx)
+            self.objective.after_weight_step(self.model, ctx)
             n = train_batch[1].numel()
             if n:  # a shard's slice of a short last batch may be empty
                 loss_sum += loss * n
@@ -369,6 +375,10 @@ class Search:
         """Whether every configured epoch has run, the selection stage's included."""
         return self.epoch >= self.cfg.search.epochs + self.stage_epochs
 
+    def close(self) -> None:
+        """Release what the search holds outside its process (the objective's teacher actors); idempotent."""
+        self.objective.close()
+
     # -------------------------------------------------------------------------------------- checkpoints
     def get_state(self) -> dict[str, Any]:
         """Everything needed to resume; loadable with ``torch.load(..., weights_only=True)``.
@@ -442,6 +452,16 @@ class Search:
             torch.cuda.set_rng_state_all(rng["cuda"])
         np.random.set_state(_numpy_state_from_plain(rng["numpy"]))
         random.setstate(_python_state_from_plain(rng["python"]))
+
+
+def _with_next(items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    """``(item, next item or None)`` for each item: one step of look-ahead for :meth:`Objective.prefetch`."""
+    it = iter(items)
+    current = next(it, None)
+    while current is not None:
+        following = next(it, None)
+        yield current, following
+        current = following
 
 
 def _repeat(loader: EpochLoader, epoch: int) -> Iterator[Any]:

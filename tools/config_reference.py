@@ -13,6 +13,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from raynas.config.loader import _split_optional  # noqa: E402
 from raynas.config import (ExperimentConfig, TrainConfig, describe_type, registry_for, section_type,  # noqa: E402
                            show_value)
 
@@ -80,7 +81,13 @@ def _nested_sections(cls: type, prefix: str, level: str) -> list[str]:
             continue
         key = f"{prefix}{spec.name}"
         lines += [f"{level}# `{key}`: {spec.metadata.get('doc', '')}", ""]
-        lines += section_table(section, f"{key}.") + [""]
+        if _split_optional(hints[spec.name])[1]:
+            lines += [f"Off unless given (`{key}: {{}}` turns it on with the defaults below).", ""]
+        table = section_table(section, f"{key}.")
+        if len(table) > 2:
+            lines += table + [""]
+        else:  # a section of sections only
+            lines += [_cell((section.__doc__ or "").strip().splitlines()[0]), ""]
         lines += _nested_sections(section, f"{key}.", level)
     return lines
 

@@ -96,7 +96,7 @@ def run_job(space: str, noise: float, seed: int, args: argparse.Namespace) -> di
     return row
 
 
-def _mean_std(values: list[float]) -> str:
+def mean_std(values: list[float]) -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return "n/a"
@@ -115,10 +115,10 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     for (space, noise), group in sorted(groups.items()):
         lines.append(
             f"| {space} | {noise} | {len(group)} "
-            f"| {_mean_std([float(r['magnitude_skip']) for r in group])} "
-            f"| {_mean_std([float(r['perturbation_skip']) for r in group])} "
-            f"| {_mean_std([r['magnitude_test_acc'] for r in group])} "
-            f"| {_mean_std([r['perturbation_test_acc'] for r in group])} |")
+            f"| {mean_std([float(r['magnitude_skip']) for r in group])} "
+            f"| {mean_std([float(r['perturbation_skip']) for r in group])} "
+            f"| {mean_std([r['magnitude_test_acc'] for r in group])} "
+            f"| {mean_std([r['perturbation_test_acc'] for r in group])} |")
     return "\n".join(lines)
 
 

@@ -5,7 +5,10 @@ processes and offers the part of :class:`raynas.search.Search` that a trial driv
 ``get_state``, ``set_state``, ``done``), so a Tune trial uses either interchangeably. Inside a trial whose
 resources come from :func:`raynas.tune.resources.trial_resources`, shard ``r`` runs in bundle ``1 + r`` of the
 trial's placement group (bundle 0 is the trial's own process); elsewhere (tests, tools) the actors ask Ray
-for their resources directly. Importing this package imports Ray, not torch.
+for their resources directly.
+
+:class:`TeacherGroup` holds SD-DARTS teacher snapshots in :class:`TeacherActor` processes
+(``objectives.sd.placement: actor``, :mod:`raynas.actors.teacher`). Importing this package imports Ray, not torch.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from raynas.actors.shard import ShardActor
+from raynas.actors.teacher import TeacherActor, TeacherGroup
 from raynas.config import ExperimentConfig
 from raynas.errors import RaynasError
 
-__all__ = ["ShardActor", "ShardGroup"]
+__all__ = ["ShardActor", "ShardGroup", "TeacherActor", "TeacherGroup"]
 
 
 def _gather(refs: Sequence[Any], timeout_s: Optional[float] = None) -> list[Any]:

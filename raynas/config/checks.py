@@ -13,8 +13,8 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional
 
-from raynas.config.schema import (DataConfig, ExperimentConfig, ResourcesConfig, SearchConfig, TrainConfig,
-                                  TuneConfig)
+from raynas.config.schema import (DataConfig, ExperimentConfig, ResourcesConfig, SDConfig, SearchConfig,
+                                  TrainConfig, TuneConfig)
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
 FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
@@ -99,7 +99,22 @@ def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     if not isinstance(cfg.name, str) or not _FOLDER_NAME.fullmatch(cfg.name):
         return Problem(join_path(path, "name"), cfg.name,
                        "must be a folder name: letters, digits, '.', '_' or '-', starting with a letter or digit")
-    return check_selection_fits(cfg, path) or check_sharpness_fits(cfg, path)
+    return check_selection_fits(cfg, path) or check_sharpness_fits(cfg, path) or check_objectives_fit(cfg, path)
+
+
+def check_objectives_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
+    """Random search needs a selection that scores architectures; a sharded search must compute what one
+    process would, which a maximum over each shard's slice does not."""
+    if cfg.method == "rs" and cfg.selection.name not in CANDIDATE_SELECTIONS:
+        return Problem(join_path(path, "selection.name"), cfg.selection.name,
+                       f"must be one of {', '.join(map(repr, CANDIDATE_SELECTIONS))} with method = 'rs': random "
+                       "search trains no architecture parameters for magnitude to read")
+    na = cfg.objectives.na
+    if na is not None and na.aggregation == "max" and cfg.resources.shards > 1:
+        return Problem(join_path(path, "objectives.na.aggregation"), na.aggregation,
+                       f"must be 'mean' with resources.shards = {cfg.resources.shards}: the worst neighbour of "
+                       "each shard's slice is not the worst of the batch")
+    return None
 
 
 def check_sharpness_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
@@ -111,16 +126,29 @@ def check_sharpness_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     return None
 
 
+#: Selections whose stage evaluates candidates, which ``selection.workers`` Ray tasks can share.
+CANDIDATE_SELECTIONS = ("perturbation", "sampling")
+
+
 def check_selection_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     """Parallel selection workers are for unsharded trials: a sharded trial already splits each evaluation."""
     if cfg.selection.workers > 1 and cfg.resources.shards > 1:
         return Problem(join_path(path, "selection.workers"), cfg.selection.workers,
                        f"must be 1 with resources.shards = {cfg.resources.shards}: the shards already split "
                        "every candidate evaluation; drop one of the two")
-    if cfg.selection.workers > 1 and cfg.selection.name != "perturbation":
+    if cfg.selection.workers > 1 and cfg.selection.name not in CANDIDATE_SELECTIONS:
         return Problem(join_path(path, "selection.workers"), cfg.selection.workers,
-                       f"must be 1 with selection.name = {cfg.selection.name!r}: only perturbation evaluates "
-                       "candidates")
+                       f"must be 1 with selection.name = {cfg.selection.name!r}: only "
+                       f"{' and '.join(CANDIDATE_SELECTIONS)} evaluate candidates")
+    return None
+
+
+def check_sd(cfg: SDConfig, path: str) -> Optional[Problem]:
+    """SD-DARTS keeps at most ``teachers + 1`` snapshots, so more teacher actors than that would sit idle."""
+    if cfg.placement == "actor" and cfg.actors > cfg.teachers + 1:
+        return Problem(join_path(path, "actors"), cfg.actors,
+                       f"must be <= {join_path(path, 'teachers')} + 1 ({cfg.teachers + 1}): at most that many "
+                       "snapshots are kept, so further teacher actors would hold nothing")
     return None
 
 
@@ -140,6 +168,7 @@ SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] 
     SearchConfig: (check_search,),
     TuneConfig: (check_tune,),
     ResourcesConfig: (check_resources,),
+    SDConfig: (check_sd,),
     ExperimentConfig: (check_experiment,),
     TrainConfig: (check_train,),
 }

@@ -89,8 +89,9 @@ class SearchConfig:
 class SelectionConfig:
     """How the final architecture is derived from the trained supernet."""
 
-    name: str = _f("magnitude", "selection method: magnitude (DARTS) or perturbation (DARTS-PT, a stage after "
-                                "search.epochs)", registry="selections")
+    name: str = _f("magnitude", "selection method: magnitude (DARTS), perturbation (DARTS-PT) or sampling "
+                                "(random search, NA-RS with objectives.na); the last two are a stage after "
+                                "search.epochs", registry="selections")
     skip_disconnected: bool = _f(True, "never derive a cell without a path from input to output")
     criterion: str = _f("acc", "perturbation: keep the op whose removal lowers validation accuracy most (acc) or "
                                "raises validation loss most (loss)", choices=("acc", "loss"))
@@ -100,14 +101,59 @@ class SelectionConfig:
                                    "or fixed (lowest first)", choices=("random", "fixed"))
     topology: bool = _f(True, "perturbation, darts spaces: pick each node's 2 inputs by perturbation too "
                               "(false: by magnitude)")
-    batch_stats: bool = _f(True, "perturbation: evaluate candidates with BatchNorm batch statistics (DARTS-PT's "
+    batch_stats: bool = _f(True, "perturbation, sampling: evaluate candidates with BatchNorm batch statistics (DARTS-PT's "
                                  "code) rather than running statistics")
-    eval_batches: Optional[int] = _f(None, "perturbation: validation batches per candidate evaluation "
+    eval_batches: Optional[int] = _f(None, "perturbation, sampling: validation batches per candidate evaluation "
                                            "(default: the whole architecture split)", ge=1)
     finetune_lr_factor: float = _f(0.1, "perturbation: fine-tuning restarts the weight lr at search.weight_lr "
                                         "times this, cosine to search.weight_lr_min", gt=0.0)
-    workers: int = _f(1, "perturbation: Ray tasks evaluating one decision's candidates in parallel "
+    workers: int = _f(1, "perturbation, sampling: Ray tasks evaluating one decision's candidates in parallel "
                          "(1: in the trial's process)", ge=1)
+    samples: int = _f(100, "sampling: architectures drawn uniformly from the space and scored with the "
+                           "supernet's weights (with objectives.na: by their neighbourhood)", ge=1)
+
+
+@dataclass(frozen=True)
+class NAConfig:
+    """NA-DARTS / NA-RS (Wang et al. 2021): score an architecture by its neighbourhood [recon]."""
+
+    neighbors: int = _f(4, "neighbours M sampled per architecture step (NA-DARTS) or per scored architecture "
+                           "(NA-RS)", ge=1)
+    radius: int = _f(1, "edges whose op changes in a neighbour (Hamming distance r)", ge=1)
+    aggregation: str = _f("mean", "how the neighbourhood's losses (NA-RS: accuracies) combine: mean, or max: the "
+                                  "worst member (highest loss; NA-RS: lowest accuracy)", choices=("mean", "max"))
+    representation: str = _f("dominant", "NA-DARTS neighbour: move the dominant op's mass to the other ops "
+                                         "(dominant) or add uniform noise to alpha (perturb)",
+                             choices=("dominant", "perturb"))
+    noise: float = _f(0.3, "representation perturb: noise range [-noise, noise] added to alpha", gt=0.0)
+    include_center: bool = _f(False, "NA-DARTS: aggregate the current architecture's own loss too "
+                                     "(NA-RS always includes it)")
+
+
+@dataclass(frozen=True)
+class SDConfig:
+    """SD-DARTS (Zhu et al. 2023): distil voting teachers (earlier supernet snapshots) into the weight step [recon]."""
+
+    teachers: int = _f(3, "snapshots K that vote; distillation starts once K exist", ge=1)
+    interval: Optional[int] = _f(None, "steps between snapshots (default: a quarter of an epoch's steps)", ge=1)
+    temperature: float = _f(4.0, "softmax temperature tau of teachers and student", gt=0.0)
+    weight: float = _f(0.5, "beta: loss = CE + beta * tau^2 * KL(teachers || student)", ge=0.0)
+    voting: str = _f("soft", "teacher prediction: mean of probabilities (soft) or majority of argmax labels "
+                             "(hard)", choices=("soft", "hard"))
+    distill_arch: bool = _f(False, "add the distillation term to the architecture step too")
+    placement: str = _f("local", "where snapshots live: in the trial's process (local) or in Ray actors "
+                                 "(actor) that answer one batch ahead", choices=("local", "actor"))
+    actors: int = _f(1, "placement actor: teacher actors per search (snapshots spread over them)", ge=1)
+
+
+@dataclass(frozen=True)
+class ObjectivesConfig:
+    """Terms added to the supernet steps; each is off unless its section is given (e.g. `na: {}`)."""
+
+    na: Optional[NAConfig] = field(default=None, metadata={"doc": "neighbourhood-aware architecture loss "
+                                                                  "(NA-DARTS) and NA-RS scoring"})
+    sd: Optional[SDConfig] = field(default=None, metadata={"doc": "self-distillation from voting teachers "
+                                                                  "(SD-DARTS)"})
 
 
 @dataclass(frozen=True)
@@ -163,6 +209,8 @@ class ResourcesConfig:
     gpus_per_shard: float = _f(0.0, "GPUs of each shard actor (shards > 1); one shard per GPU", ge=0.0)
     cpus_per_selection_worker: float = _f(1.0, "CPUs of each selection task (selection.workers > 1)", gt=0.0)
     gpus_per_selection_worker: float = _f(0.0, "GPUs of each selection task (selection.workers > 1)", ge=0.0)
+    cpus_per_teacher: float = _f(1.0, "CPUs of each teacher actor (objectives.sd.placement: actor)", gt=0.0)
+    gpus_per_teacher: float = _f(0.0, "GPUs of each teacher actor (objectives.sd.placement: actor)", ge=0.0)
 
 
 @dataclass(frozen=True)
@@ -179,10 +227,14 @@ class ExperimentConfig:
 
     name: str = _f("experiment", "experiment name: the folder under --out")
     space: str = _f("nb201", "search space", registry="spaces")
-    method: str = _f("darts", "search method", choices=("darts",))
+    method: str = _f("darts", "darts: gradient-based bilevel search; rs: weight-sharing random search (one "
+                              "uniformly sampled path per weight step, no architecture step)",
+                     choices=("darts", "rs"))
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "data set and splits"})
     supernet: SupernetConfig = field(default_factory=SupernetConfig, metadata={"doc": "supernet size"})
     search: SearchConfig = field(default_factory=SearchConfig, metadata={"doc": "bilevel search loop"})
+    objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig,
+                                         metadata={"doc": "loss terms on the supernet steps (NA, SD)"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"doc": "architecture selection"})
     tune: TuneConfig = field(default_factory=TuneConfig, metadata={"doc": "population run by Ray Tune"})
     resources: ResourcesConfig = field(default_factory=ResourcesConfig, metadata={"doc": "per-trial resources"})

@@ -14,7 +14,7 @@ so that a resumed search continues bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +48,12 @@ class StepContext:
     reduce: Callable[[Sequence["torch.Tensor"]], None] = no_reduce
     #: the loss to back-propagate for a mean ``loss`` over this shard's slice ``batch`` (unsharded: ``loss``)
     scale_loss: Callable[["torch.Tensor", Batch], "torch.Tensor"] = unscaled
+    seed: int = 0  #: ``search.seed``: objectives draw their randomness from (seed, global_step), never globally
+
+    @property
+    def global_step(self) -> int:
+        """Steps since the search began (``epoch * steps_per_epoch + step``), the same on every shard."""
+        return self.epoch * self.steps_per_epoch + self.step
 
 
 class Objective:
@@ -74,9 +80,20 @@ class Objective:
         x, y = batch
         return F.cross_entropy(model(x), y)
 
+    def prefetch(self, model: "nn.Module", next_batch: Batch, ctx: StepContext) -> None:
+        """Called at the start of step ``ctx.step`` with the weight-split batch of the *next* step (this
+        shard's slice, on the device), so that a term needing slow outside answers (teacher actors) can ask
+        early. Must not change what any loss computes: only when the answer arrives."""
+
+    def after_weight_step(self, model: "nn.Module", ctx: StepContext) -> None:
+        """Called after each weight update (e.g. to snapshot the supernet)."""
+
     def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
         """Called after each epoch; returns extra metrics to log (default none)."""
         return {}
+
+    def close(self) -> None:
+        """Release what the objective holds outside its process (actors); idempotent."""
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to resume this objective (tensors allowed)."""
@@ -84,3 +101,163 @@ class Objective:
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_state` returned."""
+
+
+@dataclass
+class SearchEnv:
+    """What a term may need to know about the search it joins, beyond the config."""
+
+    space: Any  #: the :class:`raynas.spaces.SearchSpace`
+    num_classes: int
+    in_channels: int
+    device: "torch.device"
+    rank: int = 0  #: shard rank (0 unsharded)
+    world_size: int = 1
+
+
+class Term:
+    """One method's contribution to the supernet steps; :class:`ComposedObjective` adds terms together.
+
+    Every hook has a neutral default, so a term overrides only what its method changes:
+
+    - :meth:`path_weights`: the architecture weights the *weight* step runs (a sampled path; None: the
+      supernet's own), at most one term returns them;
+    - :meth:`weight_term`: a loss added to the weight step's cross-entropy;
+    - :meth:`arch_loss`: a loss that *replaces* the architecture step's cross-entropy (at most one term:
+      those with ``replaces_arch_loss``);
+    - :meth:`arch_term`: a loss added to the architecture step's loss;
+    - :meth:`prefetch`, :meth:`after_weight_step`, :meth:`on_epoch_end`, :meth:`close`: as on
+      :class:`Objective`; ``get_state``/``set_state`` round-trip everything kept between steps.
+
+    ``logits`` arguments are zero-argument callables returning the supernet's logits on the batch with its
+    current architecture weights, computed at most once per loss and shared by every term.
+    """
+
+    name = "term"
+    replaces_arch_loss = False
+
+    def path_weights(self, model: "nn.Module", ctx: StepContext) -> "Optional[dict[str, torch.Tensor]]":
+        """The architecture weights of the weight step (None: the supernet's own)."""
+        return None
+
+    def weight_term(self, model: "nn.Module", batch: Batch, logits: Callable[[], "torch.Tensor"],
+                    ctx: StepContext) -> "Optional[torch.Tensor]":
+        """A loss added to the weight step's cross-entropy (None: nothing)."""
+        return None
+
+    def arch_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> "Optional[torch.Tensor]":
+        """The architecture step's loss in place of cross-entropy (only terms with ``replaces_arch_loss``)."""
+        return None
+
+    def arch_term(self, model: "nn.Module", batch: Batch, logits: Callable[[], "torch.Tensor"],
+                  ctx: StepContext) -> "Optional[torch.Tensor]":
+        """A loss added to the architecture step's loss (None: nothing)."""
+        return None
+
+    def prefetch(self, model: "nn.Module", next_batch: Batch, ctx: StepContext) -> None:
+        """See :meth:`Objective.prefetch`."""
+
+    def after_weight_step(self, model: "nn.Module", ctx: StepContext) -> None:
+        """See :meth:`Objective.after_weight_step`."""
+
+    def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
+        """Extra metrics of the epoch, named with the term's prefix (e.g. ``sd_kl``)."""
+        return {}
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to resume this term."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+
+    def close(self) -> None:
+        """Release outside resources (actors); idempotent."""
+
+
+def _memo(compute: Callable[[], "torch.Tensor"]) -> Callable[[], "torch.Tensor"]:
+    """``compute`` called at most once."""
+    cache: list["torch.Tensor"] = []
+
+    def get() -> "torch.Tensor":
+        if not cache:
+            cache.append(compute())
+        return cache[0]
+    return get
+
+
+class ComposedObjective(Objective):
+    """Cross-entropy on both steps (DARTS) plus the given terms, in order.
+
+    Weight step: ``CE(model(x, path), y) + sum(weight_term)``. Architecture step: the replacing term's
+    ``arch_loss`` if there is one, else ``CE(model(x), y)``, plus ``sum(arch_term)``.
+    """
+
+    def __init__(self, terms: Sequence[Term] = ()) -> None:
+        replacing = [t.name for t in terms if t.replaces_arch_loss]
+        if len(replacing) > 1:
+            raise ValueError(f"terms {replacing} all replace the architecture loss; at most one may")
+        self.terms = list(terms)
+        self.name = "+".join(t.name for t in self.terms) or "darts"
+
+    def weight_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> "torch.Tensor":
+        """Cross-entropy of the (path's) logits plus every term's weight loss."""
+        import torch.nn.functional as F
+
+        x, y = batch
+        path = next((w for w in (t.path_weights(model, ctx) for t in self.terms) if w is not None), None)
+        out = model(x, path)
+        loss = F.cross_entropy(out, y)
+        for term in self.terms:
+            extra = term.weight_term(model, batch, lambda: out, ctx)
+            if extra is not None:
+                loss = loss + extra
+        return loss
+
+    def arch_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> "torch.Tensor":
+        """The replacing term's loss (or cross-entropy) plus every term's architecture term."""
+        import torch.nn.functional as F
+
+        x, y = batch
+        logits = _memo(lambda: model(x))
+        main = next((t for t in self.terms if t.replaces_arch_loss), None)
+        loss = main.arch_loss(model, batch, ctx) if main is not None else None
+        if loss is None:
+            loss = F.cross_entropy(logits(), y)
+        for term in self.terms:
+            extra = term.arch_term(model, batch, logits, ctx)
+            if extra is not None:
+                loss = loss + extra
+        return loss
+
+    def prefetch(self, model: "nn.Module", next_batch: Batch, ctx: StepContext) -> None:
+        """Every term's :meth:`Term.prefetch`."""
+        for term in self.terms:
+            term.prefetch(model, next_batch, ctx)
+
+    def after_weight_step(self, model: "nn.Module", ctx: StepContext) -> None:
+        """Every term's :meth:`Term.after_weight_step`."""
+        for term in self.terms:
+            term.after_weight_step(model, ctx)
+
+    def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
+        """Every term's metrics, merged."""
+        metrics: dict[str, float] = {}
+        for term in self.terms:
+            metrics.update(term.on_epoch_end(model, ctx))
+        return metrics
+
+    def get_state(self) -> dict[str, Any]:
+        """``{term name: term state}``."""
+        return {term.name: term.get_state() for term in self.terms}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore each term's state (a term missing from ``state`` starts fresh)."""
+        for term in self.terms:
+            if term.name in state:
+                term.set_state(state[term.name])
+
+    def close(self) -> None:
+        """Close every term."""
+        for term in self.terms:
+            term.close()

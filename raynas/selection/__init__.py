@@ -4,8 +4,10 @@
 lazily, so importing this package imports neither torch nor numpy. ``magnitude`` is the DARTS rule
 (Liu et al., DARTS, ICLR 2019): keep the strongest architecture weights. ``perturbation`` is DARTS-PT
 (Wang et al., ICLR 2021): a stage after training that fixes edges one by one by the validation accuracy
-the supernet loses without each op, fine-tuning in between. :func:`total_epochs` is a search's length
-with its selection stage.
+the supernet loses without each op, fine-tuning in between. ``sampling`` is random search with weight
+sharing (Li & Talwalkar, UAI 2019), neighbourhood-aware with ``objectives.na`` (NA-RS, Wang et al., BMVC
+2021): a stage that scores uniformly drawn architectures with the supernet's weights and keeps the best.
+:func:`total_epochs` is a search's length with its selection stage.
 """
 
 from __future__ import annotations
@@ -32,10 +34,17 @@ def _load_perturbation() -> type[Selection]:
     return PerturbationSelection
 
 
+def _load_sampling() -> type[Selection]:
+    from raynas.selection.sampling import SamplingSelection
+
+    return SamplingSelection
+
+
 #: selection name -> Selection subclass (called with the config's selection options)
 SELECTIONS: Registry[type[Selection]] = Registry("selection", ConfigError)
 SELECTIONS.register_lazy("magnitude", _load_magnitude)
 SELECTIONS.register_lazy("perturbation", _load_perturbation)
+SELECTIONS.register_lazy("sampling", _load_sampling)
 
 
 def stage_epochs(cfg: "ExperimentConfig") -> int:
@@ -50,7 +59,7 @@ def total_epochs(cfg: "ExperimentConfig") -> int:
     return cfg.search.epochs + stage_epochs(cfg)
 
 _LAZY = {"MagnitudeSelection": "magnitude", "magnitude_choices": "magnitude",
-         "PerturbationSelection": "perturbation"}
+         "PerturbationSelection": "perturbation", "SamplingSelection": "sampling"}
 
 
 def __getattr__(name: str) -> Any:
@@ -61,5 +70,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'raynas.selection' has no attribute {name!r}")
 
 
-__all__ = ["SELECTIONS", "MagnitudeSelection", "PerturbationSelection", "Selection", "magnitude_choices",
-           "stage_epochs", "total_epochs"]
+__all__ = ["SELECTIONS", "MagnitudeSelection", "PerturbationSelection", "SamplingSelection", "Selection",
+           "magnitude_choices", "stage_epochs", "total_epochs"]

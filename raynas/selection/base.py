@@ -45,8 +45,9 @@ class Selection:
     name = "base"
 
     @classmethod
-    def from_config(cls, cfg: "SelectionConfig", *, seed: int = 0) -> "Selection":
-        """An instance with the options of the config's ``selection`` section; ``seed`` is ``search.seed``."""
+    def from_config(cls, cfg: "SelectionConfig", *, seed: int = 0, objectives: Any = None) -> "Selection":
+        """An instance with the options of the config's ``selection`` section; ``seed`` is ``search.seed``,
+        ``objectives`` the config's ``objectives`` section (for selections that score with a term's rule)."""
         return cls(skip_disconnected=cfg.skip_disconnected)  # type: ignore[call-arg]
 
     @classmethod

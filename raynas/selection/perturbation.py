@@ -139,7 +139,7 @@ class PerturbationSelection(Selection):
         self.seed = int(seed)
 
     @classmethod
-    def from_config(cls, cfg: "SelectionConfig", *, seed: int = 0) -> "PerturbationSelection":
+    def from_config(cls, cfg: "SelectionConfig", *, seed: int = 0, objectives: Any = None) -> "PerturbationSelection":
         """An instance with the ``selection`` section's options; ``seed`` orders the edges (``search.seed``)."""
         return cls(skip_disconnected=cfg.skip_disconnected, criterion=cfg.criterion, proj_intv=cfg.proj_intv,
                    edge_order=cfg.edge_order, topology=cfg.topology, seed=seed)

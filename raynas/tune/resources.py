@@ -1,4 +1,7 @@
-"""Config -> the Ray resources one trial asks for."""
+"""Config -> the Ray resources one trial asks for, and where each of its helpers runs.
+
+Importing this module imports neither torch nor Ray (Tune is imported only to build a placement group).
+"""
 
 from __future__ import annotations
 
@@ -10,29 +13,63 @@ from raynas.config import ExperimentConfig
 def trial_resources(cfg: ExperimentConfig) -> Any:
     """What :func:`ray.tune.with_resources` gets for one trial of ``cfg``.
 
-    With ``resources.shards`` > 1: a placement group whose bundle 0 is the trial's own process (the
-    coordinator, ``cpus_per_trial``) and bundle ``1 + r`` shard ``r``'s actor (``cpus_per_shard`` and
-    ``gpus_per_shard``), the layout :class:`raynas.actors.ShardGroup` expects.
+    A trial with nothing but its own process asks for plain ``{"cpu": cpus_per_trial, "gpu": gpus_per_trial}``.
+    Otherwise it gets a placement group (strategy ``PACK``) whose bundle 0 is the trial's own process and
+    whose further bundles are, in this order:
 
-    With ``selection.workers`` > 1 (shards are then 1): a placement group whose bundle 0 is the trial's own
-    process (``cpus_per_trial`` and ``gpus_per_trial``) and bundles ``1 .. workers`` one selection task each
-    (``cpus_per_selection_worker`` and ``gpus_per_selection_worker``), the layout
-    :class:`raynas.selection.parallel.TaskEvaluator` expects. GPUs appear in a bundle only when asked for.
+    - with ``resources.shards`` = S > 1: bundles ``1 .. S``, shard ``r``'s actor in bundle ``1 + r``
+      (``cpus_per_shard`` and ``gpus_per_shard``; bundle 0 then has no GPU: the shards hold them), the
+      layout :class:`raynas.actors.ShardGroup` expects;
+    - with ``selection.workers`` = W > 1 (shards are then 1): bundles ``1 .. W``, one selection task each
+      (``cpus_per_selection_worker`` and ``gpus_per_selection_worker``), the layout
+      :class:`raynas.selection.parallel.TaskEvaluator` expects;
+    - with ``objectives.sd.placement: actor`` and A = ``objectives.sd.actors``: A teacher bundles
+      (``cpus_per_teacher`` and ``gpus_per_teacher``) per search process, after all of the above: teacher
+      ``i`` of an unsharded search in bundle ``1 + W' + i`` (W' = W when W > 1, else 0), teacher ``i`` of
+      shard ``r`` in bundle ``1 + S + r * A + i``; :func:`teacher_bundles` computes these indices and
+      :class:`raynas.actors.TeacherGroup` uses them.
 
-    Otherwise plain ``{"cpu": cpus_per_trial, "gpu": gpus_per_trial}``. Placement groups use ``PACK``.
+    Example, S = 2 shards with A = 2 teachers each: ``[trial, shard 0, shard 1, t(0,0), t(0,1), t(1,0),
+    t(1,1)]``. GPUs appear in a bundle only when asked for.
     """
     res = cfg.resources
-    workers = int(cfg.selection.workers)
-    if res.shards == 1 and workers == 1:
+    workers = _worker_bundles(cfg)
+    teachers = _teachers_per_search(cfg)
+    if res.shards == 1 and workers == 0 and teachers == 0:
         return {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
     from ray import tune
 
     if res.shards > 1:  # the config keeps gpus_per_trial at 0 here: the shards hold the GPUs
-        head, each, count = _bundle(res.cpus_per_trial, 0), _bundle(res.cpus_per_shard, res.gpus_per_shard), res.shards
+        bundles = [_bundle(res.cpus_per_trial, 0)]
+        bundles += [_bundle(res.cpus_per_shard, res.gpus_per_shard) for _ in range(res.shards)]
     else:
-        head = _bundle(res.cpus_per_trial, res.gpus_per_trial)
-        each, count = _bundle(res.cpus_per_selection_worker, res.gpus_per_selection_worker), workers
-    return tune.PlacementGroupFactory([head] + [dict(each) for _ in range(count)], strategy="PACK")
+        bundles = [_bundle(res.cpus_per_trial, res.gpus_per_trial)]
+        bundles += [_bundle(res.cpus_per_selection_worker, res.gpus_per_selection_worker) for _ in range(workers)]
+    bundles += [_bundle(res.cpus_per_teacher, res.gpus_per_teacher) for _ in range(res.shards * teachers)]
+    return tune.PlacementGroupFactory(bundles, strategy="PACK")
+
+
+def teacher_bundles(cfg: ExperimentConfig, rank: int = 0, world_size: int = 1) -> list[int]:
+    """The placement-group bundle of each teacher actor of shard ``rank`` of ``world_size`` (see
+    :func:`trial_resources`); empty unless ``objectives.sd.placement`` is ``actor``."""
+    teachers = _teachers_per_search(cfg)
+    if world_size > 1:
+        first = 1 + world_size + rank * teachers
+    else:
+        first = 1 + _worker_bundles(cfg)
+    return list(range(first, first + teachers))
+
+
+def _worker_bundles(cfg: ExperimentConfig) -> int:
+    """Bundles of parallel selection tasks (none when the selection runs in the trial's process)."""
+    workers = int(cfg.selection.workers)
+    return workers if workers > 1 else 0
+
+
+def _teachers_per_search(cfg: ExperimentConfig) -> int:
+    """Teacher actors of one search process (0 unless SD-DARTS keeps its teachers in actors)."""
+    sd = cfg.objectives.sd
+    return int(sd.actors) if sd is not None and sd.placement == "actor" else 0
 
 
 def _bundle(cpus: float, gpus: float) -> dict[str, float]:

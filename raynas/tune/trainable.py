@@ -37,11 +37,11 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     search = Search(cfg) if cfg.resources.shards == 1 else shard_group(cfg)
     search.owner = tune.get_context().get_trial_id()
     lineage: dict[str, Any] = {}
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            lineage = restore_state(search, load_state(os.path.join(folder, STATE_FILE)))
     try:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                lineage = restore_state(search, load_state(os.path.join(folder, STATE_FILE)))
         while not search.done:
             report = {**search.run_epoch(), **lineage}
             lineage = {}  # only the first report after a restore says where the state came from
@@ -50,6 +50,8 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
     except SearchDivergedError as err:
         tune.report(divergence_report(cfg, err))
+    finally:
+        search.close()  # a reused trial process would otherwise keep the search's actors alive
 
 
 def restore_state(search: Any, state: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 from raynas.config import ExperimentConfig, TrainConfig, config_from_dict, train_config_from_dict
 from raynas.errors import ConfigError
 
-TOP_KEYS = "data, method, name, ray, resources, search, selection, space, supernet, tune"
+TOP_KEYS = "data, method, name, objectives, ray, resources, search, selection, space, supernet, tune"
 
 
 def error_of(data: dict, cls: type = ExperimentConfig) -> str:
@@ -139,3 +139,10 @@ def test_field_error_survives_pickling_as_config_error() -> None:
         config_from_dict({"search": {"epochs": 0}})
     copy = pickle.loads(pickle.dumps(info.value))
     assert isinstance(copy, ConfigError) and str(copy) == "search.epochs = 0: must be >= 1"
+
+
+def test_random_search_needs_a_selection_that_scores_architectures():
+    with pytest.raises(ConfigError, match=r"^selection\.name = 'magnitude': must be one of 'perturbation', "
+                                          r"'sampling' with method = 'rs'"):
+        config_from_dict({"method": "rs"})
+    assert config_from_dict({"method": "rs", "selection": {"name": "sampling"}}).method == "rs"

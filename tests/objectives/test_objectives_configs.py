@@ -1,0 +1,41 @@
+"""The shipped smoke configs of the objectives run whole, in process and through the CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from raynas.config import load_config
+from raynas.search import Search
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_all(path: str) -> tuple[Search, list[dict]]:
+    search = Search(load_config(str(REPO / path)))
+    reports = []
+    while not search.done:
+        reports.append(search.run_epoch())
+    search.close()
+    return search, reports
+
+
+def test_smoke_na_logs_its_loss_the_gap_and_the_sharpness():
+    search, reports = run_all("search_configs/smoke/na.yaml")
+    assert search.objective.name == "na" and len(reports) == 2
+    for report in reports:
+        assert math.isfinite(report["na_arch_loss"]) and math.isfinite(report["arch_sharpness"])
+        assert report["discretization_gap"] == pytest.approx(report["val_acc"] - report["derived_val_acc"])
+
+
+def test_smoke_na_sd_composes_both_terms_second_order_and_perturbation():
+    search, reports = run_all("search_configs/smoke/na_sd.yaml")
+    assert search.objective.name == "na+sd" and search.cfg.search.order == 2
+    assert len(reports) == 2 + 6  # search epochs, then one decision per NB201 edge
+    assert "sd_kl" not in reports[0] or reports[0]["sd_teachers"] < 2  # teachers still filling up
+    assert reports[1]["sd_teachers"] == 2 and reports[1]["sd_kl"] > 0
+    assert all(math.isfinite(r["na_arch_loss"]) for r in reports[:2])
+    assert reports[-1]["decided_edges"] == 6
+    assert search.genotype == search.space.genotype_from_choices(search.model.projection.choices())
