@@ -123,10 +123,14 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     trials = expand_trials(cfg)
     from raynas.selection import stage_epochs
 
+    from raynas.objectives import term_names
+
     stage = stage_epochs(cfg)
-    click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, method {cfg.method}, "
-               f"data {cfg.data.name}, {cfg.search.epochs} epochs"
-               + (f" + {stage} epochs of {cfg.selection.name} selection" if stage else ""))
+    terms = [name for name in term_names(cfg) if name != "rs"]
+    click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, method {cfg.method}"
+               + (f" + {'+'.join(terms)}" if terms else "")
+               + f", data {cfg.data.name}, {cfg.search.epochs} epochs"
+               + (f" + {stage} epoch{'s' if stage != 1 else ''} of {cfg.selection.name} selection" if stage else ""))
 
 
 @main.command()

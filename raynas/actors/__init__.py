@@ -23,6 +23,17 @@ from raynas.errors import RaynasError
 __all__ = ["ShardActor", "ShardGroup", "TeacherActor", "TeacherGroup"]
 
 
+def kill_actors(actors: Sequence[Any]) -> None:
+    """Kill ``actors`` without restarts; ones already dead (or a Ray already shut down) are skipped."""
+    import ray
+
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # already dead or Ray shut down: nothing left to stop
+            pass
+
+
 def _gather(refs: Sequence[Any], timeout_s: Optional[float] = None) -> list[Any]:
     """``ray.get`` of every ref, raising the first failure at once (the others may be stuck in a collective).
 
@@ -122,13 +133,7 @@ class ShardGroup:
 
     def close(self) -> None:
         """Kill the shard actors (idempotent)."""
-        import ray
-
-        for actor in self._actors:
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:  # already dead or Ray shut down: nothing left to stop
-                pass
+        kill_actors(self._actors)
         self._actors = []
 
     def __enter__(self) -> "ShardGroup":

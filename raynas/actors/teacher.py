@@ -182,13 +182,9 @@ class TeacherGroup:
 
     def close(self) -> None:
         """Kill the teacher actors (idempotent)."""
-        import ray
+        from raynas.actors import kill_actors
 
-        for actor in self._actors:
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:  # already dead or Ray shut down: nothing left to stop
-                pass
+        kill_actors(self._actors)
         self._actors = []
         self._snapshots = {}
         self._starting = None

@@ -117,8 +117,8 @@ def test_restored_shards_continue_identically(first_order):
         assert torch.equal(first_order.resumed_state["model"][key], value), key
 
 
-def test_second_order_matches_one_process(ray_local):
-    cfg = tiny(order=2, limit=150, epochs=2)  # 75 samples: the last batch (11) splits 6 / 5
+def assert_two_epochs_match_one_process(cfg: ExperimentConfig) -> None:
+    """2 epochs of ``cfg`` sharded and in one process: the same reports and final weights."""
     single = Search(cfg)
     single_reports = [single.run_epoch() for _ in range(2)]
     with ShardGroup(cfg) as group:
@@ -127,6 +127,10 @@ def test_second_order_matches_one_process(ray_local):
     for a, b in zip(sharded, single_reports):
         assert_same_epoch(a, b)
     assert_same_model(state["model"], single.model.state_dict())
+
+
+def test_second_order_matches_one_process(ray_local):
+    assert_two_epochs_match_one_process(tiny(order=2, limit=150, epochs=2))  # 75 samples: last batch 11 = 6 + 5
 
 
 def test_an_empty_slice_contributes_nothing(ray_local):
@@ -175,15 +179,11 @@ def chosen(decisions: dict) -> list[tuple[int, str]]:
     return [(e, op) for e, op, d in zip(decisions["edge"], decisions["op"], decisions["decision"]) if d]
 
 
-@pytest.mark.parametrize("objectives", [{"na": {"neighbors": 2}}])
+@pytest.mark.parametrize("objectives", [
+    {"na": {"neighbors": 2}},
+    pytest.param({"na": {"neighbors": 2}, "sd": {"teachers": 2, "interval": 1}}, marks=pytest.mark.slow),
+])
 def test_sharded_objective_terms_match_one_process(ray_local, objectives):
     """Objective terms draw from (seed, step) and act per sample, so shards still train what one process does."""
     cfg = config_from_dict({**config_to_dict(tiny(order=1, limit=128, epochs=2)), "objectives": objectives})
-    single = Search(cfg)
-    single_reports = [single.run_epoch() for _ in range(2)]
-    with ShardGroup(cfg) as group:
-        sharded = [group.run_epoch() for _ in range(2)]
-        state = group.get_state()
-    for a, b in zip(sharded, single_reports):
-        assert_same_epoch(a, b)
-    assert_same_model(state["model"], single.model.state_dict())
+    assert_two_epochs_match_one_process(cfg)

@@ -39,3 +39,20 @@ def test_smoke_na_sd_composes_both_terms_second_order_and_perturbation():
     assert all(math.isfinite(r["na_arch_loss"]) for r in reports[:2])
     assert reports[-1]["decided_edges"] == 6
     assert search.genotype == search.space.genotype_from_choices(search.model.projection.choices())
+
+
+def test_validate_names_the_terms_and_refuses_idle_teacher_actors():
+    import subprocess
+    import sys
+
+    def validate(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "raynas.cli", "validate", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+
+    ok = validate("search_configs/smoke/na_sd.yaml")
+    assert ok.returncode == 0 and "method darts + na+sd" in ok.stdout and "6 epochs of perturbation" in ok.stdout
+    rs = validate("search_configs/smoke/na_rs.yaml")
+    assert rs.returncode == 0 and "method rs, " in rs.stdout and "1 epoch of sampling selection" in rs.stdout
+    bad = validate("search_configs/smoke/sd.yaml", "--set", "objectives.sd.actors=5")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "objectives.sd.actors = 5: must be <= objectives.sd.teachers + 1 (3)" in bad.stderr
