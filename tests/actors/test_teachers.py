@@ -60,6 +60,7 @@ def test_one_teacher_actor_trains_exactly_like_local_teachers(ray_local):
         search.close()
 
 
+@pytest.mark.slow  # one actor's exact match runs by default
 def test_two_actors_share_the_snapshots_and_match_local_teachers(ray_local):
     local, local_model, _ = run(config("local", teachers=3), 2)
     remote, remote_model, search = run(config("actor", teachers=3, actors=2), 2)
@@ -80,6 +81,7 @@ def test_two_actors_share_the_snapshots_and_match_local_teachers(ray_local):
         search.close()
 
 
+@pytest.mark.slow  # local resume runs by default
 def test_resume_pushes_the_saved_snapshots_to_new_actors(ray_local, tmp_path):
     straight = Search(config("actor", epochs=3))
     resumed = Search(config("actor", epochs=3))
@@ -124,6 +126,7 @@ def test_close_kills_the_actors_and_is_idempotent(ray_local):
             time.sleep(0.2)
 
 
+@pytest.mark.slow  # the CLI e2e runs the same config
 def test_smoke_config_distils_in_its_last_epoch(ray_local):
     cfg = load_config(REPO / "search_configs" / "smoke" / "sd.yaml")
     assert cfg.objectives.sd.placement == "actor"

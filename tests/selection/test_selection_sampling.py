@@ -237,6 +237,7 @@ def test_resuming_before_the_stage_keeps_the_same_winner(tmp_path, straight):
     assert again.done and again.selection.select(again.model, None, None) == search.genotype
 
 
+@pytest.mark.slow  # Ray tasks; the sequential path runs by default
 def test_two_workers_decide_the_same_as_one(ray_local, straight):
     _, reports, _ = straight
     overrides = ["selection.workers=2", "resources.cpus_per_selection_worker=0.5", "search.threads=1"]
