@@ -133,6 +133,7 @@ def test_second_order_matches_one_process(ray_local):
     assert_two_epochs_match_one_process(tiny(order=2, limit=150, epochs=2))  # 75 samples: last batch 11 = 6 + 5
 
 
+@pytest.mark.slow  # an edge case of the equivalence the default tier checks
 def test_an_empty_slice_contributes_nothing(ray_local):
     # 65 samples: the last batch has one, so shard 1's slice of it is empty
     cfg = tiny(order=1, limit=130, epochs=2, image_size=16)

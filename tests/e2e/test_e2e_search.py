@@ -61,6 +61,7 @@ def test_results_command_formats(nb201_run):
     assert len(json.loads(epochs.stdout)) == 4
 
 
+@pytest.mark.slow  # the DARTS space runs in-process in the default tier (test_search_loop)
 def test_darts_space_smoke_search(tmp_path):
     run = run_watching_sockets("search", "search_configs/smoke/darts.yaml", "--out", str(tmp_path),
                                "--set", "ray.num_cpus=2")
