@@ -77,20 +77,11 @@ def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_
     alphas = model.arch_parameters()
     weights = [p for p in model.weight_parameters() if p.requires_grad]
     xi = float(ctx.weight_lr)
-    group = weight_optimizer.param_groups[0]
-    momentum = float(group.get("momentum", 0.0) or 0.0)
-    weight_decay = float(group.get("weight_decay", 0.0) or 0.0)
     saved = [p.detach().clone() for p in weights]
     try:
         g_train = _grads(ctx.scale_loss(objective.weight_loss(model, train_batch, ctx), train_batch), weights)
         ctx.reduce(g_train)
-        with torch.no_grad():
-            for p, g in zip(weights, g_train):
-                step = g + weight_decay * p
-                buf: Optional[torch.Tensor] = weight_optimizer.state.get(p, {}).get("momentum_buffer")
-                if momentum and buf is not None:
-                    step = step + momentum * buf
-                p.sub_(xi * step)
+        virtual_sgd_step_(weights, g_train, weight_optimizer, xi)
         val_loss = ctx.scale_loss(objective.arch_loss(model, val_batch, ctx), val_batch)
         grads = _grads(val_loss, [*alphas, *weights])
         value = _value(val_loss)
@@ -110,6 +101,23 @@ def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_
                 p.copy_(s)
     _set_grads(alphas, g_alpha)
     return float(value)
+
+
+def virtual_sgd_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
+                      optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Move ``params`` in place by the step ``optimizer`` (plain SGD) would take with ``grads`` at ``lr``,
+    without touching its state: ``p -= lr * (momentum * buf + g + weight_decay * p)``, with ``buf`` the
+    momentum buffer (zero before the optimizer's first step) and the factors of ``param_groups[0]``."""
+    group = optimizer.param_groups[0]
+    momentum = float(group.get("momentum", 0.0) or 0.0)
+    weight_decay = float(group.get("weight_decay", 0.0) or 0.0)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            step = g + weight_decay * p
+            buf: Optional[torch.Tensor] = optimizer.state.get(p, {}).get("momentum_buffer")
+            if momentum and buf is not None:
+                step = step + momentum * buf
+            p.sub_(lr * step)
 
 
 def _train_alpha_grads(model: "Supernet", objective: "Objective", batch: "Batch", ctx: "StepContext",

@@ -215,7 +215,7 @@ class Search:
             if update_arch:
                 self._arch_step(train_batch, self._to_device(self.shards.local(next(val_iter))), ctx)
             loss, logits = self._weight_step(train_batch, ctx)
-            self.objective.after_weight_step(self.model, ctx)
+            self.objective.after_weight_step(self.model, train_batch, ctx)
             n = train_batch[1].numel()
             if n:  # a shard's slice of a short last batch may be empty
                 loss_sum += loss * n
@@ -312,6 +312,14 @@ class Search:
         else:
             loss = arch_gradient_first_order(self.model, self.objective, val_batch, ctx)
         self._check_finite("architecture", loss, ctx)
+        extra = self.objective.arch_hypergradient(self.model, train_batch, val_batch, self.weight_optimizer, ctx)
+        weight = self.objective.arch_loss_weight
+        if extra is not None or weight != 1.0:
+            for p, g in zip(self.model.arch_parameters(), extra or [None] * len(self.model.arch_parameters())):
+                grad = p.grad * weight if p.grad is not None else None
+                p.grad = g if grad is None else grad if g is None else grad + g
+            if not all(bool(torch.isfinite(p.grad).all()) for p in self.model.arch_parameters() if p.grad is not None):
+                self._check_finite("architecture hypergradient", math.nan, ctx)
         self.arch_optimizer.step()
 
     def _check_finite(self, which: str, loss: float, ctx: StepContext) -> None:

@@ -14,11 +14,11 @@ from raynas.config.overrides import apply_overrides, parse_override, set_path, s
 from raynas.config.params import ParamSpec, asha_max_t, check_population, parse_params
 from raynas.config.schema import (DataConfig, ExperimentConfig, NAConfig, ObjectivesConfig, RayConfig,
                                   ResourcesConfig, SDConfig, SearchConfig, SelectionConfig, SupernetConfig,
-                                  TrainConfig, TuneConfig)
+                                  TAConfig, TrainConfig, TuneConfig)
 from raynas.config.trials import TrialSpec, expand_trials, trial_label
 
 __all__ = [
-    "DataConfig", "ExperimentConfig", "NAConfig", "ObjectivesConfig", "RayConfig", "ResourcesConfig", "SDConfig",
+    "DataConfig", "ExperimentConfig", "NAConfig", "ObjectivesConfig", "RayConfig", "ResourcesConfig", "SDConfig", "TAConfig",
     "SearchConfig", "SelectionConfig",
     "SupernetConfig", "TrainConfig", "TuneConfig",
     "FieldError", "config_from_dict", "config_to_dict", "describe_type", "dump_config", "load_config",

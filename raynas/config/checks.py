@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional
 
 from raynas.config.schema import (DataConfig, ExperimentConfig, ResourcesConfig, SDConfig, SearchConfig,
-                                  TrainConfig, TuneConfig)
+                                  TAConfig, TrainConfig, TuneConfig)
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
 FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
@@ -109,11 +109,37 @@ def check_objectives_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
         return Problem(join_path(path, "selection.name"), cfg.selection.name,
                        f"must be one of {', '.join(map(repr, CANDIDATE_SELECTIONS))} with method = 'rs': random "
                        "search trains no architecture parameters for magnitude to read")
+    ta = cfg.objectives.ta
+    if ta is not None:
+        if cfg.method == "rs":
+            return Problem(join_path(path, "method"), cfg.method,
+                           "must be 'darts' with objectives.ta: TA-DARTS updates the architecture parameters, "
+                           "which random search does not have")
+        problem = check_ta_aux(ta, cfg.space, join_path(path, "objectives.ta"))
+        if problem is not None:
+            return problem
     na = cfg.objectives.na
     if na is not None and na.aggregation == "max" and cfg.resources.shards > 1:
         return Problem(join_path(path, "objectives.na.aggregation"), na.aggregation,
                        f"must be 'mean' with resources.shards = {cfg.resources.shards}: the worst neighbour of "
                        "each shard's slice is not the worst of the batch")
+    return None
+
+
+def check_ta_aux(ta: TAConfig, space: str, path: str) -> Optional[Problem]:
+    """A genotype auxiliary model needs a genotype of its space (parsed here, so a typo fails before a trial)."""
+    if ta.aux != "genotype":
+        return None
+    if not ta.aux_genotype:
+        return Problem(join_path(path, "aux_genotype"), ta.aux_genotype,
+                       "must be a genotype text (an NB201 arch string or a DARTS Genotype(...)) with aux = 'genotype'")
+    from raynas.errors import GenotypeError, SpaceError
+    from raynas.spaces import get_space
+
+    try:
+        get_space(ta.aux_space or space).parse_genotype(ta.aux_genotype)
+    except (GenotypeError, SpaceError) as err:
+        return Problem(join_path(path, "aux_genotype"), ta.aux_genotype, str(err))
     return None
 
 

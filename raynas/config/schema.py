@@ -147,6 +147,37 @@ class SDConfig:
 
 
 @dataclass(frozen=True)
+class TAConfig:
+    """TA-DARTS (Sheth, Xie 2023): tri-level search that rewards transferability to an auxiliary model [recon]."""
+
+    aux: str = _f("resnet", "auxiliary model: a CIFAR-style ResNet (resnet) or the derived network of "
+                            "aux_genotype (genotype)", choices=("resnet", "genotype"))
+    aux_depth: int = _f(20, "aux resnet: depth 6n + 2 (20: ResNet-20; 8: one block per stage)", ge=8)
+    aux_channels: int = _f(16, "auxiliary model's initial channels C", ge=1)
+    aux_genotype: Optional[str] = _f(None, "aux genotype: a genotype text (NB201 arch string or DARTS "
+                                           "Genotype(...)) whose network is the auxiliary model")
+    aux_space: Optional[str] = _f(None, "aux genotype: the space of aux_genotype (default: the search's space)",
+                                  registry="spaces")
+    aux_layers: Optional[int] = _f(None, "aux genotype: cells (NB201: per stage) of its network (default: the "
+                                         "supernet's)", ge=1)
+    aux_lr: float = _f(0.025, "auxiliary SGD learning rate (follows the weights' cosine schedule)", gt=0.0)
+    aux_momentum: float = _f(0.9, "auxiliary SGD momentum", ge=0.0, lt=1.0)
+    aux_weight_decay: float = _f(3.0e-4, "auxiliary SGD weight decay", ge=0.0)
+    transfer_weight: float = _f(1.0, "lambda: auxiliary loss = CE + lambda * L_QRS(aux; main)", ge=0.0)
+    val_weight: float = _f(1.0, "gamma: architecture loss = L_val(aux after transfer) + gamma * L_val(main)",
+                           ge=0.0)
+    tau: float = _f(0.1, "QRS temperature of the relative similarities", gt=0.0)
+    matching: str = _f("bce", "QRS matching loss: bce (soft targets), mse, or hinge (order only)",
+                       choices=("bce", "mse", "hinge"))
+    margin: float = _f(0.0, "matching hinge: the margin", ge=0.0)
+    quadruples: int = _f(1024, "QRS quadruples sampled per batch (0: every quadruple; fine up to ~100 samples)",
+                         ge=0)
+    hypergradient: str = _f("nested", "how the auxiliary loss reaches alpha: through the unrolled transfer and "
+                                      "weight steps (nested) or not at all (none: only gamma * L_val acts)",
+                            choices=("nested", "none"))
+
+
+@dataclass(frozen=True)
 class ObjectivesConfig:
     """Terms added to the supernet steps; each is off unless its section is given (e.g. `na: {}`)."""
 
@@ -154,6 +185,8 @@ class ObjectivesConfig:
                                                                   "(NA-DARTS) and NA-RS scoring"})
     sd: Optional[SDConfig] = field(default=None, metadata={"doc": "self-distillation from voting teachers "
                                                                   "(SD-DARTS)"})
+    ta: Optional[TAConfig] = field(default=None, metadata={"doc": "transferability to an auxiliary model "
+                                                                  "(TA-DARTS, tri-level)"})
 
 
 @dataclass(frozen=True)

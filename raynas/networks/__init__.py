@@ -10,8 +10,9 @@ from torch import nn
 
 from raynas.networks.darts import AuxiliaryHeadCIFAR, AuxiliaryHeadImageNet, Cell, NetworkCIFAR, NetworkImageNet
 from raynas.networks.nb201 import InferCell, ResNetBasicBlock, TinyNetwork
+from raynas.networks.resnet import CifarResNet
 
-__all__ = ["AuxiliaryHeadCIFAR", "AuxiliaryHeadImageNet", "Cell", "InferCell", "NetworkCIFAR", "NetworkImageNet",
+__all__ = ["AuxiliaryHeadCIFAR", "AuxiliaryHeadImageNet", "Cell", "CifarResNet", "InferCell", "NetworkCIFAR", "NetworkImageNet",
            "ResNetBasicBlock", "TinyNetwork", "count_parameters"]
 
 

@@ -5,7 +5,9 @@ Ray). :func:`build_objective` turns a config into one :class:`~raynas.objectives
 
 - ``method: rs``: the weight step trains one uniformly sampled path (``rs``, :mod:`raynas.objectives.sampling`);
 - ``objectives.na``: the neighbourhood-aware architecture loss (NA-DARTS, :mod:`raynas.objectives.na`);
-- ``objectives.sd``: self-distillation from voting teacher snapshots (SD-DARTS, :mod:`raynas.objectives.sd`).
+- ``objectives.sd``: self-distillation from voting teacher snapshots (SD-DARTS, :mod:`raynas.objectives.sd`);
+- ``objectives.ta``: transfer to an auxiliary model and the nested hypergradient (TA-DARTS,
+  :mod:`raynas.objectives.ta`).
 
 With none of them the objective is plain DARTS. Every term class has
 ``from_config(cfg: ExperimentConfig, env: SearchEnv) -> Term``.
@@ -38,6 +40,12 @@ def _load_sd() -> Any:
     return SelfDistillationTerm
 
 
+def _load_ta() -> Any:
+    from raynas.objectives.ta import TransferTerm
+
+    return TransferTerm
+
+
 def _load_rs() -> Any:
     from raynas.objectives.sampling import UniformPathTerm
 
@@ -49,13 +57,14 @@ TERMS: Registry[Any] = Registry("objective term", ConfigError)
 TERMS.register_lazy("rs", _load_rs)
 TERMS.register_lazy("na", _load_na)
 TERMS.register_lazy("sd", _load_sd)
+TERMS.register_lazy("ta", _load_ta)
 
 
 def term_names(cfg: "ExperimentConfig") -> list[str]:
     """The terms ``cfg`` enables, in the order they are composed (no torch import)."""
     names = ["rs"] if cfg.method == "rs" else []
     # with rs there is no architecture step: objectives.na is then only the sampling selection's scoring rule
-    names += [name for name in ("na", "sd") if getattr(cfg.objectives, name) is not None
+    names += [name for name in ("na", "sd", "ta") if getattr(cfg.objectives, name) is not None
               and not (name == "na" and cfg.method == "rs")]
     return names
 

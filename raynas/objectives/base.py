@@ -85,8 +85,21 @@ class Objective:
         shard's slice, on the device), so that a term needing slow outside answers (teacher actors) can ask
         early. Must not change what any loss computes: only when the answer arrives."""
 
-    def after_weight_step(self, model: "nn.Module", ctx: StepContext) -> None:
-        """Called after each weight update (e.g. to snapshot the supernet)."""
+    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
+        """Called after each weight update with that step's weight-split batch (e.g. to snapshot the
+        supernet, or to train an auxiliary model on the batch)."""
+
+    #: the factor of the architecture step's own gradient (TA-DARTS' gamma); 1 for every other objective
+    arch_loss_weight: float = 1.0
+
+    def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
+                           weight_optimizer: "torch.optim.Optimizer",
+                           ctx: StepContext) -> "Optional[list[torch.Tensor]]":
+        """A gradient added to the architecture parameters' (``model.arch_parameters()`` order) after the
+        first- or second-order gradient of :meth:`arch_loss` (scaled by :attr:`arch_loss_weight`), for
+        objectives whose architecture loss is not a function of the supernet alone (TA-DARTS' auxiliary
+        model). Already averaged over shards. None: nothing."""
+        return None
 
     def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
         """Called after each epoch; returns extra metrics to log (default none)."""
@@ -126,6 +139,8 @@ class Term:
     - :meth:`arch_loss`: a loss that *replaces* the architecture step's cross-entropy (at most one term:
       those with ``replaces_arch_loss``);
     - :meth:`arch_term`: a loss added to the architecture step's loss;
+    - :attr:`arch_loss_weight` and :meth:`arch_hypergradient`: a factor on the architecture step's gradient
+      and a gradient added to it that no loss of the supernet alone expresses (TA-DARTS);
     - :meth:`prefetch`, :meth:`after_weight_step`, :meth:`on_epoch_end`, :meth:`close`: as on
       :class:`Objective`; ``get_state``/``set_state`` round-trip everything kept between steps.
 
@@ -157,8 +172,17 @@ class Term:
     def prefetch(self, model: "nn.Module", next_batch: Batch, ctx: StepContext) -> None:
         """See :meth:`Objective.prefetch`."""
 
-    def after_weight_step(self, model: "nn.Module", ctx: StepContext) -> None:
+    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
         """See :meth:`Objective.after_weight_step`."""
+
+    #: see :attr:`Objective.arch_loss_weight`
+    arch_loss_weight: float = 1.0
+
+    def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
+                           weight_optimizer: "torch.optim.Optimizer",
+                           ctx: StepContext) -> "Optional[list[torch.Tensor]]":
+        """See :meth:`Objective.arch_hypergradient`."""
+        return None
 
     def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
         """Extra metrics of the epoch, named with the term's prefix (e.g. ``sd_kl``)."""
@@ -235,10 +259,29 @@ class ComposedObjective(Objective):
         for term in self.terms:
             term.prefetch(model, next_batch, ctx)
 
-    def after_weight_step(self, model: "nn.Module", ctx: StepContext) -> None:
+    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
         """Every term's :meth:`Term.after_weight_step`."""
         for term in self.terms:
-            term.after_weight_step(model, ctx)
+            term.after_weight_step(model, batch, ctx)
+
+    @property
+    def arch_loss_weight(self) -> float:  # type: ignore[override]
+        """The product of the terms' factors."""
+        weight = 1.0
+        for term in self.terms:
+            weight *= term.arch_loss_weight
+        return weight
+
+    def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
+                           weight_optimizer: "torch.optim.Optimizer",
+                           ctx: StepContext) -> "Optional[list[torch.Tensor]]":
+        """The sum of the terms' hypergradients (None when no term has one)."""
+        total: "Optional[list[torch.Tensor]]" = None
+        for term in self.terms:
+            grads = term.arch_hypergradient(model, train_batch, val_batch, weight_optimizer, ctx)
+            if grads is not None:
+                total = grads if total is None else [a + b for a, b in zip(total, grads)]
+        return total
 
     def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
         """Every term's metrics, merged."""

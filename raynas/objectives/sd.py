@@ -378,7 +378,7 @@ class SelfDistillationTerm(Term):
         if tags is not None and ("weight", step) not in self._answers:
             self._answers[("weight", step)] = _Answer(tags, self.teachers.request(next_batch[0], tags))
 
-    def after_weight_step(self, model: "nn.Module", ctx: StepContext) -> None:
+    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
         """Count the step's term, drop answers no longer needed, and take a snapshot when one is due."""
         step = ctx.global_step
         if self._last is not None and self._last[0] == step:

@@ -41,6 +41,17 @@ def test_smoke_na_sd_composes_both_terms_second_order_and_perturbation():
     assert search.genotype == search.space.genotype_from_choices(search.model.projection.choices())
 
 
+def test_smoke_ta_trains_the_aux_model_second_order_then_perturbation():
+    search, reports = run_all("search_configs/smoke/ta.yaml")
+    assert search.objective.name == "ta" and search.cfg.search.order == 2
+    assert len(reports) == 2 + 6
+    assert all(math.isfinite(r[key]) for r in reports[:2] for key in ("ta_qrs", "ta_aux_loss", "ta_aux_val_loss"))
+    assert reports[1]["ta_aux_loss"] < reports[0]["ta_aux_loss"]  # the auxiliary model learns
+    assert "ta_aux_val_loss" not in reports[-1]  # every edge decided: no architecture step in the stage
+    assert reports[-1]["decided_edges"] == 6
+    assert search.genotype == search.space.genotype_from_choices(search.model.projection.choices())
+
+
 def test_validate_names_the_terms_and_refuses_idle_teacher_actors():
     import subprocess
     import sys
