@@ -67,12 +67,16 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     Example: darts_pt_cifar10.yaml.
 
     Objectives: objectives.na (NA-DARTS: the architecture loss aggregated over sampled neighbours of the
-    current architecture) and objectives.sd (SD-DARTS: the weight step distils the voted prediction of K
+    current architecture), objectives.sd (SD-DARTS: the weight step distils the voted prediction of K
     earlier supernet snapshots, held locally or, with placement actor, by Ray actors answering a batch
-    ahead) compose with each other, with search.order 1 and 2, shards and any selection. method=rs with
-    selection.name=sampling is weight-sharing random search, NA-RS with objectives.na. The neighbourhood
-    representation, the distillation loss and the voting rules are our reconstruction [recon] of the
-    papers (docs/methods.md). Examples: na_darts_cifar10.yaml, sd_darts_cifar10.yaml, na_rs_nb201.yaml.
+    ahead) and objectives.ta (TA-DARTS: an auxiliary model learns from the supernet's features by
+    quadruple relative similarities after each weight step, and the architecture step adds the gradient
+    of its validation loss through both unrolled steps) compose with each other, with search.order 1 and
+    2, shards and any selection. method=rs with selection.name=sampling is weight-sharing random search,
+    NA-RS with objectives.na. The neighbourhood representation, the distillation loss and voting, and
+    TA-DARTS' formulation (QRS loss, auxiliary model, hypergradient) are our reconstruction [recon] of the
+    papers (docs/methods.md). Examples: na_darts_cifar10.yaml, sd_darts_cifar10.yaml, ta_darts_cifar10.yaml,
+    na_rs_nb201.yaml.
 
     Clusters: --address HOST:PORT joins a running Ray cluster (cluster/README.md).
 

@@ -1,4 +1,5 @@
-"""Step time of DARTS vs NA-DARTS vs SD-DARTS (local and actor teachers) vs NA+SD at one setting.
+"""Step time and peak memory of DARTS vs NA-DARTS vs SD-DARTS (local and actor teachers) vs NA+SD vs
+TA-DARTS at one setting.
 
 Every variant is the same search (``--config``, default the quickstart: NB201, C=8, 2 cells per stage, noisy
 digits, batch 64) with one torch thread in this process; only ``objectives`` differs. Each variant runs
@@ -6,10 +7,14 @@ digits, batch 64) with one torch thread in this process; only ``objectives`` dif
 (``Search.step_seconds``: architecture step + weight step + the objective's hooks) and their median is
 printed with its ratio to DARTS. With actor teachers the teacher snapshots live in one Ray actor with one CPU
 (a local Ray instance of 2 CPUs on loopback) and answer one batch ahead; ``sd_wait_s`` is how long the
-student waited for answers in the last epoch.
+student waited for answers in the last epoch. TA-DARTS uses a depth-8 ResNet with the supernet's channels as
+its auxiliary model (``ta``) or ResNet-20 (``ta-resnet20``).
+
+Each variant runs in a fresh process (spawned), so its peak resident memory (``ru_maxrss``, torch's import
+included: compare variants, not absolute values) and, on a GPU, its peak allocated CUDA memory are its own.
 
     python tools/bench_objectives.py                 # all variants, first order
-    python tools/bench_objectives.py --order 2 --variants darts,na
+    python tools/bench_objectives.py --order 2 --variants darts,ta
 """
 
 from __future__ import annotations
@@ -36,11 +41,15 @@ VARIANTS: dict[str, list[str]] = {
     "sd-local": ["objectives.sd={}"],
     "sd-actor": ["objectives.sd={\"placement\": \"actor\"}"],
     "na+sd-local": ["objectives.na={}", "objectives.sd={}"],
+    "ta": ["objectives.ta={\"aux_depth\": 8, \"aux_channels\": 8}"],
+    "ta-resnet20": ["objectives.ta={}"],
 }
 
 
 def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
-    """Median step time of ``variant`` over every epoch after the first."""
+    """Median step time of ``variant`` over every epoch after the first, and its process's peak memory."""
+    import resource
+
     import torch
 
     from raynas.config import load_config
@@ -49,6 +58,10 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, [f"search.order={args.order}", f"search.threads={args.threads}",
                                     "search.eval_derived=false", "tune.grid={}", *args.set, *VARIANTS[variant]])
+    if "actor" in variant:
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=args.temp)
     search = Search(cfg)
     steps: list[float] = []
     report: dict[str, Any] = {}
@@ -60,9 +73,14 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
                 steps.extend(search.step_seconds)
     finally:
         search.close()
+        if "actor" in variant:
+            ray.shutdown()
+    cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return {"variant": variant, "median_step_s": statistics.median(steps), "steps": len(steps),
             "wall_s": time.perf_counter() - start, "train_loss": report.get("train_loss"),
-            "sd_teachers": report.get("sd_teachers"), "sd_wait_s": report.get("sd_wait_s")}
+            "sd_teachers": report.get("sd_teachers"), "sd_wait_s": report.get("sd_wait_s"),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cuda_peak_mib": cuda_peak}
 
 
 def main() -> None:
@@ -86,16 +104,15 @@ def main() -> None:
 
     keep_local_ray_on_loopback()  # before Ray is imported
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
+    import multiprocessing
 
     load_before = os.getloadavg()[0]
+    runs = []
     with tempfile.TemporaryDirectory(prefix="rb") as temp:
-        if any("actor" in v for v in variants):
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp)
-        try:
-            runs = [run_variant(args, v) for v in variants]
-        finally:
-            ray.shutdown()
+        args.temp = temp
+        for variant in variants:  # a fresh process each: its peak memory is the variant's own
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                runs.append(pool.apply(run_variant, (args, variant)))
     base = next((r for r in runs if r["variant"] == "darts"), runs[0])
     for run in runs:
         run["vs_" + base["variant"]] = run["median_step_s"] / base["median_step_s"]
@@ -107,12 +124,13 @@ def main() -> None:
         return
     print(f"setting: {setting}")
     print(f"{'variant':>12} {'median step s':>14} {'vs ' + base['variant']:>9} {'timed steps':>11} "
-          f"{'teachers':>8} {'waited s':>9}")
+          f"{'teachers':>8} {'waited s':>9} {'peak RSS MiB':>12} {'CUDA peak MiB':>13}")
     for r in runs:
         waited = "" if r["sd_wait_s"] is None else f"{r['sd_wait_s']:.3f}"
         teachers = "" if r["sd_teachers"] is None else str(int(r["sd_teachers"]))
+        cuda = "" if r["cuda_peak_mib"] is None else f"{r['cuda_peak_mib']:.0f}"
         print(f"{r['variant']:>12} {r['median_step_s']:>14.4f} {r['vs_' + base['variant']]:>9.2f} "
-              f"{r['steps']:>11} {teachers:>8} {waited:>9}")
+              f"{r['steps']:>11} {teachers:>8} {waited:>9} {r['peak_rss_mib']:>12.0f} {cuda:>13}")
 
 
 if __name__ == "__main__":

@@ -267,7 +267,7 @@ class ExperimentConfig:
     supernet: SupernetConfig = field(default_factory=SupernetConfig, metadata={"doc": "supernet size"})
     search: SearchConfig = field(default_factory=SearchConfig, metadata={"doc": "bilevel search loop"})
     objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig,
-                                         metadata={"doc": "loss terms on the supernet steps (NA, SD)"})
+                                         metadata={"doc": "loss terms on the supernet steps (NA, SD, TA)"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"doc": "architecture selection"})
     tune: TuneConfig = field(default_factory=TuneConfig, metadata={"doc": "population run by Ray Tune"})
     resources: ResourcesConfig = field(default_factory=ResourcesConfig, metadata={"doc": "per-trial resources"})

@@ -188,3 +188,41 @@ def test_sharded_objective_terms_match_one_process(ray_local, objectives):
     """Objective terms draw from (seed, step) and act per sample, so shards still train what one process does."""
     cfg = config_from_dict({**config_to_dict(tiny(order=1, limit=128, epochs=2)), "objectives": objectives})
     assert_two_epochs_match_one_process(cfg)
+
+
+def ta_config(transfer_weight: float) -> ExperimentConfig:
+    return config_from_dict({**config_to_dict(tiny(order=1, limit=128, epochs=2)), "objectives": {
+        "ta": {"aux_depth": 8, "aux_channels": 4, "quadruples": 64, "transfer_weight": transfer_weight}}})
+
+
+def test_sharded_ta_trains_the_auxiliary_model_like_one_process(ray_local):
+    """Without transfer (lambda 0) every TA-DARTS computation is per sample or averaged over the shards (the
+    auxiliary step, both virtual steps, v2), so two shards train what one process does, auxiliary model
+    included. (With lambda > 0 each shard's QRS uses its own slice's quadruples: see the slow test below.)"""
+    cfg = ta_config(0.0)
+    single = Search(cfg)
+    single_reports = [single.run_epoch() for _ in range(2)]
+    with ShardGroup(cfg) as group:
+        sharded = [group.run_epoch() for _ in range(2)]
+        state = group.get_state()
+    for a, b in zip(sharded, single_reports):
+        assert_same_epoch(a, b)
+        assert math.isclose(a["ta_aux_loss"], b["ta_aux_loss"], rel_tol=RTOL)
+        assert math.isclose(a["ta_aux_val_loss"], b["ta_aux_val_loss"], rel_tol=RTOL)
+    assert_same_model(state["model"], single.model.state_dict())
+    assert_same_model(state["objective"]["ta"]["aux"], single.objective.terms[0].aux.state_dict())
+
+
+@pytest.mark.slow
+def test_sharded_ta_with_transfer_keeps_every_replica_identical(ray_local):
+    import ray
+
+    with ShardGroup(ta_config(1.0)) as group:
+        reports = [group.run_epoch() for _ in range(2)]
+        states = ray.get([actor.get_state.remote(True) for actor in group._actors])
+    assert all(math.isfinite(r["ta_qrs"]) and r["ta_qrs"] > 0 for r in reports)
+    first, second = states
+    for part in ("model",):
+        assert all(torch.equal(first[part][k], second[part][k]) for k in first[part])
+    aux_a, aux_b = first["objective"]["ta"]["aux"], second["objective"]["ta"]["aux"]
+    assert all(torch.equal(aux_a[k], aux_b[k]) for k in aux_a)

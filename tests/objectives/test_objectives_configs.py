@@ -62,6 +62,8 @@ def test_validate_names_the_terms_and_refuses_idle_teacher_actors():
 
     ok = validate("search_configs/smoke/na_sd.yaml")
     assert ok.returncode == 0 and "method darts + na+sd" in ok.stdout and "6 epochs of perturbation" in ok.stdout
+    ta = validate("search_configs/smoke/ta.yaml")
+    assert ta.returncode == 0 and "method darts + ta" in ta.stdout
     rs = validate("search_configs/smoke/na_rs.yaml")
     assert rs.returncode == 0 and "method rs, " in rs.stdout and "1 epoch of sampling selection" in rs.stdout
     bad = validate("search_configs/smoke/sd.yaml", "--set", "objectives.sd.actors=5")
