@@ -16,17 +16,17 @@ also writes the summary and every job's row (markdown) to a file, ``--json`` the
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from study_common import add_runner_args, finish, mean_std, run_jobs, train_briefly  # noqa: E402  (a sibling tool)
 
 BASE_CONFIG = ROOT / "search_configs" / "quickstart.yaml"
 
@@ -41,20 +41,6 @@ def search_overrides(space: str, noise: float, seed: int, args: argparse.Namespa
         "search.threads=1", "search.eval_derived=false", "selection.name=perturbation",
         f"selection.proj_intv={args.darts_proj_intv if darts_like else args.proj_intv}", "tune.grid={}",
     ]
-
-
-def train_briefly(space: str, genotype: str, cfg: Any, seed: int, args: argparse.Namespace) -> dict[str, float]:
-    """Test accuracy of ``genotype`` trained from scratch for ``--train-epochs`` on the search's data."""
-    from raynas.config import TrainConfig
-    from raynas.train import train_from_scratch
-
-    darts_like = space != "nb201"
-    train_cfg = TrainConfig(space=space, genotype=genotype, data=cfg.data, epochs=args.train_epochs, batch_size=64,
-                            lr=0.05, lr_min=0.0, nesterov=True, weight_decay=5e-4, channels=args.channels,
-                            layers=args.darts_layers if darts_like else args.nb201_layers, auxiliary=False,
-                            drop_path_prob=0.0, seed=seed, device="cpu", threads=1)
-    result = train_from_scratch(train_cfg, echo=lambda _: None)
-    return {"test_acc": float(result["test_acc"]), "params": int(result["params"])}
 
 
 def run_job(space: str, noise: float, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -96,15 +82,6 @@ def run_job(space: str, noise: float, seed: int, args: argparse.Namespace) -> di
     return row
 
 
-def mean_std(values: list[float]) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per space and noise, skip connections and test accuracy of each selection."""
     lines = ["| space | noise | seeds | skips, magnitude | skips, perturbation | test acc, magnitude "
@@ -134,6 +111,14 @@ def rows_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def progress_line(row: dict[str, Any]) -> str:
+    """The progress line of a finished job."""
+    return (f"{row['space']} noise {row['noise']} seed {row['seed']}: "
+            f"skips magnitude {row['magnitude_skip']} vs perturbation {row['perturbation_skip']}; "
+            f"test acc {row['magnitude_test_acc']:.3f} vs {row['perturbation_test_acc']:.3f} "
+            f"({row['total_s'] / 60:.1f} min)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the study; print per-job lines and the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,32 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nb201-layers", type=int, default=1, help="NB201 cells per stage (default: 1)")
     parser.add_argument("--darts-layers", type=int, default=4, help="cells of the s1-s4 networks (default: 4)")
     parser.add_argument("--train-epochs", type=int, default=30, help="training from scratch (default: 30)")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel processes, one torch thread each (default: 2)")
-    parser.add_argument("--out", default=None, help="also write the summary and the rows (markdown) here")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
+    add_runner_args(parser)
     args = parser.parse_args(argv)
     jobs = [(space, float(noise), int(seed)) for space in args.spaces.split(",")
             for noise in args.noise.split(",") for seed in args.seeds.split(",")]
     print(f"{len(jobs)} jobs: search epochs {args.epochs} (nb201) / {args.darts_epochs} (darts-like), perturbation "
           f"proj_intv {args.proj_intv} / {args.darts_proj_intv}, {args.train_epochs} training epochs, "
           f"{args.jobs} processes", flush=True)
-    rows = []
-    start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_job, *job, args): job for job in jobs}
-        for future in as_completed(futures):
-            row = future.result()
-            rows.append(row)
-            print(f"[{time.perf_counter() - start:7.0f}s] {row['space']} noise {row['noise']} seed {row['seed']}: "
-                  f"skips magnitude {row['magnitude_skip']} vs perturbation {row['perturbation_skip']}; "
-                  f"test acc {row['magnitude_test_acc']:.3f} vs {row['perturbation_test_acc']:.3f} "
-                  f"({row['total_s'] / 60:.1f} min)", flush=True)
-    summary = summary_table(rows)
-    print(summary)
-    if args.out:
-        Path(args.out).write_text(f"{summary}\n\n{rows_table(rows)}\n")
-    if args.json:
-        print(json.dumps(rows, indent=1))
+    rows = run_jobs(jobs, run_job, args, progress_line)
+    finish(summary_table(rows), rows_table(rows), rows, args)
     return 0
 
 

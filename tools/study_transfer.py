@@ -17,11 +17,9 @@ writes the summary and every job's row to a file, ``--json`` prints the rows as 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from study_skip_collapse import mean_std, train_briefly  # noqa: E402  (a sibling tool)
+from study_common import add_runner_args, finish, mean_std, run_jobs, train_briefly  # noqa: E402  (a sibling tool)
 
 BASE_CONFIG = ROOT / "search_configs" / "quickstart.yaml"
 SPACES = ("nb201", "s3")
@@ -104,6 +102,13 @@ def rows_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def progress_line(row: dict[str, Any]) -> str:
+    """The progress line of a finished job."""
+    return (f"{row['space']} {row['method']} seed {row['seed']}: "
+            f"skips {row['skips']}, gap {row['gap']:.3f}, test acc {row['test_acc']:.3f} "
+            f"({row['total_s'] / 60:.1f} min)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the study; print per-job lines and the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--darts-layers", type=int, default=4, help="S3 cells (default: 4)")
     parser.add_argument("--aux-channels", type=int, default=8, help="auxiliary ResNet channels (default: 8)")
     parser.add_argument("--train-epochs", type=int, default=20, help="training from scratch (default: 20)")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel processes, one torch thread each (default: 2)")
-    parser.add_argument("--out", default=None, help="also write the summary and the rows (markdown) here")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
+    add_runner_args(parser)
     args = parser.parse_args(argv)
     for name, valid in (("spaces", SPACES), ("methods", METHODS)):
         unknown = sorted(set(getattr(args, name).split(",")) - set(valid))
@@ -131,22 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             for method in reversed(args.methods.split(",")) for seed in args.seeds.split(",")]
     print(f"{len(jobs)} jobs: noise {args.noise}, NB201 {args.nb201_epochs} / S3 {args.s3_epochs} search epochs, "
           f"{args.train_epochs} training epochs, {args.jobs} processes", flush=True)
-    rows = []
-    start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_job, *job, args): job for job in jobs}
-        for future in as_completed(futures):
-            row = future.result()
-            rows.append(row)
-            print(f"[{time.perf_counter() - start:7.0f}s] {row['space']} {row['method']} seed {row['seed']}: "
-                  f"skips {row['skips']}, gap {row['gap']:.3f}, test acc {row['test_acc']:.3f} "
-                  f"({row['total_s'] / 60:.1f} min)", flush=True)
-    summary = summary_table(rows)
-    print(summary)
-    if args.out:
-        Path(args.out).write_text(f"{summary}\n\n{rows_table(rows)}\n")
-    if args.json:
-        print(json.dumps(rows, indent=1))
+    rows = run_jobs(jobs, run_job, args, progress_line)
+    finish(summary_table(rows), rows_table(rows), rows, args)
     return 0
 
 

@@ -117,8 +117,10 @@ def test_restored_shards_continue_identically(first_order):
         assert torch.equal(first_order.resumed_state["model"][key], value), key
 
 
-def assert_two_epochs_match_one_process(cfg: ExperimentConfig) -> None:
-    """2 epochs of ``cfg`` sharded and in one process: the same reports and final weights."""
+def assert_two_epochs_match_one_process(cfg: ExperimentConfig) -> tuple[Search, dict, list[dict], list[dict]]:
+    """2 epochs of ``cfg`` sharded and in one process: the same reports and final weights.
+
+    Returns the one-process search, the sharded state, and the sharded and one-process reports."""
     single = Search(cfg)
     single_reports = [single.run_epoch() for _ in range(2)]
     with ShardGroup(cfg) as group:
@@ -127,6 +129,7 @@ def assert_two_epochs_match_one_process(cfg: ExperimentConfig) -> None:
     for a, b in zip(sharded, single_reports):
         assert_same_epoch(a, b)
     assert_same_model(state["model"], single.model.state_dict())
+    return single, state, sharded, single_reports
 
 
 def test_second_order_matches_one_process(ray_local):
@@ -199,17 +202,10 @@ def test_sharded_ta_trains_the_auxiliary_model_like_one_process(ray_local):
     """Without transfer (lambda 0) every TA-DARTS computation is per sample or averaged over the shards (the
     auxiliary step, both virtual steps, v2), so two shards train what one process does, auxiliary model
     included. (With lambda > 0 each shard's QRS uses its own slice's quadruples: see the slow test below.)"""
-    cfg = ta_config(0.0)
-    single = Search(cfg)
-    single_reports = [single.run_epoch() for _ in range(2)]
-    with ShardGroup(cfg) as group:
-        sharded = [group.run_epoch() for _ in range(2)]
-        state = group.get_state()
+    single, state, sharded, single_reports = assert_two_epochs_match_one_process(ta_config(0.0))
     for a, b in zip(sharded, single_reports):
-        assert_same_epoch(a, b)
         assert math.isclose(a["ta_aux_loss"], b["ta_aux_loss"], rel_tol=RTOL)
         assert math.isclose(a["ta_aux_val_loss"], b["ta_aux_val_loss"], rel_tol=RTOL)
-    assert_same_model(state["model"], single.model.state_dict())
     assert_same_model(state["objective"]["ta"]["aux"], single.objective.terms[0].aux.state_dict())
 
 
