@@ -16,8 +16,8 @@ and the auxiliary term of the architecture loss is ``L_val(W2')``. By the chain 
 Both mixed second derivatives are central finite differences, as DARTS' second order does: the first with
 ``W2 +- r2 v2`` (``r2 = eps / ||v2||``), the second with ``W1 +- r1 u_W1`` (``r1 = eps / ||u_W1||``). The
 ``u_A`` part is the direct path (the main features depend on ``A`` as well as on ``W1'``); the second is the
-path through the main model's weight step. Cost: 4 forward/backward passes of the main model and 5 of the
-auxiliary one per architecture step. Every gradient is averaged over shards as soon as it is computed
+path through the main model's weight step. Cost: 5 forward/backward passes and one forward of the main
+model and 4 forward/backward passes of the auxiliary one per architecture step. Every gradient is averaged over shards as soon as it is computed
 (``ctx.reduce``), so every shard takes the same steps; sharded, each shard's QRS loss uses the quadruples
 within its own slice (their mean over the shards is what the gradients follow).
 """
