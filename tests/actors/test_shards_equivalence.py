@@ -151,6 +151,7 @@ def test_an_empty_slice_contributes_nothing(ray_local):
     assert_same_model(state["model"], single.model.state_dict())
 
 
+@pytest.mark.slow  # the stage's equality is checked in process and with tasks in the default tier
 def test_sharded_perturbation_stage_decides_like_one_process(ray_local):
     """Every shard takes the same decisions (their evaluations are summed over the shards) as one process."""
     cfg = config_from_dict({
