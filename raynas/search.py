@@ -483,19 +483,9 @@ def save_state(state: dict[str, Any], path: str) -> None:
 
     A killed process or a power loss leaves either the previous state or the new one, never a torn file.
     """
-    import os
+    from raynas.files import torch_save_atomically
 
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    torch_save_atomically(state, path)
 
 
 def load_state(path: str) -> dict[str, Any]:

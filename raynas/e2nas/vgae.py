@@ -40,7 +40,6 @@ p``, ``p = softmax(op logits)``, written as ``onehot + (p - p.detach())`` so the
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
@@ -56,6 +55,7 @@ from raynas.e2nas.encoding import (DROPPED, CellLayout, SpaceLike, best_ops, cho
                                    enumerate_choices, is_valid, kept_edges, layouts, masked_op_logits,
                                    resolve_space, sample_choices, to_choices)
 from raynas.errors import ConfigError, SpaceError
+from raynas.files import torch_save_atomically
 from raynas.spaces import Choices
 
 #: the ``format`` field of a saved model
@@ -421,17 +421,7 @@ def save(model: ArchVGAE, path: Union[str, os.PathLike[str]]) -> None:
     target = Path(path)
     payload = {"format": FILE_FORMAT, "version": FILE_VERSION, "config": model.config(),
                "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()}}
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    torch_save_atomically(payload, target)
 
 
 def load(path: Union[str, os.PathLike[str]], *, device: Union[str, torch.device] = "cpu") -> ArchVGAE:
