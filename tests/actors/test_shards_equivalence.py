@@ -199,6 +199,7 @@ def ta_config(transfer_weight: float) -> ExperimentConfig:
         "ta": {"aux_depth": 8, "aux_channels": 4, "quadruples": 64, "transfer_weight": transfer_weight}}})
 
 
+@pytest.mark.slow  # default suite budget; CI runs it
 def test_sharded_ta_trains_the_auxiliary_model_like_one_process(ray_local):
     """Without transfer (lambda 0) every TA-DARTS computation is per sample or averaged over the shards (the
     auxiliary step, both virtual steps, v2), so two shards train what one process does, auxiliary model
