@@ -87,7 +87,7 @@ def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_
         value = _value(val_loss)
         ctx.reduce([*grads, value])
         g_alpha, v = grads[: len(alphas)], grads[len(alphas):]
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in v]))) if v else 0.0
+        norm = global_norm(v)
         if norm > 0.0 and xi != 0.0:
             r = eps / norm
             g_plus = _train_alpha_grads(model, objective, train_batch, ctx, weights, saved, v, r)
@@ -101,6 +101,13 @@ def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_
                 p.copy_(s)
     _set_grads(alphas, g_alpha)
     return float(value)
+
+
+def global_norm(tensors: Sequence[torch.Tensor]) -> float:
+    """The Euclidean norm of a list of tensors taken as one vector (0 for none)."""
+    if not tensors:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors])))
 
 
 def virtual_sgd_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],

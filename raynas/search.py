@@ -312,13 +312,17 @@ class Search:
         else:
             loss = arch_gradient_first_order(self.model, self.objective, val_batch, ctx)
         self._check_finite("architecture", loss, ctx)
+        # the gradient functions above set every architecture parameter's .grad
         extra = self.objective.arch_hypergradient(self.model, train_batch, val_batch, self.weight_optimizer, ctx)
         weight = self.objective.arch_loss_weight
-        if extra is not None or weight != 1.0:
-            for p, g in zip(self.model.arch_parameters(), extra or [None] * len(self.model.arch_parameters())):
-                grad = p.grad * weight if p.grad is not None else None
-                p.grad = g if grad is None else grad if g is None else grad + g
-            if not all(bool(torch.isfinite(p.grad).all()) for p in self.model.arch_parameters() if p.grad is not None):
+        alphas = self.model.arch_parameters()
+        if weight != 1.0:
+            for p in alphas:
+                p.grad.mul_(weight)
+        if extra is not None:
+            for p, g in zip(alphas, extra):
+                p.grad.add_(g)
+            if not all(bool(torch.isfinite(p.grad).all()) for p in alphas):
                 self._check_finite("architecture hypergradient", math.nan, ctx)
         self.arch_optimizer.step()
 

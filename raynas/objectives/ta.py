@@ -39,7 +39,6 @@ import copy
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from raynas.objectives.base import Batch, SearchEnv, StepContext, Term
@@ -174,14 +173,10 @@ class TransferTerm(Term):
         problem = self.problem(model, self.optimizer, ctx)
         for group in self.optimizer.param_groups:
             group["lr"] = problem.aux_lr
-        x, y = batch
         self.optimizer.zero_grad(set_to_none=True)
-        features = problem.aux_features(x)
-        ce = F.cross_entropy(self.aux.classifier(features), y)
-        qrs = problem.qrs(target, features)
-        scaled_ce = ctx.scale_loss(ce, batch)
-        (scaled_ce + self.ta.transfer_weight * qrs).backward()
-        values = torch.stack([scaled_ce.detach(), qrs.detach()]).reshape(2)
+        ce, qrs = problem.aux_loss_parts(batch, target, ctx)
+        (ce + self.ta.transfer_weight * qrs).backward()
+        values = torch.stack([ce.detach(), qrs.detach()]).reshape(2)
         ctx.reduce([*(p.grad for p in self.aux.parameters() if p.grad is not None), values])
         self.optimizer.step()
         self._ce_sum += float(values[0])

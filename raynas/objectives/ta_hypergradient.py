@@ -31,17 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raynas.bilevel import _grads, virtual_sgd_step_
+from raynas.bilevel import _grads, global_norm, virtual_sgd_step_
 
 if TYPE_CHECKING:
     from raynas.objectives.base import Batch, StepContext
-
-
-def _norm(tensors: Sequence[torch.Tensor]) -> float:
-    """The Euclidean norm of a list of tensors taken as one vector."""
-    if not tensors:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors])))
 
 
 def _set_(params: Sequence[torch.Tensor], base: Sequence[torch.Tensor],
@@ -75,12 +68,18 @@ class TransferProblem:
     main_lr: float  #: xi1
     aux_lr: float  #: xi2
 
-    def aux_loss(self, batch: "Batch", main_features: torch.Tensor, ctx: "StepContext") -> torch.Tensor:
-        """``L_train(W2) + lambda * L_QRS(W2; main_features)`` on ``batch`` (CE scaled for shards)."""
+    def aux_loss_parts(self, batch: "Batch", main_features: torch.Tensor,
+                       ctx: "StepContext") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L_train(W2), L_QRS(W2; main_features))`` on ``batch``, the cross-entropy scaled for shards."""
         x, y = batch
         features = self.aux_features(x)
         ce = ctx.scale_loss(F.cross_entropy(self.aux_logits(features), y), batch)
-        return ce + self.transfer_weight * self.qrs(main_features, features)
+        return ce, self.qrs(main_features, features)
+
+    def aux_loss(self, batch: "Batch", main_features: torch.Tensor, ctx: "StepContext") -> torch.Tensor:
+        """``L_train(W2) + lambda * L_QRS(W2; main_features)`` on ``batch`` (CE scaled for shards)."""
+        ce, qrs = self.aux_loss_parts(batch, main_features, ctx)
+        return ce + self.transfer_weight * qrs
 
 
 def transfer_hypergradient(problem: TransferProblem, train_batch: "Batch", val_batch: "Batch",
@@ -116,7 +115,7 @@ def transfer_hypergradient(problem: TransferProblem, train_batch: "Batch", val_b
         value = val_loss.detach().reshape(1).clone()
         ctx.reduce([*v2, value])
         zero = [torch.zeros_like(a) for a in alphas]
-        norm2 = _norm(v2)
+        norm2 = global_norm(v2)
         if norm2 == 0.0 or problem.aux_lr == 0.0 or problem.transfer_weight == 0.0:
             return zero, float(value)
         # u = -xi2 * lambda * d/d(W1', A) [grad_W2 L_QRS . v2], by central differences in W2.
@@ -133,7 +132,7 @@ def transfer_hypergradient(problem: TransferProblem, train_batch: "Batch", val_b
         ctx.reduce(u)
         u_w1, u_alpha = u[: len(w1)], u[len(w1):]
         # The path through W1' = W1 - xi1 * grad_W1 L_train(W1, A): -xi1 * grad_A [grad_W1 L_train . u_W1].
-        norm1 = _norm(u_w1)
+        norm1 = global_norm(u_w1)
         if norm1 == 0.0 or problem.main_lr == 0.0:
             return u_alpha, float(value)
         r1 = eps / norm1
