@@ -130,8 +130,12 @@ def virtual_sgd_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tens
 def _train_alpha_grads(model: "Supernet", objective: "Objective", batch: "Batch", ctx: "StepContext",
                        weights: Sequence[torch.Tensor], saved: Sequence[torch.Tensor],
                        v: Sequence[torch.Tensor], r: float) -> list[torch.Tensor]:
-    """``grad_alpha L_train`` at the weights ``saved + r * v``."""
+    """``grad_alpha L_train`` at the weights ``saved + r * v`` (with ``ctx.arch_grad`` set meanwhile)."""
     with torch.no_grad():
         for p, s, d in zip(weights, saved, v):
             p.copy_(s).add_(d, alpha=r)
-    return _grads(ctx.scale_loss(objective.weight_loss(model, batch, ctx), batch), model.arch_parameters())
+    ctx.arch_grad = True
+    try:
+        return _grads(ctx.scale_loss(objective.weight_loss(model, batch, ctx), batch), model.arch_parameters())
+    finally:
+        ctx.arch_grad = False

@@ -130,7 +130,7 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     from raynas.objectives import term_names
 
     stage = stage_epochs(cfg)
-    terms = [name for name in term_names(cfg) if name != "rs"]
+    terms = [name for name in term_names(cfg) if name != cfg.method]
     click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, method {cfg.method}"
                + (f" + {'+'.join(terms)}" if terms else "")
                + f", data {cfg.data.name}, {cfg.search.epochs} epochs"

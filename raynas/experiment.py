@@ -156,6 +156,10 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
     cfg, directory = prepared.config, prepared.directory
     directory.mkdir(parents=True)
     try:
+        if cfg.method == "e2nas":
+            from raynas.e2nas.prepare import prepare_autoencoder
+
+            cfg = prepare_autoencoder(cfg, directory, echo=echo)
         dump_config(cfg, directory / RESOLVED_CONFIG)
         start_ray(cfg)
     except BaseException:

@@ -32,7 +32,7 @@ from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
 from raynas.config import ExperimentConfig
 from raynas.data import EpochLoader, load_data
 from raynas.distributed import ShardComm, sync_batchnorm
-from raynas.errors import SearchDivergedError
+from raynas.errors import ConfigError, SearchDivergedError
 from raynas.flatness import arch_hessian_eigenvalue, discretization_gap
 from raynas.objectives import SearchEnv, StepContext, build_objective
 from raynas.selection import SELECTIONS
@@ -119,6 +119,18 @@ def build_supernet(cfg: ExperimentConfig, num_classes: int, in_channels: int) ->
                                 num_classes=num_classes, in_channels=in_channels, **options)
 
 
+def build_latent(cfg: ExperimentConfig, space: Any, device: torch.device) -> Any:
+    """E2NAS' architecture parameters: latents of ``cfg.e2nas.autoencoder`` (loaded on ``device``), drawn as
+    ``init_scale * randn`` from the global RNG."""
+    from raynas.e2nas.latent import LatentArchitecture
+    from raynas.e2nas.vgae import load
+
+    if not cfg.e2nas.autoencoder:
+        raise ConfigError("e2nas.autoencoder is unset: `raynas search` pretrains one into the experiment folder; "
+                          "a search built directly needs a file from `raynas e2nas pretrain SPACE --out FILE`")
+    return LatentArchitecture(load(cfg.e2nas.autoencoder, device=device), space, init_scale=cfg.e2nas.init_scale)
+
+
 class Search:
     """A differentiable search built from one trial's :class:`ExperimentConfig`.
 
@@ -142,6 +154,8 @@ class Search:
         self.space = get_space(cfg.space)
         self.data = load_data(cfg.data)
         self.model = build_supernet(cfg, self.data.num_classes, self.data.in_channels).to(self.device)
+        if cfg.method == "e2nas":
+            self.model.use_latent(build_latent(cfg, self.space, self.device))
         self.shards = ShardComm(rank, world_size)
         if self.shards.active:
             self.model = sync_batchnorm(self.model, self.device)
@@ -227,7 +241,10 @@ class Search:
             self.scheduler.step()
         extra = self.objective.on_epoch_end(self.model, ctx)
         self.epoch += 1
-        self.genotype = self.selection.select(self.model, self.data, ctx)
+        if self.model.latent is not None and self.cfg.selection.name == "magnitude":
+            self.genotype = self.model.latent.derived_genotype(skip_disconnected=self.cfg.selection.skip_disconnected)
+        else:
+            self.genotype = self.selection.select(self.model, self.data, ctx)
         val_loss, val_acc = self.evaluate(self.eval_loader)
         if s.eval_derived:
             derived = discrete_weights(self.space, self.space.choices_from_genotype(self.genotype),
@@ -365,12 +382,22 @@ class Search:
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
     def alphas_long(self) -> dict[str, list]:
-        """The architecture parameters in long format (one entry per cell, edge and op)."""
+        """The architecture parameters in long format (one entry per cell, edge and op).
+
+        E2NAS: ``alpha`` is the decoder's op logit and ``weight`` its softmax over the ops a derived cell may
+        use (the decoded op is the argmax of each kept edge's row).
+        """
         columns: dict[str, list] = {k: [] for k in ("cell", "edge", "src", "dst", "op", "alpha", "weight")}
         with torch.no_grad():
-            weights = {c: w.cpu() for c, w in self.model.arch_weights().items()}
+            if self.model.latent is not None:  # E2NAS: the decoder's op logits and their softmax
+                decoded = self.model.latent.probabilities()
+                alphas = {c: logits.cpu() for c, (logits, _) in decoded.items()}
+                weights = {c: p.cpu() for c, (_, p) in decoded.items()}
+            else:
+                alphas = {c: self.model.alphas[c].detach().cpu() for c in self.space.cell_types}
+                weights = {c: w.cpu() for c, w in self.model.arch_weights().items()}
             for cell in self.space.cell_types:
-                raw = self.model.alphas[cell].detach().cpu()
+                raw = alphas[cell]
                 for e, (src, dst) in enumerate(self.space.edges(cell)):
                     for k, op in enumerate(self.space.edge_ops(cell, e)):
                         columns["cell"].append(cell)
@@ -408,6 +435,7 @@ class Search:
             "projection": self.model.projection.get_state() if self.model.projection is not None else None,
             "owner": self.owner,
             "fingerprint": self.fingerprint(),
+            "autoencoder": self.model.latent.autoencoder_hash if self.model.latent is not None else None,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -417,14 +445,15 @@ class Search:
         }
 
     def fingerprint(self) -> int:
-        """A short hash of the architecture parameters (52 bits, exact as a float): where a state came from.
+        """A short hash of the architecture parameters (alphas, or E2NAS' latents; 52 bits, exact as a float):
+        where a state came from.
 
         Reported each epoch as ``state_fingerprint`` and stored in :meth:`get_state`, so a trial that
         restored another trial's checkpoint can prove which epoch of which trial its state is.
         """
         digest = hashlib.sha256()
-        for cell in self.space.cell_types:
-            digest.update(self.model.alphas[cell].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        for param in self.model.arch_parameters():
+            digest.update(param.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         return int(digest.hexdigest()[:13], 16)
 
     def apply_hyperparameters(self) -> None:
@@ -449,6 +478,8 @@ class Search:
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_state` returned."""
+        if self.model.latent is not None:
+            self.model.latent.check_autoencoder(state.get("autoencoder") or "")
         self.epoch = int(state["epoch"])
         self.model.load_state_dict(state["model"])
         self.weight_optimizer.load_state_dict(state["weight_optimizer"])

@@ -12,13 +12,13 @@ from raynas.config.loader import (FieldError, config_from_dict, config_to_dict, 
                                   section_type, show_value, train_config_from_dict)
 from raynas.config.overrides import apply_overrides, parse_override, set_path, split_key, with_overrides
 from raynas.config.params import ParamSpec, asha_max_t, check_population, parse_params
-from raynas.config.schema import (DataConfig, ExperimentConfig, NAConfig, ObjectivesConfig, RayConfig,
+from raynas.config.schema import (DataConfig, E2NASConfig, ExperimentConfig, NAConfig, ObjectivesConfig, RayConfig,
                                   ResourcesConfig, SDConfig, SearchConfig, SelectionConfig, SupernetConfig,
                                   TAConfig, TrainConfig, TuneConfig)
 from raynas.config.trials import TrialSpec, expand_trials, trial_label
 
 __all__ = [
-    "DataConfig", "ExperimentConfig", "NAConfig", "ObjectivesConfig", "RayConfig", "ResourcesConfig", "SDConfig", "TAConfig",
+    "DataConfig", "E2NASConfig", "ExperimentConfig", "NAConfig", "ObjectivesConfig", "RayConfig", "ResourcesConfig", "SDConfig", "TAConfig",
     "SearchConfig", "SelectionConfig",
     "SupernetConfig", "TrainConfig", "TuneConfig",
     "FieldError", "config_from_dict", "config_to_dict", "describe_type", "dump_config", "load_config",

@@ -13,8 +13,8 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional
 
-from raynas.config.schema import (DataConfig, ExperimentConfig, ResourcesConfig, SDConfig, SearchConfig,
-                                  TAConfig, TrainConfig, TuneConfig)
+from raynas.config.schema import (DataConfig, E2NASConfig, ExperimentConfig, ResourcesConfig, SDConfig,
+                                  SearchConfig, TAConfig, TrainConfig, TuneConfig)
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
 FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
@@ -41,6 +41,13 @@ def normalize_data(cfg: DataConfig) -> DataConfig:
     if cfg.root is None or not cfg.root.strip():
         return cfg
     return replace(cfg, root=os.path.abspath(os.path.expanduser(cfg.root)))
+
+
+def normalize_e2nas(cfg: E2NASConfig) -> E2NASConfig:
+    """``autoencoder`` as an absolute path, for the same reason as :func:`normalize_data`."""
+    if cfg.autoencoder is None or not cfg.autoencoder.strip():
+        return cfg
+    return replace(cfg, autoencoder=os.path.abspath(os.path.expanduser(cfg.autoencoder)))
 
 
 def check_data(cfg: DataConfig, path: str) -> Optional[Problem]:
@@ -99,7 +106,33 @@ def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     if not isinstance(cfg.name, str) or not _FOLDER_NAME.fullmatch(cfg.name):
         return Problem(join_path(path, "name"), cfg.name,
                        "must be a folder name: letters, digits, '.', '_' or '-', starting with a letter or digit")
-    return check_selection_fits(cfg, path) or check_sharpness_fits(cfg, path) or check_objectives_fit(cfg, path)
+    return (check_selection_fits(cfg, path) or check_sharpness_fits(cfg, path) or check_objectives_fit(cfg, path)
+            or check_e2nas_fits(cfg, path))
+
+
+#: Objective terms that read the softmax of DARTS' alphas, which a latent-space search does not have.
+ALPHA_TERMS = {"na": "its neighbours move the mass of softmax(alpha), and E2NAS' weights are one-hot",
+               "ta": "its nested hypergradient is built for DARTS' alphas (not verified on a latent)"}
+
+
+def check_e2nas_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
+    """``method: e2nas`` needs an existing autoencoder file (if one is named), a selection that reads a
+    decoded cell, and terms that do not assume softmax alphas (SD composes; NA and TA are refused)."""
+    if cfg.method != "e2nas":
+        return None
+    where = join_path(path, "e2nas.autoencoder")
+    if cfg.e2nas.autoencoder and not os.path.isfile(cfg.e2nas.autoencoder):
+        return Problem(where, cfg.e2nas.autoencoder,
+                       "not an existing file: write one with `raynas e2nas pretrain SPACE --out FILE`")
+    for name, why in ALPHA_TERMS.items():
+        if getattr(cfg.objectives, name) is not None:
+            return Problem(join_path(path, f"objectives.{name}"), "{...}",
+                           f"must be unset with method = 'e2nas': {why}; objectives.sd composes with E2NAS")
+    if cfg.selection.name == "perturbation":
+        return Problem(join_path(path, "selection.name"), cfg.selection.name,
+                       "must be 'magnitude' (the decoded cell) or 'sampling' with method = 'e2nas': E2NAS runs one "
+                       "op per edge, so removing any other op changes nothing for perturbation to measure")
+    return None
 
 
 def check_objectives_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
@@ -186,7 +219,7 @@ def check_train(cfg: TrainConfig, path: str) -> Optional[Problem]:
 
 
 #: How a section class is normalised once built (before its checks).
-SECTION_NORMALIZERS: dict[type, Callable[[Any], Any]] = {DataConfig: normalize_data}
+SECTION_NORMALIZERS: dict[type, Callable[[Any], Any]] = {DataConfig: normalize_data, E2NASConfig: normalize_e2nas}
 
 #: The cross-field checks of each section class, run right after the section is built.
 SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] = {

@@ -178,6 +178,26 @@ class TAConfig:
 
 
 @dataclass(frozen=True)
+class E2NASConfig:
+    """E2NAS (Zhang et al. 2020): search in a graph autoencoder's latent space (method: e2nas) [recon]."""
+
+    autoencoder: Optional[str] = _f(None, "file written by `raynas e2nas pretrain SPACE` for the search's space, "
+                                          "read by every trial and shard (default: `raynas search` pretrains one "
+                                          "into the experiment folder first)")
+    pretrain_epochs: int = _f(5, "autoencoder unset: epochs of that pretraining (seed 0, the CLI's defaults)", ge=1)
+    init_scale: float = _f(1.0e-3, "std of the latent vector's random start (the released code's 1e-3)", ge=0.0)
+    exploration: str = _f("density", "exploration enhancement: a differentiable archive-density term (density), "
+                                      "the released code's detached novelty that only rescales the step "
+                                      "(detached), or none", choices=("density", "detached", "none"))
+    exploration_weight: float = _f(1.0, "weight of the density term: arch loss = (1 - eta) * L_val + eta * weight "
+                                         "* density, eta = 1 - sigmoid(10 * (2 * epoch / epochs - 1))", ge=0.0)
+    archive: int = _f(50, "recent distinct architectures whose latents form the density's archive", ge=1)
+    bandwidth: float = _f(1.0, "Gaussian kernel width of the archive density, in RMS latent units", gt=0.0)
+    complement: float = _f(0.5, "lam: weight loss = (1 - lam) L(a_t) + lam / 2 (L(a_t-1) + L(a_c)) (0: off)",
+                           ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
 class ObjectivesConfig:
     """Terms added to the supernet steps; each is off unless its section is given (e.g. `na: {}`)."""
 
@@ -261,13 +281,15 @@ class ExperimentConfig:
     name: str = _f("experiment", "experiment name: the folder under --out")
     space: str = _f("nb201", "search space", registry="spaces")
     method: str = _f("darts", "darts: gradient-based bilevel search; rs: weight-sharing random search (one "
-                              "uniformly sampled path per weight step, no architecture step)",
-                     choices=("darts", "rs"))
+                              "uniformly sampled path per weight step, no architecture step); e2nas: search in "
+                              "an autoencoder's latent space (section e2nas)",
+                     choices=("darts", "rs", "e2nas"))
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "data set and splits"})
     supernet: SupernetConfig = field(default_factory=SupernetConfig, metadata={"doc": "supernet size"})
     search: SearchConfig = field(default_factory=SearchConfig, metadata={"doc": "bilevel search loop"})
     objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig,
                                          metadata={"doc": "loss terms on the supernet steps (NA, SD, TA)"})
+    e2nas: E2NASConfig = field(default_factory=E2NASConfig, metadata={"doc": "latent-space search (method: e2nas)"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"doc": "architecture selection"})
     tune: TuneConfig = field(default_factory=TuneConfig, metadata={"doc": "population run by Ray Tune"})
     resources: ResourcesConfig = field(default_factory=ResourcesConfig, metadata={"doc": "per-trial resources"})

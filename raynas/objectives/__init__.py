@@ -4,6 +4,8 @@
 Ray). :func:`build_objective` turns a config into one :class:`~raynas.objectives.base.ComposedObjective`:
 
 - ``method: rs``: the weight step trains one uniformly sampled path (``rs``, :mod:`raynas.objectives.sampling`);
+- ``method: e2nas``: exploration enhancement and architecture complementation on a latent-space search
+  (``e2nas``, :mod:`raynas.objectives.e2nas`);
 - ``objectives.na``: the neighbourhood-aware architecture loss (NA-DARTS, :mod:`raynas.objectives.na`);
 - ``objectives.sd``: self-distillation from voting teacher snapshots (SD-DARTS, :mod:`raynas.objectives.sd`);
 - ``objectives.ta``: transfer to an auxiliary model and the nested hypergradient (TA-DARTS,
@@ -46,6 +48,12 @@ def _load_ta() -> Any:
     return TransferTerm
 
 
+def _load_e2nas() -> Any:
+    from raynas.objectives.e2nas import E2NASTerm
+
+    return E2NASTerm
+
+
 def _load_rs() -> Any:
     from raynas.objectives.sampling import UniformPathTerm
 
@@ -55,6 +63,7 @@ def _load_rs() -> Any:
 #: term name -> Term subclass
 TERMS: Registry[Any] = Registry("objective term", ConfigError)
 TERMS.register_lazy("rs", _load_rs)
+TERMS.register_lazy("e2nas", _load_e2nas)
 TERMS.register_lazy("na", _load_na)
 TERMS.register_lazy("sd", _load_sd)
 TERMS.register_lazy("ta", _load_ta)
@@ -62,7 +71,7 @@ TERMS.register_lazy("ta", _load_ta)
 
 def term_names(cfg: "ExperimentConfig") -> list[str]:
     """The terms ``cfg`` enables, in the order they are composed (no torch import)."""
-    names = ["rs"] if cfg.method == "rs" else []
+    names = {"rs": ["rs"], "e2nas": ["e2nas"]}.get(cfg.method, [])
     # with rs there is no architecture step: objectives.na is then only the sampling selection's scoring rule
     names += [name for name in ("na", "sd", "ta") if getattr(cfg.objectives, name) is not None
               and not (name == "na" and cfg.method == "rs")]

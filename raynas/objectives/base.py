@@ -49,6 +49,9 @@ class StepContext:
     #: the loss to back-propagate for a mean ``loss`` over this shard's slice ``batch`` (unsharded: ``loss``)
     scale_loss: Callable[["torch.Tensor", Batch], "torch.Tensor"] = unscaled
     seed: int = 0  #: ``search.seed``: objectives draw their randomness from (seed, global_step), never globally
+    #: set while a weight loss is computed for its gradient with respect to the architecture parameters
+    #: (second order's finite differences): path weights must then keep their architecture gradient
+    arch_grad: bool = False
 
     @property
     def global_step(self) -> int:
@@ -135,7 +138,8 @@ class Term:
 
     - :meth:`path_weights`: the architecture weights the *weight* step runs (a sampled path; None: the
       supernet's own), at most one term returns them;
-    - :meth:`weight_term`: a loss added to the weight step's cross-entropy;
+    - :attr:`weight_loss_weight` and :meth:`weight_term`: a factor on the weight step's cross-entropy and a
+      loss added to it;
     - :meth:`arch_loss`: a loss that *replaces* the architecture step's cross-entropy (at most one term:
       those with ``replaces_arch_loss``);
     - :meth:`arch_term`: a loss added to the architecture step's loss;
@@ -154,6 +158,9 @@ class Term:
     def path_weights(self, model: "nn.Module", ctx: StepContext) -> "Optional[dict[str, torch.Tensor]]":
         """The architecture weights of the weight step (None: the supernet's own)."""
         return None
+
+    #: the factor of the weight step's cross-entropy (E2NAS complementation's 1 - lam); 1 for most terms
+    weight_loss_weight: float = 1.0
 
     def weight_term(self, model: "nn.Module", batch: Batch, logits: Callable[[], "torch.Tensor"],
                     ctx: StepContext) -> "Optional[torch.Tensor]":
@@ -213,7 +220,7 @@ def _memo(compute: Callable[[], "torch.Tensor"]) -> Callable[[], "torch.Tensor"]
 class ComposedObjective(Objective):
     """Cross-entropy on both steps (DARTS) plus the given terms, in order.
 
-    Weight step: ``CE(model(x, path), y) + sum(weight_term)``. Architecture step: the replacing term's
+    Weight step: ``prod(weight_loss_weight) * CE(model(x, path), y) + sum(weight_term)``. Architecture step: the replacing term's
     ``arch_loss`` if there is one, else ``CE(model(x), y)``, plus ``sum(arch_term)``.
     """
 
@@ -232,6 +239,11 @@ class ComposedObjective(Objective):
         path = next((w for w in (t.path_weights(model, ctx) for t in self.terms) if w is not None), None)
         out = model(x, path)
         loss = F.cross_entropy(out, y)
+        factor = 1.0
+        for term in self.terms:
+            factor *= term.weight_loss_weight
+        if factor != 1.0:
+            loss = factor * loss
         for term in self.terms:
             extra = term.weight_term(model, batch, lambda: out, ctx)
             if extra is not None:

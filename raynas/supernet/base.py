@@ -24,6 +24,7 @@ from raynas.errors import ConfigError, SpaceError
 from raynas.ops import POOLING_OPS, make_op
 
 if TYPE_CHECKING:
+    from raynas.e2nas.latent import LatentArchitecture
     from raynas.spaces.base import Choices, SearchSpace
     from raynas.supernet.projection import Projection
 
@@ -120,20 +121,33 @@ class Supernet(nn.Module):
         })
         #: rows fixed by a selection stage (:class:`raynas.supernet.projection.Projection`); None: none fixed
         self.projection: Optional["Projection"] = None
+        #: E2NAS' latent parameterisation (:meth:`use_latent`); None: the alphas are the architecture parameters
+        self.latent: Optional["LatentArchitecture"] = None
+
+    def use_latent(self, latent: "LatentArchitecture") -> None:
+        """Make ``latent`` (E2NAS' decoded latent vectors) the architecture parameterisation: from now on
+        :meth:`arch_parameters` are its latents and :meth:`arch_weights` its decoded straight-through weights.
+        The alphas stay registered (unused), so a state dict keeps its keys."""
+        self.latent = latent
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        """The architecture parameters, in the order of ``space.cell_types``."""
+        """The architecture parameters, in the order of ``space.cell_types`` (E2NAS: the latents)."""
+        if self.latent is not None:
+            return self.latent.parameters_in_order()
         return [self.alphas[cell] for cell in self.space.cell_types]
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        """Every parameter except the architecture parameters, in registration order."""
-        arch = {id(p) for p in self.alphas.values()}
+        """Every parameter except the architecture parameters (and unused alphas), in registration order."""
+        arch = {id(p) for p in self.alphas.values()} | {id(p) for p in self.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
 
     def arch_weights(self) -> dict[str, torch.Tensor]:
-        """Softmax of each cell's alphas over the op axis (differentiable with respect to the alphas), with
-        the rows fixed by :attr:`projection` (if any) replaced."""
-        weights = {cell: F.softmax(self.alphas[cell], dim=-1) for cell in self.space.cell_types}
+        """Softmax of each cell's alphas over the op axis (differentiable with respect to the alphas), or the
+        latent's decoded weights, with the rows fixed by :attr:`projection` (if any) replaced."""
+        if self.latent is not None:
+            weights = self.latent.weights()
+        else:
+            weights = {cell: F.softmax(self.alphas[cell], dim=-1) for cell in self.space.cell_types}
         return weights if self.projection is None else self.projection.apply(weights)
 
     def resolve_weights(self, weights: Optional[ArchWeights]) -> dict[str, torch.Tensor]:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from raynas.e2nas import load
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cli_helpers import raynas as raynas_in_repo  # noqa: E402
 
 
 def raynas(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -47,3 +53,34 @@ def test_bad_pretrain_arguments_are_one_line_usage_errors(tmp_path, args, messag
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and message in run.stderr, run.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow  # a CLI search (about 35 s here): CI's slow tier runs it
+def test_search_pretrains_its_autoencoder_into_the_experiment_and_logs_exploration(tmp_path):
+    import pyarrow.parquet as pq
+    import yaml
+
+    run = raynas_in_repo("search", "search_configs/smoke/e2nas.yaml", "--out", str(tmp_path),
+                         "--set", "ray.num_cpus=2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "pretraining the nb201 cell autoencoder for E2NAS (1 epochs" in run.stdout
+    exp = tmp_path / "smoke-e2nas"
+    saved = exp / "e2nas_autoencoder.pt"
+    assert load(saved).space.name == "nb201"
+    resolved = yaml.safe_load((exp / "config.yaml").read_text())
+    assert resolved["e2nas"]["autoencoder"] == str(saved.resolve())  # every trial and a resume read this file
+    table = pq.read_table(exp / "tables" / "epochs.parquet").sort_by("epoch")
+    extras = [dict(pairs) for pairs in table.column("extra").to_pylist()]
+    assert len(extras) == 2 and extras[-1]["e2nas_distinct"] >= 1 and extras[0]["e2nas_eta"] > 0.99
+    gaps = (table.column("discretization_gap").to_pylist() if "discretization_gap" in table.column_names
+            else [row["discretization_gap"] for row in extras])
+    assert gaps == [0.0, 0.0]  # the supernet runs the decoded cell: no discretization gap
+
+
+def test_search_refuses_e2nas_with_perturbation_selection_as_a_usage_error(tmp_path):
+    run = raynas_in_repo("search", "search_configs/smoke/e2nas.yaml", "--out", str(tmp_path),
+                         "--set", "selection.name=perturbation")
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "selection.name = 'perturbation': must be 'magnitude'" in lines[0]
+    assert not any(tmp_path.iterdir())  # nothing written

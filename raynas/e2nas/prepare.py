@@ -1,0 +1,46 @@
+"""The autoencoder of an E2NAS experiment, settled on the driver before any trial starts.
+
+A config that names ``e2nas.autoencoder`` has the file checked against the search space (a one-line
+:class:`~raynas.errors.ConfigError` otherwise); one that does not gets an autoencoder pretrained now
+(``e2nas.pretrain_epochs``, seed 0, the defaults of ``raynas e2nas pretrain``) into the experiment folder,
+and the path goes into the resolved config, so every trial, shard and ``raynas resume`` reads the same file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from raynas.config import ExperimentConfig
+from raynas.errors import ConfigError
+
+#: the autoencoder file ``raynas search`` writes into an E2NAS experiment folder
+AUTOENCODER_FILE = "e2nas_autoencoder.pt"
+
+
+def prepare_autoencoder(cfg: ExperimentConfig, directory: Path, *,
+                        echo: Callable[[str], None] = print) -> ExperimentConfig:
+    """``cfg`` with ``e2nas.autoencoder`` set to a checked file (unchanged unless ``method`` is e2nas)."""
+    if cfg.method != "e2nas":
+        return cfg
+    from raynas.e2nas.vgae import load, pretrain, save
+
+    if cfg.e2nas.autoencoder:
+        model = load(cfg.e2nas.autoencoder)
+        if model.space.name != cfg.space:
+            raise ConfigError(f"e2nas.autoencoder = {cfg.e2nas.autoencoder!r}: trained for space "
+                              f"{model.space.name!r}, the search runs {cfg.space!r}; pretrain one with "
+                              f"`raynas e2nas pretrain {cfg.space}`")
+        return cfg
+    epochs = cfg.e2nas.pretrain_epochs
+    echo(f"raynas: pretraining the {cfg.space} cell autoencoder for E2NAS ({epochs} epochs, seed 0)")
+
+    def progress(row: dict[str, float]) -> None:
+        echo(f"  autoencoder epoch {int(row['epoch'])}/{epochs}: loss {row['loss']:.4f} {row['seconds']:.1f}s")
+
+    model, metrics = pretrain(cfg.space, epochs=epochs, holdout=0.1, seed=0, progress=progress)
+    target = directory / AUTOENCODER_FILE
+    save(model, target)
+    echo(f"  held-out cells reconstructed: {metrics['holdout_recon_acc']:.4f}; saved {target}")
+    return replace(cfg, e2nas=replace(cfg.e2nas, autoencoder=str(target.resolve())))
