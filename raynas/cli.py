@@ -78,6 +78,13 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     papers (docs/methods.md). Examples: na_darts_cifar10.yaml, sd_darts_cifar10.yaml, ta_darts_cifar10.yaml,
     na_rs_nb201.yaml.
 
+    E2NAS: method=e2nas searches in the latent space of a cell autoencoder (e2nas.autoencoder, from
+    `raynas e2nas pretrain SPACE`; unset, one is pretrained into the experiment folder first), with a
+    differentiable exploration density of recently visited cells and complementation (the weight step also
+    trains the previous and a complementary cell). The density and the complementary cell's rule are our
+    reconstruction [recon]. It composes with shards, second order, objectives.sd and the magnitude and
+    sampling selections. Examples: e2nas_nb201.yaml, e2nas_darts_cifar10.yaml.
+
     Clusters: --address HOST:PORT joins a running Ray cluster (cluster/README.md).
 
     Fault tolerance: a trial whose process dies is retried from its last checkpoint up to

@@ -1,5 +1,5 @@
 """Step time and peak memory of DARTS vs NA-DARTS vs SD-DARTS (local and actor teachers) vs NA+SD vs
-TA-DARTS at one setting.
+TA-DARTS vs E2NAS at one setting, and the E2NAS autoencoder's pretraining time.
 
 Every variant is the same search (``--config``, default the quickstart: NB201, C=8, 2 cells per stage, noisy
 digits, batch 64) with one torch thread in this process; only ``objectives`` differs. Each variant runs
@@ -8,13 +8,17 @@ digits, batch 64) with one torch thread in this process; only ``objectives`` dif
 printed with its ratio to DARTS. With actor teachers the teacher snapshots live in one Ray actor with one CPU
 (a local Ray instance of 2 CPUs on loopback) and answer one batch ahead; ``sd_wait_s`` is how long the
 student waited for answers in the last epoch. TA-DARTS uses a depth-8 ResNet with the supernet's channels as
-its auxiliary model (``ta``) or ResNet-20 (``ta-resnet20``).
+its auxiliary model (``ta``) or ResNet-20 (``ta-resnet20``). E2NAS (``method: e2nas``) searches the latent
+of a cell autoencoder with exploration and complementation (``e2nas``) or without either (``e2nas-plain``,
+the latent search alone); unless ``--autoencoder`` names a file, one is pretrained first (``--pretrain-epochs``,
+one thread, in its own process) and its training time printed.
 
 Each variant runs in a fresh process (spawned), so its peak resident memory (``ru_maxrss``, torch's import
 included: compare variants, not absolute values) and, on a GPU, its peak allocated CUDA memory are its own.
 
     python tools/bench_objectives.py                 # all variants, first order
     python tools/bench_objectives.py --order 2 --variants darts,ta
+    python tools/bench_objectives.py --variants darts,e2nas,e2nas-plain
 """
 
 from __future__ import annotations
@@ -43,7 +47,23 @@ VARIANTS: dict[str, list[str]] = {
     "na+sd-local": ["objectives.na={}", "objectives.sd={}"],
     "ta": ["objectives.ta={\"aux_depth\": 8, \"aux_channels\": 8}"],
     "ta-resnet20": ["objectives.ta={}"],
+    "e2nas": ["method=e2nas", "e2nas.autoencoder={autoencoder}"],
+    "e2nas-plain": ["method=e2nas", "e2nas.autoencoder={autoencoder}", "e2nas.complement=0",
+                    "e2nas.exploration=none"],
 }
+
+
+def pretrain_autoencoder(space: str, epochs: int, path: str) -> dict[str, Any]:
+    """Pretrain the E2NAS autoencoder of ``space`` (one thread, the CLI's defaults) into ``path``."""
+    import torch
+
+    from raynas.e2nas import pretrain, save
+
+    torch.set_num_threads(1)
+    model, metrics = pretrain(space, epochs=epochs, holdout=0.1, seed=0)
+    save(model, path)
+    return {"space": space, "epochs": epochs, "seconds": metrics["seconds"],
+            "holdout_recon_acc": metrics["holdout_recon_acc"], "train_cells": metrics["train_cells"]}
 
 
 def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
@@ -57,7 +77,8 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, [f"search.order={args.order}", f"search.threads={args.threads}",
-                                    "search.eval_derived=false", "tune.grid={}", *args.set, *VARIANTS[variant]])
+                                    "search.eval_derived=false", "tune.grid={}", *args.set,
+                                    *(o.format(autoencoder=args.autoencoder) for o in VARIANTS[variant])])
     if "actor" in variant:
         import ray
 
@@ -92,6 +113,10 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=1, choices=(1, 2), help="DARTS order (default: 1)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per variant, the first untimed (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the search (default: 1)")
+    parser.add_argument("--autoencoder", default=None, help="E2NAS: autoencoder file of the config's space "
+                                                            "(default: pretrain one first)")
+    parser.add_argument("--pretrain-epochs", type=int, default=5, help="E2NAS: epochs of that pretraining "
+                                                                       "(default: 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     variants = args.variants.split(",")
@@ -108,8 +133,16 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     runs = []
+    pretrained = None
     with tempfile.TemporaryDirectory(prefix="rb") as temp:
         args.temp = temp
+        if args.autoencoder is None and any(v.startswith("e2nas") for v in variants):
+            from raynas.config import load_config
+
+            space = load_config(args.config, args.set).space
+            args.autoencoder = str(Path(temp) / "vgae.pt")
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                pretrained = pool.apply(pretrain_autoencoder, (space, args.pretrain_epochs, args.autoencoder))
         for variant in variants:  # a fresh process each: its peak memory is the variant's own
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 runs.append(pool.apply(run_variant, (args, variant)))
@@ -120,9 +153,13 @@ def main() -> None:
                "epochs": args.epochs, "threads": args.threads, "cpu_count": os.cpu_count(),
                "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     if args.json:
-        print(json.dumps({"setting": setting, "results": runs}))
+        print(json.dumps({"setting": setting, "results": runs, "pretrained": pretrained}))
         return
     print(f"setting: {setting}")
+    if pretrained is not None:
+        print(f"E2NAS autoencoder pretraining ({pretrained['space']}, {pretrained['epochs']} epochs, "
+              f"{pretrained['train_cells']} cells, 1 thread): {pretrained['seconds']:.1f} s, held-out cells "
+              f"reconstructed {pretrained['holdout_recon_acc']:.4f}")
     print(f"{'variant':>12} {'median step s':>14} {'vs ' + base['variant']:>9} {'timed steps':>11} "
           f"{'teachers':>8} {'waited s':>9} {'peak RSS MiB':>12} {'CUDA peak MiB':>13}")
     for r in runs:

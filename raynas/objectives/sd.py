@@ -415,7 +415,9 @@ class SelfDistillationTerm(Term):
             self.teachers.drop(tag)  # first, so that the new snapshot can take its place
         with torch.no_grad():
             weights = {cell: w.detach() for cell, w in model.arch_weights().items()}
-        self.teachers.add(self._taken, step, model.state_dict(), weights)
+        # teachers are plain supernets run with the snapshot's weights: E2NAS' latent is not part of them
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("latent.")}
+        self.teachers.add(self._taken, step, state, weights)
         self._held.append((step, self._taken))
         self._taken += 1
 

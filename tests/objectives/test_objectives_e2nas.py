@@ -226,3 +226,22 @@ def test_a_search_built_directly_needs_an_autoencoder_file():
         Search(cfg)
     sd = config_from_dict({**config_to_dict(cfg), "objectives": {"sd": {"teachers": 2}}})
     assert sd.objectives.sd is not None  # self-distillation composes with E2NAS
+
+
+@pytest.mark.parametrize("extra", [
+    {"selection": {"name": "sampling", "samples": 4}},
+    {"objectives": {"sd": {"teachers": 2, "interval": 2}}},
+], ids=["sampling-selection", "self-distillation"])
+def test_e2nas_composes_with_sampling_selection_and_self_distillation(nb201_autoencoder, extra):
+    data = config_to_dict(e2nas_config(nb201_autoencoder))
+    data.update(extra)
+    search = Search(config_from_dict(data))
+    reports = []
+    while not search.done:
+        reports.append(search.run_epoch())
+    if "selection" in extra:  # the stage scores 4 sampled cells with the shared weights and keeps the best
+        assert len(reports) == 2 + 1 and reports[-1]["decided_edges"] == 6
+        assert search.genotype == search.space.genotype_from_choices(search.model.projection.choices())
+    else:
+        assert search.objective.name == "e2nas+sd" and reports[-1]["sd_teachers"] == 2 and reports[-1]["sd_kl"] > 0
+    assert all(math.isfinite(r["e2nas_distinct"]) for r in reports[:2])
