@@ -43,6 +43,30 @@ def train_briefly(space: str, genotype: str, cfg: Any, seed: int, args: argparse
     return {"test_acc": float(result["test_acc"]), "params": int(result["params"])}
 
 
+def scratch_test_acc(space: Any, genotype: Any, cfg: Any, seed: int, args: argparse.Namespace) -> float:
+    """:func:`train_briefly`'s test accuracy of ``genotype`` (a genotype of the search space ``space``), or
+    NaN for a cell with no path from input to output (it cannot be trained)."""
+    if not space.is_connected(genotype):
+        return math.nan
+    return train_briefly(space.name, str(genotype), cfg, seed, args)["test_acc"]
+
+
+def summary_by_method(rows: list[dict[str, Any]], methods: Sequence[str],
+                      columns: Sequence[tuple[str, str]]) -> str:
+    """Markdown: one line per method (in ``methods`` order) with its seeds, the mean ± std over its rows of
+    every ``(key, heading)`` of ``columns``, and its mean search time (``search_s``)."""
+    lines = ["| method | seeds | " + " | ".join(heading for _, heading in columns) + " | search time |",
+             "|" + "---|" * (len(columns) + 3)]
+    for method in methods:
+        group = [r for r in rows if r["method"] == method]
+        if not group:
+            continue
+        cols = [mean_std([float(r[key]) for r in group]) for key, _ in columns]
+        minutes = sum(r["search_s"] for r in group) / len(group) / 60
+        lines.append(f"| {method} | {len(group)} | " + " | ".join(cols) + f" | {minutes:.1f} min |")
+    return "\n".join(lines)
+
+
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
     """Add the runner's ``--jobs``, ``--out`` and ``--json`` to ``parser``."""
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes, one torch thread each (default: 2)")

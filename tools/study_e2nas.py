@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from study_common import add_runner_args, finish, mean_std, run_jobs, train_briefly  # noqa: E402  (a sibling tool)
+from study_common import (add_runner_args, finish, run_jobs, scratch_test_acc,  # noqa: E402  (a sibling tool)
+                          summary_by_method)
 
 BASE_CONFIG = ROOT / "search_configs" / "quickstart.yaml"
 
@@ -77,28 +78,17 @@ def run_job(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "supernet_val_acc": report["val_acc"], "derived_val_acc": report["derived_val_acc"],
         "gap": report["discretization_gap"], "search_s": search_s,
     }
-    if search.space.is_connected(genotype):
-        row["test_acc"] = train_briefly("nb201", str(genotype), cfg, seed, args)["test_acc"]
-    else:
-        row["test_acc"] = math.nan
+    row["test_acc"] = scratch_test_acc(search.space, genotype, cfg, seed, args)
     row["total_s"] = time.perf_counter() - start
     return row
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per method, mean ± std over seeds of each figure."""
-    lines = ["| method | seeds | epoch cells (distinct) | trained cells (distinct) | skips | derived val acc "
-             "(inherited weights) | discretization gap | test acc from scratch | search time |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for method in METHODS:
-        group = [r for r in rows if r["method"] == method]
-        if not group:
-            continue
-        cols = [mean_std([float(r[k]) for r in group]) for k in
-                ("epoch_cells", "trained_cells", "skips", "derived_val_acc", "gap", "test_acc")]
-        minutes = sum(r["search_s"] for r in group) / len(group) / 60
-        lines.append(f"| {method} | {len(group)} | " + " | ".join(cols) + f" | {minutes:.1f} min |")
-    return "\n".join(lines)
+    return summary_by_method(rows, list(METHODS), [("epoch_cells", "epoch cells (distinct)"),
+                             ("trained_cells", "trained cells (distinct)"), ("skips", "skips"),
+                             ("derived_val_acc", "derived val acc (inherited weights)"), ("gap", "discretization gap"),
+                             ("test_acc", "test acc from scratch")])
 
 
 def rows_table(rows: list[dict[str, Any]]) -> str:
