@@ -67,6 +67,18 @@ def summary_by_method(rows: list[dict[str, Any]], methods: Sequence[str],
     return "\n".join(lines)
 
 
+def add_nb201_study_args(parser: argparse.ArgumentParser, methods: Sequence[str]) -> None:
+    """Add the arguments of a study of ``methods`` on noisy digits in the NB201 space: ``--methods``,
+    ``--seeds``, ``--noise``, ``--epochs``, ``--channels``, ``--nb201-layers`` and ``--train-epochs``."""
+    parser.add_argument("--methods", default=",".join(methods), help=f"comma-separated, of {', '.join(methods)}")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated search seeds (default: 0,1,2)")
+    parser.add_argument("--noise", type=float, default=1.0, help="input noise std (default: 1.0)")
+    parser.add_argument("--epochs", type=int, default=50, help="search epochs (default: 50)")
+    parser.add_argument("--channels", type=int, default=8, help="supernet and derived network channels (default: 8)")
+    parser.add_argument("--nb201-layers", type=int, default=2, help="NB201 cells per stage (default: 2)")
+    parser.add_argument("--train-epochs", type=int, default=30, help="training from scratch (default: 30)")
+
+
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
     """Add the runner's ``--jobs``, ``--out`` and ``--json`` to ``parser``."""
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes, one torch thread each (default: 2)")

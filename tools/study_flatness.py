@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from study_common import (add_runner_args, finish, run_jobs, scratch_test_acc,  # noqa: E402  (a sibling tool)
+from study_common import (add_nb201_study_args, add_runner_args, finish, run_jobs, scratch_test_acc,  # noqa: E402  (a sibling tool)
                           summary_by_method)
 
 BASE_CONFIG = ROOT / "search_configs" / "quickstart.yaml"
@@ -108,14 +108,8 @@ def progress_line(row: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the study; print per-job lines and the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated search seeds (default: 0,1,2)")
-    parser.add_argument("--noise", type=float, default=1.0, help="input noise std (default: 1.0)")
-    parser.add_argument("--epochs", type=int, default=50, help="search epochs (default: 50)")
+    add_nb201_study_args(parser, list(METHODS))
     parser.add_argument("--sharpness-every", type=int, default=10, help="epochs between sharpness estimates")
-    parser.add_argument("--channels", type=int, default=8, help="supernet and derived network channels (default: 8)")
-    parser.add_argument("--nb201-layers", type=int, default=2, help="NB201 cells per stage (default: 2)")
-    parser.add_argument("--train-epochs", type=int, default=30, help="training from scratch (default: 30)")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     args.darts_layers = args.nb201_layers  # train_briefly's name for the layers of darts-like networks
