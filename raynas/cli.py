@@ -149,12 +149,23 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--table", "table_name", default=None,
               help="Print this table (trials, epochs, alphas, genotypes, decisions) instead of the leaderboard.")
+@click.option("--where", "where", default=None, metavar="EXPR",
+              help="Keep the rows EXPR holds for (pandas syntax), e.g. \"method == 'darts' and seed > 0\".")
+@click.option("--sort", "sort_keys", multiple=True, metavar="COLUMN",
+              help="Order by COLUMN (-COLUMN: descending); repeat for ties.")
 @friendly_errors
-def results(directory: str, fmt: str, table_name: str | None) -> None:
-    """Print the leaderboard of an experiment folder (or one of its tables)."""
+def results(directory: str, fmt: str, table_name: str | None, where: str | None, sort_keys: tuple[str, ...]) -> None:
+    """Print the leaderboard of an experiment folder (or one of its tables), optionally filtered and sorted.
+
+    The leaderboard's filter sees every column of the trials table (status, method, seed, num_skip,
+    metric_value, genotype, ...); a table's filter sees that table's columns.
+    """
     from raynas.results import format_table, leaderboard, load_table
 
-    table = load_table(directory, table_name) if table_name else leaderboard(directory)
+    if table_name:
+        table = load_table(directory, table_name, where=where, sort=sort_keys)
+    else:
+        table = leaderboard(directory, where=where, sort=sort_keys)
     click.echo(format_table(table, fmt))
 
 

@@ -11,13 +11,14 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raynas.errors import ResultsError
 from raynas.results.schema import EPOCH_METRICS, TRIALS, check_schema, schema_for
+from raynas.results.select import select_rows
 from raynas.results.writer import ResultsWriter, check_mode, merge_history, summarise_trial
 
 LEADERBOARD_COLUMNS = ("trial_id", "status", "seed", "method", "metric_value", "best_derived_val_acc",
@@ -36,9 +37,16 @@ def _experiment(experiment_dir: Union[str, Path]) -> Path:
     return path
 
 
-def load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:
+def load_table(experiment_dir: Union[str, Path], name: str, *, where: Optional[str] = None,
+               sort: Sequence[str] = (), as_pandas: bool = False) -> Any:
     """Table ``name`` (trials, epochs, alphas, genotypes, decisions) of an experiment, consolidating stale parts
-    first."""
+    first: a pyarrow Table, or a pandas DataFrame with ``as_pandas``. ``where`` keeps the rows an expression
+    holds for and ``sort`` orders them (:mod:`raynas.results.select`)."""
+    return select_rows(_load_table(experiment_dir, name), where_expression=where, sort_keys=sort,
+                       as_pandas=as_pandas)
+
+
+def _load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:
     schema = schema_for(name)
     writer = ResultsWriter(_experiment(experiment_dir), Path(experiment_dir).name)
     path = writer.table_path(name)
@@ -61,9 +69,13 @@ def _default_mode(metric: str) -> str:
     return "min" if metric.endswith("loss") else "max"
 
 
-def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None,
-                mode: Optional[str] = None) -> pa.Table:
+def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None, mode: Optional[str] = None, *,
+                where: Optional[str] = None, sort: Sequence[str] = (), as_pandas: bool = False) -> Any:
     """Trials ranked best first by the final value of ``metric`` (default: the experiment's ranking metric).
+
+    ``where`` keeps the trials an expression holds for (any column of the trials table, e.g. ``"method ==
+    'darts' and seed > 0"``) and ``sort`` reorders them (``-column`` descending); a pyarrow Table, or a pandas
+    DataFrame with ``as_pandas``.
 
     With another metric or mode than the one the trials were ranked by during the search, each trial's
     ``metric_value`` and genotype are recomputed from its epochs. ``mode`` defaults to the experiment's
@@ -72,7 +84,7 @@ def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None,
     """
     if mode is not None:
         check_mode(mode)
-    rows = load_table(experiment_dir, "trials").to_pylist()
+    rows = _load_table(experiment_dir, "trials").to_pylist()
     stored_metric = rows[0]["metric"] if rows else None
     stored_mode = rows[0]["mode"] if rows else None
     metric = metric or stored_metric or "derived_val_acc"
@@ -80,9 +92,9 @@ def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None,
         mode = stored_mode if metric == stored_metric and stored_mode else _default_mode(metric)
     stale = [row for row in rows if (row["metric"], row["mode"]) != (metric, mode)]
     if stale:
-        epochs = load_table(experiment_dir, "epochs")
+        epochs = _load_table(experiment_dir, "epochs")
         _check_metric(metric, epochs)
-        history = merge_history(epochs.to_pylist(), load_table(experiment_dir, "genotypes").to_pylist())
+        history = merge_history(epochs.to_pylist(), _load_table(experiment_dir, "genotypes").to_pylist())
         for row in stale:
             summary = summarise_trial(row["trial_id"], history.get(row["trial_id"], []), metric, mode,
                                       experiment=row["experiment"])
@@ -91,7 +103,9 @@ def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None,
     table = pa.Table.from_pylist(rows, schema=TRIALS)
     order = "descending" if mode == "max" else "ascending"
     table = table.sort_by([("metric_value", order), ("trial_id", "ascending")])  # nulls sort last
-    return table.select(list(LEADERBOARD_COLUMNS))
+    if where:
+        table = select_rows(table, where_expression=where)
+    return select_rows(table.select(list(LEADERBOARD_COLUMNS)), sort_keys=sort, as_pandas=as_pandas)
 
 
 def _check_metric(metric: str, epochs: pa.Table) -> None:

@@ -125,3 +125,51 @@ def test_format_text_aligns_columns_with_four_significant_digits():
 def test_format_refuses_unknown_formats():
     with pytest.raises(ResultsError, match="valid formats: table, csv, json"):
         format_table(pa.table({"a": [1]}), "xml")
+
+
+def test_leaderboard_where_and_sort(tmp_path):
+    _experiment(tmp_path)
+    board = leaderboard(tmp_path, where="seed > 0 and method == 'darts'")
+    assert board["trial_id"].to_pylist() == ["t2", "t1"]  # ranked best first, filtered
+    assert board.schema == leaderboard(tmp_path).schema  # the Arrow types survive the filter
+    assert leaderboard(tmp_path, sort=["seed"])["trial_id"].to_pylist() == ["t0", "t1", "t2"]
+    assert leaderboard(tmp_path, sort=["-seed"])["trial_id"].to_pylist() == ["t2", "t1", "t0"]
+    assert leaderboard(tmp_path, where="seed > 5").num_rows == 0
+
+
+def test_tables_filter_sort_and_come_as_pandas_on_request(tmp_path):
+    import pandas as pd
+
+    _experiment(tmp_path)
+    epochs = load_table(tmp_path, "epochs", where="epoch >= 2 and trial_id == 't1'", sort=["-epoch"])
+    assert isinstance(epochs, pa.Table) and epochs["epoch"].to_pylist() == [3, 2]
+    frame = load_table(tmp_path, "epochs", where="epoch == 1", as_pandas=True)
+    assert isinstance(frame, pd.DataFrame) and sorted(frame["trial_id"]) == ["t0", "t1", "t2"]
+    assert isinstance(leaderboard(tmp_path, as_pandas=True), pd.DataFrame)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"where": "sed > 1"}, r"^--where 'sed > 1': name 'sed' is not defined; columns: experiment, trial_id"),
+    ({"where": "seed +"}, r"^--where 'seed \+': "),
+    ({"where": "seed + 1"}, r"^--where 'seed \+ 1': must be a condition on the rows"),
+    ({"sort": ["speed"]}, r"^--sort 'speed': no column 'speed'; columns: trial_id"),
+])
+def test_bad_filters_and_sort_keys_are_one_line_errors(tmp_path, kwargs, message):
+    _experiment(tmp_path)
+    with pytest.raises(ResultsError, match=message) as info:
+        leaderboard(tmp_path, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_results_cli_filters_and_sorts(tmp_path):
+    import subprocess
+    import sys
+
+    _experiment(tmp_path)
+    run = subprocess.run([sys.executable, "-m", "raynas.cli", "results", str(tmp_path), "--format", "csv",
+                          "--where", "seed < 2", "--sort", "seed"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert [row["trial_id"] for row in csv.DictReader(io.StringIO(run.stdout))] == ["t0", "t1"]
+    bad = subprocess.run([sys.executable, "-m", "raynas.cli", "results", str(tmp_path), "--sort", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "no column 'nope'" in bad.stderr

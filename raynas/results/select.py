@@ -1,0 +1,54 @@
+"""Which rows of a result table, in which order: a filter expression and column sorting.
+
+Used by ``raynas results --where/--sort`` and the Python API (:func:`raynas.results.load_table`,
+:func:`raynas.results.leaderboard`). Filters are pandas expressions (``DataFrame.eval`` syntax: ``method ==
+'darts' and seed > 0``, ``num_skip <= 2``, ``genotype.str.contains('nor_conv_3x3')``); the rows are kept
+from the Arrow table itself, so column types are unchanged. Nothing here imports torch or ray.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import pyarrow as pa
+
+from raynas.errors import ResultsError
+
+
+def where(table: pa.Table, expression: str) -> pa.Table:
+    """The rows of ``table`` for which ``expression`` is true (a one-line :class:`ResultsError` otherwise)."""
+    if not expression.strip():
+        return table
+    frame = table.to_pandas()
+    try:
+        mask = frame.eval(expression)
+    except Exception as exc:  # pandas raises NameError, SyntaxError, TypeError, ValueError, ... for bad input
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ResultsError(f"--where {expression!r}: {detail}; columns: {', '.join(table.column_names)}") from None
+    if getattr(mask, "dtype", None) != bool or len(mask) != table.num_rows:
+        raise ResultsError(f"--where {expression!r}: must be a condition on the rows (true or false per row), "
+                           f"e.g. \"method == 'darts' and seed > 0\"; columns: {', '.join(table.column_names)}")
+    return table.filter(pa.array(mask.to_numpy(), type=pa.bool_()))
+
+
+def sort(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """``table`` sorted by ``keys`` (column names, ``-name`` for descending; nulls last), stable."""
+    order = []
+    for key in keys:
+        name, direction = (key[1:], "descending") if key.startswith("-") else (key, "ascending")
+        if name not in table.column_names:
+            raise ResultsError(f"--sort {key!r}: no column {name!r}; columns: {', '.join(table.column_names)}")
+        if pa.types.is_map(table.schema.field(name).type):
+            raise ResultsError(f"--sort {key!r}: column {name!r} holds maps and cannot be sorted")
+        order.append((name, direction))
+    return table.sort_by(order) if order else table
+
+
+def select_rows(table: pa.Table, *, where_expression: Optional[str] = None,
+                sort_keys: Sequence[str] = (), as_pandas: bool = False) -> Any:
+    """``table`` filtered by ``where_expression`` then sorted by ``sort_keys``; a pandas DataFrame with
+    ``as_pandas``, else a pyarrow Table."""
+    if where_expression:
+        table = where(table, where_expression)
+    table = sort(table, sort_keys)
+    return table.to_pandas() if as_pandas else table
