@@ -169,6 +169,37 @@ def results(directory: str, fmt: str, table_name: str | None, where: str | None,
     click.echo(format_table(table, fmt))
 
 
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder for the pictures [default: DIRECTORY/plots].")
+@click.option("--format", "formats", default="png,svg", show_default=True,
+              help="Image formats, comma-separated: png, svg.")
+@click.option("--trial", "trials", multiple=True, metavar="ID",
+              help="Only this trial (repeatable; default: every trial).")
+@friendly_errors
+def plot(directory: str, out_dir: str | None, formats: str, trials: tuple[str, ...]) -> None:
+    """Draw the pictures of the experiment in DIRECTORY (<out>/<name> of raynas search).
+
+    Per trial: a diagram of each cell of its final genotype (cell_<trial>_<cell>) and its architecture
+    weights per edge over epochs (alphas_<trial>_<cell>); per experiment: losses and accuracies over epochs
+    (curves) and, for a population, the ranking metric against each varied override
+    (population_<key>). Prints each written file.
+    """
+    from pathlib import Path
+
+    from raynas.plots import plot_experiment
+
+    paths = plot_experiment(directory, out_dir, formats=formats.split(","), trials=trials or None)
+    for path in paths:
+        click.echo(str(path))
+    target = Path(out_dir) if out_dir is not None else Path(directory) / "plots"
+    if paths:
+        click.echo(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''} to {target}")
+    else:
+        click.echo(f"no trial in {directory} has reported yet: nothing to draw")
+
+
 @main.group()
 def arch() -> None:
     """Inspect architectures (genotypes)."""
