@@ -45,8 +45,8 @@ def test_pretrain_prints_progress_and_saves_a_loadable_autoencoder(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["nb999"], "unknown search space 'nb999'"),
-    (["nb201", "--epochs", "-1"], "--epochs = -1: must be >= 0"),
-    (["nb201", "--holdout", "1.5"], "--holdout = 1.5: must be a share in [0, 1)"),
+    pytest.param(["nb201", "--epochs", "-1"], "--epochs = -1: must be >= 0", marks=pytest.mark.slow),  # budget
+    pytest.param(["nb201", "--holdout", "1.5"], "--holdout = 1.5: must be a share in [0, 1)", marks=pytest.mark.slow),
 ])
 def test_bad_pretrain_arguments_are_one_line_usage_errors(tmp_path, args, message):
     run = raynas("e2nas", "pretrain", *args, "--out", str(tmp_path / "x.pt"))

@@ -206,7 +206,9 @@ def test_cli_plot_prints_each_file_and_a_summary(experiment, tmp_path):
     assert all(Path(line).is_file() for line in lines[:-1])
 
 
-@pytest.mark.parametrize("case", ["not an experiment", "unknown trial", "bad format"])
+@pytest.mark.parametrize("case", ["not an experiment",
+                                  pytest.param("unknown trial", marks=pytest.mark.slow),  # default suite budget
+                                  pytest.param("bad format", marks=pytest.mark.slow)])
 def test_cli_plot_usage_errors_are_one_line_with_exit_2(case, experiment, tmp_path):
     args = {"not an experiment": [str(tmp_path)],
             "unknown trial": [str(experiment), "--trial", "nope", "--out", str(tmp_path)],
