@@ -241,10 +241,7 @@ class Search:
             self.scheduler.step()
         extra = self.objective.on_epoch_end(self.model, ctx)
         self.epoch += 1
-        if self.model.latent is not None and self.cfg.selection.name == "magnitude":
-            self.genotype = self.model.latent.derived_genotype(skip_disconnected=self.cfg.selection.skip_disconnected)
-        else:
-            self.genotype = self.selection.select(self.model, self.data, ctx)
+        self.genotype = self.selection.select(self.model, self.data, ctx)
         val_loss, val_acc = self.evaluate(self.eval_loader)
         if s.eval_derived:
             derived = discrete_weights(self.space, self.space.choices_from_genotype(self.genotype),
@@ -436,12 +433,7 @@ class Search:
             "owner": self.owner,
             "fingerprint": self.fingerprint(),
             "autoencoder": self.model.latent.autoencoder_hash if self.model.latent is not None else None,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": _numpy_state_to_plain(np.random.get_state()),
-                "python": _python_state_to_plain(random.getstate()),
-            },
+            "rng": capture_rng_state(),
         }
 
     def fingerprint(self) -> int:
@@ -489,12 +481,26 @@ class Search:
         self.genotype = self.space.parse_genotype(state["genotype"]) if state["genotype"] else None
         if self.model.projection is not None:
             self.model.projection.set_state(state.get("projection"))
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        np.random.set_state(_numpy_state_from_plain(rng["numpy"]))
-        random.setstate(_python_state_from_plain(rng["python"]))
+        restore_rng_state(state["rng"])
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The global RNG states (torch, CUDA, numpy, Python) in types ``torch.load(weights_only=True)`` reads."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": _numpy_state_to_plain(np.random.get_state()),
+        "python": _python_state_to_plain(random.getstate()),
+    }
+
+
+def restore_rng_state(rng: dict[str, Any]) -> None:
+    """Set the global RNG states :func:`capture_rng_state` returned."""
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    np.random.set_state(_numpy_state_from_plain(rng["numpy"]))
+    random.setstate(_python_state_from_plain(rng["python"]))
 
 
 def _with_next(items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:

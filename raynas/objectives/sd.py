@@ -415,9 +415,7 @@ class SelfDistillationTerm(Term):
             self.teachers.drop(tag)  # first, so that the new snapshot can take its place
         with torch.no_grad():
             weights = {cell: w.detach() for cell, w in model.arch_weights().items()}
-        # teachers are plain supernets run with the snapshot's weights: E2NAS' latent is not part of them
-        state = {k: v for k, v in model.state_dict().items() if not k.startswith("latent.")}
-        self.teachers.add(self._taken, step, state, weights)
+        self.teachers.add(self._taken, step, model.network_state_dict(), weights)
         self._held.append((step, self._taken))
         self._taken += 1
 

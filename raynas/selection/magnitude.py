@@ -163,7 +163,10 @@ class MagnitudeSelection(Selection):
         self.skip_disconnected = skip_disconnected
 
     def select(self, supernet: "Supernet", data: Any, ctx: "StepContext") -> "Genotype":
-        """The genotype of the strongest architecture weights of ``supernet`` (``data``, ``ctx`` unused)."""
+        """The genotype of the strongest architecture weights of ``supernet`` (``data``, ``ctx`` unused); for
+        an E2NAS supernet (searching in a latent) the decoded cell."""
+        if supernet.latent is not None:
+            return supernet.latent.derived_genotype(skip_disconnected=self.skip_disconnected)
         weights = {cell: w.detach().cpu().double().numpy() for cell, w in supernet.arch_weights().items()}
         choices = magnitude_choices(supernet.space, weights, skip_disconnected=self.skip_disconnected)
         return supernet.space.genotype_from_choices(choices)

@@ -116,7 +116,7 @@ class TaskEvaluator:
         if self._remote is None:
             self._remote = ray.remote(evaluate_chunk)
         with torch.no_grad():
-            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            state = {k: v.detach().cpu() for k, v in model.network_state_dict().items()}
             on_cpu = [{cell: w.detach().cpu() for cell, w in weights.items()} for weights in candidates]
         state_ref, candidates_ref = ray.put(state), ray.put(on_cpu)
         res = self.cfg.resources

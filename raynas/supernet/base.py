@@ -130,6 +130,11 @@ class Supernet(nn.Module):
         The alphas stay registered (unused), so a state dict keeps its keys."""
         self.latent = latent
 
+    def network_state_dict(self) -> dict[str, torch.Tensor]:
+        """The state dict without E2NAS' latent: what a plain supernet of the same space and size loads
+        (teacher snapshots, selection workers); they run with architecture weights passed in."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("latent.")}
+
     def arch_parameters(self) -> list[nn.Parameter]:
         """The architecture parameters, in the order of ``space.cell_types`` (E2NAS: the latents)."""
         if self.latent is not None:
