@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from raynas.config import (ExperimentConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
+from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
 from raynas.errors import ConfigError
 from raynas.selection import total_epochs
@@ -80,20 +80,20 @@ def distinct_seeds(cfg: ExperimentConfig, trials: list[TrialSpec]) -> list[Trial
     return seeded
 
 
-def start_ray(cfg: ExperimentConfig) -> None:
-    """Join ``cfg.ray.address`` or start a local Ray bounded to ``cfg.ray.num_cpus`` on 127.0.0.1 only."""
+def start_ray(ray_cfg: RayConfig) -> None:
+    """Join ``ray_cfg.address`` or start a local Ray bounded to ``ray_cfg.num_cpus`` on 127.0.0.1 only."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet_tune()
-    if not cfg.ray.address or is_loopback_address(cfg.ray.address):
+    if not ray_cfg.address or is_loopback_address(ray_cfg.address):
         keep_local_ray_on_loopback()
     import ray
 
     if ray.is_initialized():
         return
-    if cfg.ray.address:
-        ray.init(address=cfg.ray.address, log_to_driver=False)
+    if ray_cfg.address:
+        ray.init(address=ray_cfg.address, log_to_driver=False)
         return
-    ray.init(num_cpus=cfg.ray.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=ray_cfg.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
              _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"))
 
 
@@ -161,7 +161,7 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
 
             cfg = prepare_autoencoder(cfg, directory, echo=echo)
         dump_config(cfg, directory / RESOLVED_CONFIG)
-        start_ray(cfg)
+        start_ray(cfg.ray)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
         raise
@@ -253,12 +253,12 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     if not unfinished and not not_started:
         echo(f"raynas: experiment '{cfg.name}' had already finished; nothing to resume")
         return _finished_outcome(cfg, directory, len(before))
-    start_ray(cfg)
+    start_ray(cfg.ray)
     base = trial_base_config(cfg)
     tuner = tune.Tuner.restore(str(tune_dir), trainable=make_trainable(cfg, base), resume_unfinished=True,
                                resume_errored=True)
     results_cb, progress_cb = make_callbacks(cfg, directory.resolve(), base)
-    _reattach_callbacks(tuner, [results_cb, progress_cb])
+    reattach_callbacks(tuner, [results_cb, progress_cb])
     echo(f"raynas: resuming '{cfg.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
          f"{not_started} not started) -> {directory}")
     grid = tuner.fit()
@@ -280,7 +280,7 @@ def _finished_outcome(cfg: ExperimentConfig, directory: Path, num_trials: int) -
                              already_finished=True)
 
 
-def _reattach_callbacks(tuner: Any, callbacks: list[Any]) -> None:
+def reattach_callbacks(tuner: Any, callbacks: list[Any]) -> None:
     """Give a restored Tuner fresh raynas callbacks for this folder and this process's stdout.
 
     Tune 2.60 restores the RunConfig, callbacks included, from the ``tuner.pkl`` pickled when the

@@ -1,4 +1,4 @@
-"""Durable file writes shared by checkpoints and saved models."""
+"""Durable file writes shared by checkpoints, saved models and written configs."""
 
 from __future__ import annotations
 
@@ -21,6 +21,27 @@ def torch_save_atomically(obj: Any, path: Union[str, "os.PathLike[str]"]) -> Non
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomically(path: Union[str, "os.PathLike[str]"], text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` (mode 644) through a hidden temp file in the same folder, flushed to
+    disk, then ``os.replace``d: a reader sees the old file or the new one, never half of it."""
+    import tempfile
+
+    target = os.fspath(path)
+    folder, name = os.path.split(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

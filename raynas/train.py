@@ -1,4 +1,5 @@
-"""Training a derived architecture from scratch (first version of ``raynas train``).
+"""Training a derived architecture from scratch: the evaluation stage (one training; ``raynas train`` runs
+a population of them as Ray Tune trials through :mod:`raynas.evaluation`).
 
 Protocol defaults (used where the config leaves a value unset):
 
@@ -16,12 +17,18 @@ Genotypes whose cells have no path from input to output are refused.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from raynas.config import TrainConfig, apply_overrides, train_config_from_dict
 from raynas.errors import GenotypeError
+from raynas.results.schema import EVALUATION_CURVES
+
+TRAIN_STATE_FILE = "train_state.pt"
+"""File name of a training state (:meth:`ScratchTraining.get_state`) inside a Tune checkpoint."""
 
 DARTS_PROTOCOL = {"epochs": 600, "batch_size": 96, "lr": 0.025, "nesterov": False, "weight_decay": 3e-4,
                   "auxiliary": True, "drop_path_prob": 0.2}
@@ -49,49 +56,87 @@ def resolve_protocol(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, **filled)
 
 
-def train_from_scratch(cfg: TrainConfig, *, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train ``cfg.genotype`` from scratch; return test accuracy, parameter count and timings."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+class ScratchTraining:
+    """One training of a derived architecture from scratch, an epoch at a time, resumable bit for bit.
 
-    from raynas.data import EpochLoader, load_data
-    from raynas.networks import count_parameters
-    from raynas.search import pick_device, seed_everything
-    from raynas.spaces import get_space
+    Built from a :class:`TrainConfig` (unset settings take the space's protocol, :func:`resolve_protocol`):
+    refuses a genotype with a disconnected cell, seeds everything, loads the data (the search split with
+    the data set's training augmentation; the held-out test split) and builds the network. Each
+    :meth:`run_epoch` trains one epoch (drop-path ramped linearly over the epochs, auxiliary head weighted
+    by ``auxiliary_weight``, gradient clipping), tests, and returns the epoch's report, which carries the
+    whole history so far (``epoch_<metric>`` lists). :meth:`get_state` / :meth:`set_state` hold weights,
+    optimizer, schedule, history and RNG states; batch order and augmentation are seeded by (seed, epoch).
+    """
 
-    cfg = resolve_protocol(cfg)
-    space = get_space(cfg.space)
-    genotype = space.parse_genotype(cfg.genotype)
-    if not space.is_connected(genotype):
-        raise GenotypeError(f"genotype {genotype} has a cell with no path from its input to its output "
-                            "(every path goes through 'none'); it cannot learn. Pick another genotype "
-                            "(raynas arch show reports \"connected\": false for such cells)")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    data = load_data(cfg.data, augment=True)
-    model = space.build_network(genotype, channels=cfg.channels, layers=cfg.layers, num_classes=data.num_classes,
-                                in_channels=data.in_channels, auxiliary=bool(cfg.auxiliary),
-                                drop_path_prob=cfg.drop_path_prob).to(device)
-    params = count_parameters(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay, nesterov=bool(cfg.nesterov))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
-    train_loader = EpochLoader(data.full_train(), cfg.batch_size, shuffle=True, seed=cfg.seed)
-    test_loader = EpochLoader(data.test, cfg.batch_size, shuffle=False, seed=0)
-    echo(f"training {genotype} ({params:,} params) on {cfg.data.name} for {cfg.epochs} epochs")
-    start = time.perf_counter()
-    test_loss = test_acc = float("nan")
-    for epoch in range(cfg.epochs):
-        epoch_start = time.perf_counter()
-        model.drop_path_prob = cfg.drop_path_prob * epoch / cfg.epochs
+    def __init__(self, cfg: TrainConfig) -> None:
+        import torch
+
+        from raynas.data import EpochLoader, load_data
+        from raynas.networks import count_flops, count_parameters
+        from raynas.search import pick_device, seed_everything
+        from raynas.spaces import get_space
+
+        self.cfg = cfg = resolve_protocol(cfg)
+        self.space = get_space(cfg.space)
+        self.genotype = self.space.parse_genotype(cfg.genotype)
+        if not self.space.is_connected(self.genotype):
+            raise GenotypeError(f"genotype {self.genotype} has a cell with no path from its input to its output "
+                                "(every path goes through 'none'); it cannot learn. Pick another genotype "
+                                "(raynas arch show reports \"connected\": false for such cells)")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        self.device = pick_device(cfg.device)
+        data = load_data(cfg.data, augment=True)
+        self.model = self.space.build_network(self.genotype, channels=cfg.channels, layers=cfg.layers,
+                                              num_classes=data.num_classes, in_channels=data.in_channels,
+                                              auxiliary=bool(cfg.auxiliary),
+                                              drop_path_prob=cfg.drop_path_prob).to(self.device)
+        self.input_shape = (data.in_channels, data.image_size, data.image_size)
+        self.network_args = {"space": cfg.space, "genotype": str(self.genotype), "channels": cfg.channels,
+                             "layers": cfg.layers, "num_classes": data.num_classes, "in_channels": data.in_channels,
+                             "image_size": data.image_size, "auxiliary": bool(cfg.auxiliary)}
+        self.params = count_parameters(self.model)
+        self.flops = count_flops(self.model, self.input_shape)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay, nesterov=bool(cfg.nesterov))
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
+                                                                    eta_min=cfg.lr_min)
+        self.train_loader = EpochLoader(data.full_train(), cfg.batch_size, shuffle=True, seed=cfg.seed)
+        self.test_loader = EpochLoader(data.test, cfg.batch_size, shuffle=False, seed=0)
+        self.epoch = 0
+        self.history: dict[str, list[float]] = {name: [] for name in EVALUATION_CURVES}
+        self.elapsed_s = 0.0
+
+    @property
+    def done(self) -> bool:
+        """Whether every epoch of the config has run."""
+        return self.epoch >= self.cfg.epochs
+
+    def identity(self) -> dict[str, Any]:
+        """What this training is: genotype, space, data set, seed, size (params, FLOPs, multiply-adds)."""
+        from raynas.config import config_to_dict
+
+        return {"genotype": str(self.genotype), "space": self.cfg.space, "dataset": self.cfg.data.name,
+                "seed": self.cfg.seed, "params": self.params, "flops": self.flops, "macs": self.flops // 2,
+                "epochs": self.cfg.epochs, "config_json": json.dumps(config_to_dict(self.cfg), sort_keys=True)}
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train and test one epoch; the report of that epoch (1-based ``epoch``) with the history so far."""
+        import torch.nn.functional as F
+        from torch import nn
+
+        from raynas.errors import SearchDivergedError
+
+        cfg, model, device = self.cfg, self.model, self.device
+        start = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        model.drop_path_prob = cfg.drop_path_prob * self.epoch / cfg.epochs
         model.train()
         loss_sum = correct = seen = 0.0
-        for x, y in train_loader.epoch(epoch):
-            x, y = x.to(device), y.to(device)
-            optimizer.zero_grad(set_to_none=True)
+        for x, y in self.train_loader.epoch(self.epoch):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
             logits, aux_logits = model.forward_with_aux(x)
             loss = F.cross_entropy(logits, y)
             if aux_logits is not None:
@@ -99,19 +144,72 @@ def train_from_scratch(cfg: TrainConfig, *, echo: Callable[[str], None] = print)
             loss.backward()
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            self.optimizer.step()
             loss_sum += loss.item() * y.numel()
             correct += (logits.argmax(1) == y).sum().item()
             seen += y.numel()
-        scheduler.step()
-        test_loss, test_acc = evaluate(model, test_loader, device)
-        echo(f"epoch {epoch + 1:>3}/{cfg.epochs}  train_loss {loss_sum / seen:.4f}  train_acc {correct / seen:.4f}"
-             f"  test_loss {test_loss:.4f}  test_acc {test_acc:.4f}  ({time.perf_counter() - epoch_start:.1f}s)")
-    return {"genotype": str(genotype), "space": cfg.space, "dataset": cfg.data.name, "params": params,
-            "epochs": cfg.epochs, "test_loss": test_loss, "test_acc": test_acc,
+        train_loss = loss_sum / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise SearchDivergedError(f"training diverged at epoch {self.epoch + 1}: train_loss {train_loss} "
+                                      f"(lower lr = {cfg.lr} or keep grad_clip > 0)")
+        self.scheduler.step()
+        test_loss, test_acc = evaluate(model, self.test_loader, device)
+        self.epoch += 1
+        seconds = time.perf_counter() - start
+        self.elapsed_s += seconds
+        for name, value in zip(EVALUATION_CURVES, (train_loss, correct / max(seen, 1), test_loss, test_acc)):
+            self.history[name].append(value)
+        return {"epoch": self.epoch, **{name: values[-1] for name, values in self.history.items()},
+                "lr": lr, "epoch_time_s": seconds, "train_time_s": self.elapsed_s,
+                **{f"epoch_{name}": list(values) for name, values in self.history.items()}, **self.identity()}
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this training is (``torch.load(weights_only=True)`` safe)."""
+        from raynas.search import capture_rng_state
+
+        return {"epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "history": {k: list(v) for k, v in self.history.items()},
+                "elapsed_s": self.elapsed_s, "genotype": str(self.genotype), "network": dict(self.network_args),
+                "rng": capture_rng_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned; a state of another genotype is refused."""
+        from raynas.search import restore_rng_state
+
+        if state["genotype"] != str(self.genotype):
+            raise GenotypeError(f"checkpoint holds genotype {state['genotype']}, not {self.genotype}")
+        self.epoch = int(state["epoch"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = {name: [float(v) for v in state["history"][name]] for name in EVALUATION_CURVES}
+        self.elapsed_s = float(state["elapsed_s"])
+        restore_rng_state(state["rng"])
+
+
+def train_from_scratch(cfg: TrainConfig, *, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train ``cfg.genotype`` from scratch in this process; return test accuracy, parameter count and timings.
+
+    ``raynas train`` runs the same :class:`ScratchTraining` as Ray Tune trials (:mod:`raynas.evaluation`).
+    """
+    start = time.perf_counter()
+    training = ScratchTraining(cfg)
+    identity = training.identity()
+    echo(f"training {identity['genotype']} ({identity['params']:,} params) on {identity['dataset']} "
+         f"for {identity['epochs']} epochs")
+    report: dict[str, Any] = {"test_loss": float("nan"), "test_acc": float("nan")}
+    while not training.done:
+        report = training.run_epoch()
+        echo(epoch_line(report))
+    return {**identity, "test_loss": report["test_loss"], "test_acc": report["test_acc"],
             "wall_time_s": time.perf_counter() - start}
 
 
+def epoch_line(report: dict[str, Any]) -> str:
+    """One progress line of an epoch report of :meth:`ScratchTraining.run_epoch`."""
+    return (f"epoch {report['epoch']:>3}/{report['epochs']}  train_loss {report['train_loss']:.4f}  "
+            f"train_acc {report['train_acc']:.4f}  test_loss {report['test_loss']:.4f}  "
+            f"test_acc {report['test_acc']:.4f}  ({report['epoch_time_s']:.1f}s)")
 def evaluate(model: Any, loader: Any, device: Any) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` (eval mode) over ``loader``."""
     import torch

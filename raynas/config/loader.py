@@ -8,14 +8,12 @@ field path, the value and what is allowed, e.g. ``search.arch_lr = -0.1: must be
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import functools
 import math
 import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -274,20 +272,10 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 def dump_config(cfg: Any, path: str | os.PathLike[str]) -> None:
     """Write ``cfg`` as YAML to ``path`` atomically: a temp file in the same folder, then ``os.replace``."""
-    target = Path(path)
-    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True, default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    from raynas.files import write_text_atomically
+
+    write_text_atomically(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True,
+                                               default_flow_style=False))
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

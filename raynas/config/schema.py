@@ -298,15 +298,15 @@ class ExperimentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training a derived architecture from scratch (``raynas train``); None = the space's protocol default.
+    """Training a derived architecture from scratch (``raynas train --config``); None = the space's protocol default.
 
     Protocol defaults: DARTS spaces (Liu et al. 2019, CIFAR-10): 600 epochs, batch 96, SGD lr 0.025 cosine
     to 0, momentum 0.9, wd 3e-4, grad clip 5, C=36, 20 cells, auxiliary head 0.4, drop-path 0.2, cutout 16.
     NB201 (Dong & Yang 2020): 200 epochs, batch 256, SGD Nesterov lr 0.1 cosine to 0, wd 5e-4, C=16, N=5.
     """
 
-    space: str = _f("nb201", "search space of the genotype", registry="spaces")
-    genotype: str = _f("", "genotype text (DARTS Genotype(...) or NB201 arch string)")
+    space: str = _f("nb201", "search space of the genotype (raynas train: from SOURCE / --space)", registry="spaces")
+    genotype: str = _f("", "genotype text, DARTS Genotype(...) or NB201 arch string (raynas train: SOURCE)")
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "data set and splits"})
     epochs: Optional[int] = _f(None, "training epochs", ge=1)
     batch_size: Optional[int] = _f(None, "batch size", ge=1)
@@ -321,6 +321,6 @@ class TrainConfig:
     auxiliary: Optional[bool] = _f(None, "darts: auxiliary head")
     auxiliary_weight: float = _f(0.4, "weight of the auxiliary head's loss", ge=0.0)
     drop_path_prob: Optional[float] = _f(None, "darts: drop-path probability", ge=0.0, lt=1.0)
-    seed: int = _f(0, "seed of initialisation and batch order", ge=0)
+    seed: int = _f(0, "seed of initialisation and batch order (raynas train: --seeds)", ge=0)
     device: str = _f("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
     threads: Optional[int] = _f(None, "torch threads (default: torch's)", ge=1)

@@ -27,7 +27,7 @@ def trial_overrides(trial_config: Optional[Mapping[str, Any]]) -> dict[str, Any]
     return dict(nested) if len(config) == 1 and isinstance(nested, Mapping) else config
 
 
-def _error_line(trial: Any) -> Optional[str]:
+def trial_error_line(trial: Any) -> Optional[str]:
     """The last line of a trial's error trace (``ValueError: ...``), or None when Tune has none."""
     # Tune writes the trace next to the driver first (error_file) and syncs it to storage later, when
     # get_error() can read it: on_trial_error runs in between.
@@ -118,7 +118,7 @@ class ResultsCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """Mark the trial ERROR, with the last line of its error trace."""
-        self._write_trial(trial, "ERROR", error=_error_line(trial))
+        self._write_trial(trial, "ERROR", error=trial_error_line(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Consolidate every table's parts into one file per table."""

@@ -27,23 +27,53 @@ LEADERBOARD_COLUMNS = ("trial_id", "status", "seed", "method", "metric_value", "
 FORMATS = ("table", "csv", "json")
 
 
+EVALUATION_PLAN = "evaluation.yaml"
+"""The resolved plan that marks an evaluation run folder (``raynas train``)."""
+
+EVALUATIONS_DIR = "evaluations"
+"""Sub-folder of a search experiment that holds the evaluation runs of its genotypes."""
+
+
 def _experiment(experiment_dir: Union[str, Path]) -> Path:
     path = Path(experiment_dir)
     if not path.is_dir():
         raise ResultsError(f"experiment folder {path} does not exist")
-    if not (path / "tables").is_dir() and not (path / "config.yaml").is_file():
+    if not (path / "tables").is_dir() and not (path / "config.yaml").is_file() and not (path / EVALUATION_PLAN).is_file():
         raise ResultsError(f"{path} is not a raynas experiment folder: expected config.yaml or tables/ in it "
                            "(pass <out>/<experiment name>)")
     return path
 
 
+def evaluation_runs(directory: Union[str, Path]) -> list[Path]:
+    """The evaluation run folders of ``directory``: itself when it is one, else those under its ``evaluations/``."""
+    path = Path(directory)
+    if (path / EVALUATION_PLAN).is_file():
+        return [path]
+    root = path / EVALUATIONS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(run for run in root.iterdir() if (run / EVALUATION_PLAN).is_file())
+
+
 def load_table(experiment_dir: Union[str, Path], name: str, *, where: Optional[str] = None,
                sort: Sequence[str] = (), as_pandas: bool = False) -> Any:
-    """Table ``name`` (trials, epochs, alphas, genotypes, decisions) of an experiment, consolidating stale parts
-    first: a pyarrow Table, or a pandas DataFrame with ``as_pandas``. ``where`` keeps the rows an expression
-    holds for and ``sort`` orders them (:mod:`raynas.results.select`)."""
-    return select_rows(_load_table(experiment_dir, name), where_expression=where, sort_keys=sort,
-                       as_pandas=as_pandas)
+    """Table ``name`` (trials, epochs, alphas, genotypes, decisions, evaluations) of an experiment, consolidating
+    stale parts first: a pyarrow Table, or a pandas DataFrame with ``as_pandas``. ``where`` keeps the rows an
+    expression holds for and ``sort`` orders them (:mod:`raynas.results.select`).
+
+    ``evaluations`` of a search experiment gathers every evaluation run under its ``evaluations/`` folder
+    (``raynas train`` of that experiment's genotypes); of an evaluation run folder, that run's rows."""
+    table = _load_evaluations(experiment_dir) if name == "evaluations" else _load_table(experiment_dir, name)
+    return select_rows(table, where_expression=where, sort_keys=sort, as_pandas=as_pandas)
+
+
+def _load_evaluations(directory: Union[str, Path]) -> pa.Table:
+    _experiment(directory)
+    schema = schema_for("evaluations")
+    tables = [_load_table(run, "evaluations") for run in evaluation_runs(directory)]
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables(tables).sort_by([("experiment", "ascending"), ("trial_id", "ascending")])
 
 
 def _load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:

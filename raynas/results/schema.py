@@ -1,4 +1,4 @@
-"""Versioned pyarrow schemas of the result tables: trials, epochs, alphas, genotypes and decisions.
+"""Versioned pyarrow schemas of the result tables: trials, epochs, alphas, genotypes, decisions and evaluations.
 
 Every Parquet file raynas writes carries its table name and :data:`SCHEMA_VERSION` in the schema metadata,
 so a reader can refuse a file written by a newer raynas instead of misreading it. Nothing here imports
@@ -117,9 +117,41 @@ DECISIONS = _schema("decisions", [
     pa.field("decision", pa.string()),  # "keep" (op kept), "drop" (edge removed) or null
 ])
 
+EVALUATION_CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
+"""Per-epoch metrics of a training from scratch; the evaluations table holds each as ``epoch_<name>`` lists."""
+
+EVALUATIONS = _schema("evaluations", [
+    pa.field("experiment", pa.string(), nullable=False),  # the evaluation run (raynas train --name)
+    pa.field("trial_id", pa.string(), nullable=False),  # the evaluation's own Tune trial
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("space", pa.string()),
+    pa.field("dataset", pa.string()),
+    pa.field("genotype", pa.string()),
+    pa.field("source", pa.string()),  # where the genotype came from: a search folder, a file, or "argument"
+    pa.field("source_trial", pa.string()),  # the search trial that derived the genotype, if any
+    pa.field("seed", pa.int64()),
+    pa.field("params", pa.int64()),  # trainable parameters, auxiliary head excluded
+    pa.field("flops", pa.int64()),  # floating-point operations of one inference on one image (2 per multiply-add)
+    pa.field("macs", pa.int64()),  # multiply-adds of one inference on one image (what NAS papers call FLOPs)
+    pa.field("epochs", pa.int32()),  # epochs planned
+    pa.field("epochs_done", pa.int32()),
+    *[_f64(name) for name in EVALUATION_CURVES],  # at the last epoch done: the final result when finished
+    _f64("best_test_acc"),
+    pa.field("best_epoch", pa.int32()),
+    *[pa.field(f"epoch_{name}", pa.list_(pa.float64())) for name in EVALUATION_CURVES],  # epoch 1.. in order
+    _f64("wall_time_s"),
+    pa.field("config_json", pa.string()),  # the resolved training config of this evaluation
+    pa.field("error", pa.string()),
+])
+
 TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "epochs": EPOCHS, "alphas": ALPHAS, "genotypes": GENOTYPES,
                                 "decisions": DECISIONS}
-"""Table name -> schema, in the order the tables are documented."""
+"""Table name -> schema of a search experiment's tables, in the order the tables are documented."""
+
+EVALUATION_TABLES: dict[str, pa.Schema] = {"evaluations": EVALUATIONS}
+"""Table name -> schema of an evaluation run's tables (``raynas train``)."""
+
+ALL_TABLES: dict[str, pa.Schema] = {**TABLES, **EVALUATION_TABLES}
 
 KEYS: dict[str, tuple[str, ...]] = {
     "trials": ("trial_id",),
@@ -127,6 +159,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "alphas": ("trial_id", "epoch", "cell", "edge", "op"),
     "genotypes": ("trial_id", "epoch"),
     "decisions": ("trial_id", "round", "cell", "step", "edge", "op"),
+    "evaluations": ("trial_id",),
 }
 """Table name -> the columns that identify a row; a table holds at most one row per key."""
 
@@ -134,9 +167,9 @@ KEYS: dict[str, tuple[str, ...]] = {
 def schema_for(name: str) -> pa.Schema:
     """The schema of table ``name``; a :class:`ResultsError` lists the valid names for any other."""
     try:
-        return TABLES[name]
+        return ALL_TABLES[name]
     except KeyError:
-        raise ResultsError(f"unknown results table {name!r}; valid tables: {', '.join(TABLES)}") from None
+        raise ResultsError(f"unknown results table {name!r}; valid tables: {', '.join(ALL_TABLES)}") from None
 
 
 def check_schema(schema: pa.Schema, name: str, source: Union[str, Path]) -> None:

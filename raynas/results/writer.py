@@ -4,6 +4,7 @@ Layout of an experiment folder::
 
     <experiment>/tables/parts/<table>/<trial_id>/<epoch:05d>.parquet   epochs, alphas, genotypes, decisions
     <experiment>/tables/parts/trials/<trial_id>.parquet                 one row per trial
+    <evaluation run>/tables/parts/evaluations/<trial_id>.parquet        one row per training from scratch
     <experiment>/tables/<table>.parquet                                 consolidated (sorted, one row per key)
 
 A part is named by its key, so a replayed report (a resumed trial re-reports the epochs after its last
@@ -27,10 +28,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raynas.errors import ResultsError
-from raynas.results.schema import (ALPHA_COLUMNS, DECISION_COLUMNS, EPOCH_METRICS, KEYS, TABLES, TRIAL_STATUSES,
-                                   TRIALS, check_schema, schema_for)
+from raynas.results.schema import (ALPHA_COLUMNS, DECISION_COLUMNS, EPOCH_METRICS, EVALUATIONS, KEYS, TABLES,
+                                   TRIAL_STATUSES, TRIALS, check_schema, schema_for)
 
 PER_EPOCH_TABLES = ("epochs", "alphas", "genotypes", "decisions")
+PER_TRIAL_TABLES = ("trials", "evaluations")
+"""Tables with one part per trial, rewritten with every report."""
 
 # Keys of a report that have their own columns or tables, and keys Ray Tune adds to every result; every
 # other numeric key goes to the epochs table's ``extra`` map.
@@ -279,11 +282,11 @@ class ResultsWriter:
         return self.tables_dir / f"{name}.parquet"
 
     def part_path(self, name: str, trial_id: str, epoch: Optional[int] = None) -> Path:
-        """Path of one part: per (trial, epoch) for per-epoch tables, per trial for ``trials``."""
+        """Path of one part: per (trial, epoch) for per-epoch tables, per trial for :data:`PER_TRIAL_TABLES`."""
         schema_for(name)
         _check_trial_id(trial_id)
-        if name == "trials":
-            return self.parts_dir / "trials" / f"{trial_id}.parquet"
+        if name in PER_TRIAL_TABLES:
+            return self.parts_dir / name / f"{trial_id}.parquet"
         if epoch is None:
             raise ResultsError(f"a part of table {name!r} needs an epoch")
         return self.parts_dir / name / trial_id / f"{epoch:05d}.parquet"
@@ -304,27 +307,34 @@ class ResultsWriter:
 
     def write_trial(self, row: Mapping[str, Any]) -> None:
         """Write (or overwrite) the one-row part of a trial; ``experiment`` defaults to this writer's name."""
-        unknown = sorted(set(row) - set(TRIALS.names))
+        self._write_trial_row("trials", TRIALS, row)
+
+    def write_evaluation(self, row: Mapping[str, Any]) -> None:
+        """Write (or overwrite) the one-row evaluations part of a training from scratch (``raynas train``)."""
+        self._write_trial_row("evaluations", EVALUATIONS, row)
+
+    def _write_trial_row(self, name: str, schema: pa.Schema, row: Mapping[str, Any]) -> None:
+        unknown = sorted(set(row) - set(schema.names))
         if unknown:
-            raise ResultsError(f"unknown trials column(s) {', '.join(unknown)}; valid: {', '.join(TRIALS.names)}")
+            raise ResultsError(f"unknown {name} column(s) {', '.join(unknown)}; valid: {', '.join(schema.names)}")
         full = {"experiment": self.experiment_name, **row}
         if full.get("status") not in TRIAL_STATUSES:
             raise ResultsError(f"trial status must be one of {', '.join(TRIAL_STATUSES)}, got {full.get('status')!r}")
         trial_id = _check_trial_id(full.get("trial_id"))
         try:
-            table = pa.Table.from_pylist([full], schema=TRIALS)
+            table = pa.Table.from_pylist([full], schema=schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ResultsError(f"trial {trial_id}: a trials column has the wrong type: {exc}") from None
-        _atomic_write(table, self.part_path("trials", trial_id))
+            raise ResultsError(f"trial {trial_id}: a {name} column has the wrong type: {exc}") from None
+        _atomic_write(table, self.part_path(name, trial_id))
 
     def part_files(self, name: str, trial_id: Optional[str] = None) -> list[Path]:
         """The part files of table ``name`` (of one trial if given), in a stable order."""
         schema_for(name)
-        if name == "trials":
+        if name in PER_TRIAL_TABLES:
             if trial_id is not None:
-                path = self.part_path("trials", trial_id)
+                path = self.part_path(name, trial_id)
                 return [path] if path.exists() else []
-            root = self.parts_dir / "trials"
+            root = self.parts_dir / name
         else:
             root = self.parts_dir / name / (_check_trial_id(trial_id) if trial_id is not None else "")
         return sorted(root.rglob("*.parquet")) if root.is_dir() else []

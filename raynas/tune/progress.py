@@ -53,3 +53,42 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._say(f"{self._name(trial)} FAILED (see the trial's error.txt under the experiment's tune/ folder)")
+
+
+class EvaluationProgress(tune.Callback):
+    """Prints each training-from-scratch epoch as it arrives, and each trial's end (``raynas train``)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def _say(self, text: str) -> None:
+        print(text, file=self._stream or sys.stdout, flush=True)
+
+    @staticmethod
+    def _name(trial: Any) -> str:
+        from raynas.results.evaluation_callback import evaluation_spec
+
+        spec = evaluation_spec(trial.config)
+        overrides, source = spec.get("overrides", {}), spec.get("source_trial")
+        return f"[{trial.trial_id} seed={overrides.get('seed')}{' from ' + source if source else ''}]"
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from raynas.results.evaluation_callback import evaluation_spec
+
+        self._say(f"{self._name(trial)} training {evaluation_spec(trial.config).get('overrides', {}).get('genotype')}")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        from raynas.train import epoch_line
+
+        self._say(f"{self._name(trial)} {epoch_line(result)}")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        self._say(f"{self._name(trial)} finished: test_acc {result.get('test_acc', float('nan')):.4f}, "
+                  f"{result.get('params', 0):,} params, {result.get('macs', 0) / 1e6:.2f}M multiply-adds")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._say(f"{self._name(trial)} lost its process; retrying from its last checkpoint (--max-failures)")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._say(f"{self._name(trial)} FAILED (see the trial's error.txt under the run's tune/ folder)")

@@ -1,0 +1,175 @@
+"""Run and resume an evaluation plan as a Ray Tune population (``raynas train``, ``raynas resume``).
+
+Layout of an evaluation run folder (``<experiment>/evaluations/<name>`` for a search experiment's genotypes,
+``<out>/<name>`` otherwise)::
+
+    evaluation.yaml                 the resolved plan (architectures, seeds, shared training settings)
+    tune/                           Ray Tune's experiment state and each trial's latest checkpoint
+    tables/evaluations.parquet      one row per (architecture, seed), see raynas.results.schema.EVALUATIONS
+
+This module imports neither torch nor Ray at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from raynas.errors import ConfigError
+from raynas.evaluation.plan import EvaluationPlan, PreparedEvaluation, read_plan, write_plan
+
+TUNE_DIR = "tune"
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    """What a finished evaluation run left behind."""
+
+    directory: Path
+    table: Path
+    num_trials: int
+    num_errors: int
+    already_finished: bool = False
+
+
+def trial_dirname(trial: Any) -> str:
+    """A trial's folder under ``tune/``: its id (where :func:`trial_checkpoint` looks)."""
+    return str(trial.trial_id)
+
+
+def trial_checkpoint(directory: str | os.PathLike, trial_id: str) -> Path:
+    """The training state file of a trial's latest checkpoint in an evaluation run folder."""
+    from raynas.train import TRAIN_STATE_FILE
+
+    folder = Path(directory) / TUNE_DIR / trial_id
+    found = sorted(folder.glob(f"checkpoint_*/{TRAIN_STATE_FILE}"))
+    if not found:
+        raise ConfigError(f"trial {trial_id!r} of evaluation '{directory}' has no checkpoint (under {folder}); "
+                          "its trials: see raynas results " + str(directory))
+    return found[-1]
+
+
+def _trainable(plan: EvaluationPlan) -> Any:
+    from ray import tune
+
+    from raynas.tune.evaluation import evaluation_trainable
+
+    resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(evaluation_trainable, base=plan.base_config()), resources)
+
+
+def _callbacks(plan: EvaluationPlan, directory: Path) -> list[Any]:
+    from raynas.results.evaluation_callback import EvaluationsCallback
+    from raynas.tune.progress import EvaluationProgress
+
+    return [EvaluationsCallback(str(directory), plan.name, plan.base_config()), EvaluationProgress()]
+
+
+def run_evaluation(prepared: PreparedEvaluation, *, echo: Callable[[str], None] = print) -> EvaluationOutcome:
+    """Create the run folder, train every (architecture, seed) as a Tune trial, and consolidate the table."""
+    from raynas.experiment import start_ray
+
+    plan, directory = prepared.plan, prepared.directory
+    directory.mkdir(parents=True)
+    try:
+        write_plan(plan, directory)
+        start_ray(plan.ray)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
+        raise
+    from ray import tune
+
+    specs = plan.trial_specs()
+    echo(f"raynas: training {len(plan.architectures)} architecture(s) x {len(plan.seeds)} seed(s) = "
+         f"{len(specs)} trial(s) from scratch ({plan.train.epochs or 'protocol'} epochs) -> {directory}")
+    tuner = tune.Tuner(
+        _trainable(plan),
+        param_space={"evaluation": tune.grid_search(specs)},
+        tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR, storage_path=str(directory.resolve()), verbose=0, callbacks=_callbacks(plan, directory),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+        ),
+    )
+    grid = tuner.fit()
+    return _outcome(directory, len(grid))
+
+
+def resume_evaluation(directory: str | os.PathLike, *, address: str | None = None,
+                      echo: Callable[[str], None] = print) -> EvaluationOutcome:
+    """Continue an interrupted evaluation run from its folder: finished trials stay finished, the others
+    continue from their last checkpoint (errored ones too) and trials not started yet start."""
+    from raynas.experiment import reattach_callbacks, quiet_tune, start_ray
+
+    directory = Path(directory)
+    plan = read_plan(directory)
+    if address:
+        plan = replace(plan, ray=replace(plan.ray, address=address))
+    quiet_tune()
+    from ray import tune
+
+    tune_dir = (directory / TUNE_DIR).resolve()
+    if not tune.Tuner.can_restore(str(tune_dir)):
+        raise ConfigError(f"evaluation '{directory}' cannot be resumed: {tune_dir} holds no Ray Tune experiment "
+                          "state (it stopped before Tune started); remove the folder and run raynas train again")
+    before = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tune_dir)).trials}
+    unfinished = sum(status != "TERMINATED" for status in before.values())
+    not_started = max(0, len(plan.trial_specs()) - len(before))
+    if not unfinished and not not_started:
+        echo(f"raynas: evaluation '{plan.name}' had already finished; nothing to resume")
+        from raynas.results.writer import ResultsWriter
+
+        ResultsWriter(directory, plan.name).consolidate(["evaluations"])
+        return _outcome(directory, len(before), already_finished=True)
+    start_ray(plan.ray)
+    tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(plan), resume_unfinished=True,
+                               resume_errored=True)
+    reattach_callbacks(tuner, _callbacks(plan, directory.resolve()))
+    echo(f"raynas: resuming evaluation '{plan.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
+         f"{not_started} not started) -> {directory}")
+    grid = tuner.fit()
+    return _outcome(directory, len(grid))
+
+
+def _outcome(directory: Path, num_trials: int, already_finished: bool = False) -> EvaluationOutcome:
+    from raynas.results import load_table
+
+    rows = load_table(str(directory), "evaluations").to_pylist()
+    errors = sum(row["status"] != "TERMINATED" for row in rows) + max(0, num_trials - len(rows))
+    return EvaluationOutcome(directory, directory / "tables" / "evaluations.parquet", num_trials, errors,
+                             already_finished)
+
+
+def evaluation_summary(outcome: EvaluationOutcome) -> list[str]:
+    """Each trial's result, the mean over seeds of each architecture, and where the table is."""
+    from statistics import mean, stdev
+
+    from raynas.results import load_table
+
+    rows = load_table(str(outcome.directory), "evaluations").to_pylist()
+    lines = [f"{'trial':<12} {'seed':>4} {'test_acc':>8} {'best':>6} {'params':>10} {'MACs':>9}  genotype"]
+    by_genotype: dict[str, list[float]] = {}
+    for row in rows:
+        acc = row["test_acc"]
+        shown = "-" if acc is None else f"{acc:.4f}"
+        best = "-" if row["best_test_acc"] is None else f"{row['best_test_acc']:.4f}"
+        macs = "-" if row["macs"] is None else f"{row['macs'] / 1e6:.2f}M"
+        params = "-" if row["params"] is None else f"{row['params']:,}"
+        status = "" if row["status"] == "TERMINATED" else f"  [{row['status']}: {row['error'] or 'unfinished'}]"
+        lines.append(f"{row['trial_id']:<12} {row['seed']!s:>4} {shown:>8} {best:>6} {params:>10} {macs:>9}  "
+                     f"{row['genotype']}{status}")
+        if acc is not None and row["status"] == "TERMINATED":
+            by_genotype.setdefault(row["genotype"], []).append(acc)
+    if any(len(accs) > 1 for accs in by_genotype.values()):
+        lines.append("mean test_acc over seeds (+- sample standard deviation):")
+        lines.extend(f"  {mean(accs):.4f} +- {stdev(accs) if len(accs) > 1 else 0.0:.4f} (n={len(accs)})  {genotype}"
+                     for genotype, accs in by_genotype.items())
+    lines.append(f"table: {outcome.table} (raynas results {outcome.directory} --table evaluations)")
+    if outcome.num_errors:
+        lines.append(f"{outcome.num_errors} of {outcome.num_trials} trial(s) did not finish "
+                     f"(tracebacks: error.txt under {outcome.directory / TUNE_DIR})")
+    return lines

@@ -1,0 +1,39 @@
+"""The Ray Tune function trainable of ``raynas train``: one trial = one training from scratch.
+
+The trial's Tune config is ``{"evaluation": {"overrides": {"genotype", "space", "seed"}, "source", "source_trial"}}``
+(:meth:`raynas.evaluation.EvaluationPlan.trial_specs`); the shared training settings travel with
+:func:`ray.tune.with_parameters`. Every epoch reports :meth:`raynas.train.ScratchTraining.run_epoch` (which
+carries the whole history, so the evaluations row is complete from any single report) with a checkpoint of
+:meth:`~raynas.train.ScratchTraining.get_state`, written atomically into a fresh folder; a restored trial
+continues from its last checkpoint bit for bit on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from ray import tune
+
+from raynas.config import train_config_from_dict, with_overrides
+from raynas.results.evaluation_callback import evaluation_spec
+
+
+
+def evaluation_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
+    """Train one genotype from scratch, reporting each epoch to Tune (the function trainable)."""
+    from raynas.search import load_state, save_state
+    from raynas.train import TRAIN_STATE_FILE, ScratchTraining
+
+    overrides = evaluation_spec(config)["overrides"]
+    training = ScratchTraining(train_config_from_dict(with_overrides(base, overrides)))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            training.set_state(load_state(os.path.join(folder, TRAIN_STATE_FILE)))
+    while not training.done:
+        report = training.run_epoch()
+        with tempfile.TemporaryDirectory(prefix="raynas-train-ckpt-") as folder:
+            save_state(training.get_state(), os.path.join(folder, TRAIN_STATE_FILE))
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
