@@ -1,0 +1,151 @@
+"""The evaluation sections of a report: every training from scratch (``raynas train``), a per-genotype
+summary over seeds and test accuracy over epochs."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Optional
+
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from raynas.plots.style import new_figure
+from raynas.report.document import Code, Report, Section, Table, Text, cell, count, picture, seconds
+from raynas.report.folder import plan_text, plan_values, results_date
+from raynas.results import EVALUATION_PLAN, load_table
+
+EVALUATION_CURVE_SIZE = (11.0, 4.8)
+"""Size in inches of the test-accuracy-over-epochs figure."""
+
+_LINESTYLES = ("-", "--", ":", "-.")
+_MARKERS_UP_TO = 15  # epochs: with few points, a marker on each shows where the values are
+_LEGEND_ROWS = 16
+
+
+def evaluation_report(directory: Path) -> Report:
+    """The report of the evaluation run in ``directory``: its plan and its evaluations."""
+    rows = load_table(directory, "evaluations").to_pylist()
+    text = plan_text(directory / EVALUATION_PLAN)
+    name = next((row["experiment"] for row in rows), None) or plan_values(text).get("name") or directory.name
+    spaces = list(dict.fromkeys(row["space"] for row in rows if row.get("space")))
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows if row.get("dataset")))
+    title = f"{name}: {'/'.join(spaces) or 'unknown space'}, evaluation on {'/'.join(datasets) or 'unknown data'}"
+    date = f"results of {results_date(directory)}" if rows else "no results yet"
+    report = Report(title, f"raynas evaluation run {directory.name}; {date}")
+    config = Section("Evaluation plan", "config")
+    config.blocks.append(Code(text) if text is not None else Text(f"No {EVALUATION_PLAN} in this folder."))
+    report.sections = [config, *evaluation_sections(rows, standalone=True)]
+    return report
+
+
+def _groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Genotype text -> its evaluations, in the order the genotypes first appear."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row.get("genotype") or "", []).append(row)
+    return groups
+
+
+def _final(row: dict[str, Any]) -> Optional[float]:
+    """The final test accuracy of a finished evaluation; None for a running or failed one."""
+    value = row.get("test_acc")
+    if row["status"] != "TERMINATED" or value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def evaluation_sections(rows: list[dict[str, Any]], *, standalone: bool) -> list[Section]:
+    """Sections for the evaluations-table ``rows``: a table of every evaluation, a per-genotype summary and
+    the test accuracy over epochs. ``standalone``: the report of an evaluation run itself (else the
+    evaluations of a search experiment's genotypes)."""
+    table = Section("Evaluations" if standalone else "Evaluation results", "evaluations")
+    if not rows:
+        table.blocks.append(Text("No evaluation has finished or reported yet in this run." if standalone else
+                                 "No evaluation yet: train the genotypes from scratch with raynas train "
+                                 "(its runs go under this experiment's evaluations/ folder)."))
+        return [table]
+    groups = _groups(rows)
+    keys = {genotype: f"G{i}" for i, genotype in enumerate(groups, 1)}
+    runs = sorted({row["experiment"] for row in rows})
+    table.blocks.append(Text(f"{len(rows)} training{'s' if len(rows) != 1 else ''} from scratch of {len(groups)} "
+                             f"genotype{'s' if len(groups) != 1 else ''} in {len(runs)} run"
+                             f"{'s' if len(runs) != 1 else ''} ({', '.join(runs)}); the genotype column names each "
+                             "genotype as the per-genotype summary below does."))
+    table.blocks.append(Table(
+        ("run", "trial id", "source trial", "genotype", "seed", "params", "MACs", "final test acc",
+         "best test acc (epoch)", "epochs done", "wall time", "status", "error"),
+        tuple((row["experiment"], row["trial_id"], cell(row.get("source_trial")), keys[row.get("genotype") or ""],
+               cell(row.get("seed")), count(row.get("params")), count(row.get("macs")), cell(row.get("test_acc")),
+               f"{cell(row.get('best_test_acc'))} ({cell(row.get('best_epoch'))})"
+               if row.get("best_test_acc") is not None else "",
+               f"{cell(row.get('epochs_done'))}/{cell(row.get('epochs'))}", seconds(row.get("wall_time_s")),
+               row["status"], cell(row.get("error"))) for row in rows)))
+
+    summary = Section("Per-genotype summary", "evaluation-summary")
+    summary.blocks.append(Text("Final test accuracy of the finished evaluations of each genotype over its seeds "
+                               "(mean ± sample standard deviation; n: finished evaluations)."))
+    ranked = sorted(groups.items(), key=lambda item: -_mean([_final(r) for r in item[1]], default=-math.inf))
+    summary.blocks.append(Table(
+        ("genotype", "space", "n", "final test acc", "best test acc", "params", "source trials", "genotype text"),
+        tuple((keys[genotype], cell(group[0].get("space")), f"{sum(_final(r) is not None for r in group)}/{len(group)}",
+               _mean_std([v for v in map(_final, group) if v is not None]),
+               _mean_std([r["best_test_acc"] for r in group if _final(r) is not None and r.get("best_test_acc")
+                          is not None]),
+               count(group[0].get("params")),
+               ", ".join(dict.fromkeys(r["source_trial"] for r in group if r.get("source_trial"))),
+               genotype) for genotype, group in ranked),
+        code=frozenset({"genotype text"})))
+
+    curves = Section("Test accuracy over epochs", "evaluation-curves")
+    if any(row.get("epoch_test_acc") for row in rows):
+        curves.blocks.append(picture(plot_evaluation_curves(rows, keys), "evaluations_test_acc",
+                                     "Test accuracy after each epoch, a line per evaluation, a colour per genotype."))
+    else:
+        curves.blocks.append(Text("No evaluation has finished an epoch yet: no curves."))
+    return [table, summary, curves]
+
+
+def _mean(values: list[Optional[float]], default: float) -> float:
+    finite = [v for v in values if v is not None]
+    return statistics.fmean(finite) if finite else default
+
+
+def plot_evaluation_curves(rows: list[dict[str, Any]], keys: dict[str, str]) -> Figure:
+    """Test accuracy over epochs, one line per evaluation row (its ``epoch_test_acc`` list), coloured by
+    genotype (``keys``: genotype text -> short name); the figure measures :data:`EVALUATION_CURVE_SIZE`."""
+    palette = colormaps["tab10" if len(keys) <= 10 else "tab20"].colors
+    colors = {genotype: palette[i % len(palette)] for i, genotype in enumerate(keys)}
+    seen: dict[str, int] = {}
+    fig = new_figure(*EVALUATION_CURVE_SIZE, constrained=True)
+    ax = fig.add_subplot()
+    longest = max(len(row.get("epoch_test_acc") or []) for row in rows)
+    for row in rows:
+        values = [math.nan if v is None else v for v in row.get("epoch_test_acc") or []]
+        if not values:
+            continue
+        genotype = row.get("genotype") or ""
+        k = seen.get(genotype, 0)
+        seen[genotype] = k + 1
+        label = f"{row['trial_id']} ({keys[genotype]}, seed {cell(row.get('seed'))})"
+        ax.plot(range(1, len(values) + 1), values, color=colors[genotype], ls=_LINESTYLES[k % len(_LINESTYLES)],
+                marker="o" if longest <= _MARKERS_UP_TO else None, markersize=3, lw=1.5, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, lw=0.5)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, title="evaluation", loc="outside right upper", fontsize=8, title_fontsize=9,
+               ncol=math.ceil(len(handles) / _LEGEND_ROWS), frameon=False)
+    fig.suptitle("test accuracy over epochs (training from scratch)", fontsize=12)
+    return fig

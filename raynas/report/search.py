@@ -1,0 +1,246 @@
+"""The sections of a search experiment's report: config, trials, best genotypes, curves, architecture
+weights, population and selection decisions (the evaluations come from :mod:`raynas.report.evaluations`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from raynas.errors import RaynasError
+from raynas.plots import draw_cell, plot_alphas, plot_curves, plot_population, varying_keys
+from raynas.report.document import Code, Report, Section, Table, Text, cell, picture, seconds
+from raynas.report.evaluations import evaluation_sections
+from raynas.report.folder import SEARCH_PLAN, plan_text, plan_values, results_date
+from raynas.results import leaderboard, load_table
+from raynas.spaces import Genotype, NB201Genotype, SearchSpace, get_space, parse_genotype
+
+_LABEL_CHARS = 40
+_UNSET = "(unset)"
+
+
+def search_report(directory: Path, top: int) -> Report:
+    """The report of the search experiment in ``directory``, showing the ``top`` best distinct genotypes."""
+    config_text = plan_text(directory / SEARCH_PLAN)
+    plan = plan_values(config_text)
+    by_id = {row["trial_id"]: row for row in load_table(directory, "trials").to_pylist()}
+    order = [row["trial_id"] for row in leaderboard(directory).to_pylist()]
+    trials = [by_id[t] for t in order if t in by_id] + [row for t, row in by_id.items() if t not in order]
+    epochs = load_table(directory, "epochs")
+
+    name = plan.get("name") or next((row["experiment"] for row in trials), None) or directory.name
+    spaces = _distinct([plan.get("space"), *(row.get("space") for row in trials)])
+    methods = _distinct([plan.get("method"), *(row.get("method") for row in trials)])
+    date = (f"results of {results_date(directory, epochs['reported_at'].to_pylist())}" if trials or epochs.num_rows
+            else "no results yet")
+    title = f"{name}: {'/'.join(spaces) or 'unknown space'}, {'/'.join(methods) or 'unknown method'}"
+    report = Report(title, f"raynas search experiment {directory.name}; {date}")
+
+    config = Section("Resolved config", "config")
+    config.blocks.append(Code(config_text) if config_text is not None
+                         else Text(f"No {SEARCH_PLAN} in this folder."))
+    report.sections += [config, _trials_section(trials), _genotypes_section(trials, top),
+                        _curves_section(trials, epochs, name), _alphas_section(directory, trials),
+                        _population_section(trials), _decisions_section(directory)]
+    report.sections += evaluation_sections(load_table(directory, "evaluations").to_pylist(), standalone=False)
+    return report
+
+
+def _distinct(values: list[Any]) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values if v))
+
+
+def _overrides(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's overrides (its ``overrides_json``); ``{}`` when absent or unreadable."""
+    try:
+        value = json.loads(row.get("overrides_json") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _varied(trials: list[dict[str, Any]]) -> list[str]:
+    """The override keys whose value differs between any two trials, sorted."""
+    overrides = [_overrides(row) for row in trials]
+    keys = sorted({key for values in overrides for key in values})
+    return [key for key in keys
+            if len({json.dumps(values.get(key, _UNSET), sort_keys=True) for values in overrides}) > 1]
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _trials_section(trials: list[dict[str, Any]]) -> Section:
+    section = Section("Trials", "trials")
+    if not trials:
+        section.blocks.append(Text("No trial has reported yet: the trials table is empty."))
+        return section
+    metric = trials[0].get("metric") or "metric"
+    mode = trials[0].get("mode") or "max"
+    keys = _varied(trials)
+    statuses = {status: sum(1 for row in trials if row["status"] == status) for status in
+                dict.fromkeys(row["status"] for row in trials)}
+    section.blocks.append(Text(f"{len(trials)} trial{'s' if len(trials) != 1 else ''} ("
+                               + ", ".join(f"{n} {status}" for status, n in statuses.items())
+                               + f"), ranked by {metric} ({'higher' if mode == 'max' else 'lower'} is better)."
+                               + (f" Varied overrides: {', '.join(keys)}." if keys else "")))
+    columns = ("rank", "trial id", "status", "seed", "method", f"{metric} ({mode})", "best derived val acc",
+               "num skip", "epochs done", "wall time", *keys, "genotype", "error")
+    rows = []
+    for rank, row in enumerate(trials, 1):
+        overrides = _overrides(row)
+        rows.append((str(rank), row["trial_id"], row["status"], cell(row.get("seed")), cell(row.get("method")),
+                     cell(row.get("metric_value")), cell(row.get("best_derived_val_acc")), cell(row.get("num_skip")),
+                     cell(row.get("epochs_done")), seconds(row.get("wall_time_s")),
+                     *(_value_text(overrides[key]) if key in overrides else "" for key in keys),
+                     cell(row.get("genotype")), cell(row.get("error"))))
+    section.blocks.append(Table(columns, tuple(rows), code=frozenset({"genotype"})))
+    return section
+
+
+def space_of(row: Mapping[str, Any], genotype: Optional[Genotype]) -> SearchSpace:
+    """A trial's search space: its ``space`` column, its config's, else the kind of its genotype."""
+    names = [row.get("space")]
+    try:
+        config = json.loads(row.get("config_json") or "{}")
+        names.append(config.get("space") if isinstance(config, dict) else None)
+    except json.JSONDecodeError:
+        pass
+    for name in names:
+        if name:
+            try:
+                return get_space(name)
+            except RaynasError:  # a space this raynas does not know: draw by the genotype's kind
+                break
+    return get_space("nb201" if isinstance(genotype, NB201Genotype) else "darts")
+
+
+def _genotypes_section(trials: list[dict[str, Any]], top: int) -> Section:
+    section = Section(f"Best genotypes (top {top})", "genotypes")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in trials:  # best first
+        if row.get("genotype"):
+            groups.setdefault(row["genotype"], []).append(row)
+    if not groups:
+        section.blocks.append(Text("No trial has derived a genotype yet."))
+        return section
+    metric = trials[0].get("metric") or "metric"
+    section.blocks.append(Text(f"{len(groups)} distinct genotype{'s' if len(groups) != 1 else ''} among the trials; "
+                               f"the best {min(top, len(groups))} by the {metric} of their best trial."))
+    for rank, (text, rows) in enumerate(list(groups.items())[:top], 1):
+        best = rows[0]
+        others = [row["trial_id"] for row in rows[1:]]
+        facts = [f"{label} {cell(best.get(key))}" for label, key in
+                 ((metric, "metric_value"), ("num skip", "num_skip"), ("epoch", "epochs_done"))
+                 if best.get(key) is not None]
+        section.blocks.append(Text(f"#{rank}: trial {best['trial_id']}"
+                                   + (f" (also {', '.join(others)})" if others else "")
+                                   + "".join(f", {fact}" for fact in facts) + "."))
+        section.blocks.append(Code(text))
+        try:
+            genotype = parse_genotype(text)
+            space = space_of(best, genotype)
+            for cell_name in type(genotype).CELLS:
+                name = f"{space.name} cell" if cell_name == "cell" else f"{space.name} {cell_name} cell"
+                fig = draw_cell(genotype, space, cell_name, title=f"#{rank} trial {best['trial_id']}: {name}")
+                section.blocks.append(picture(fig, f"cell_{rank}_{best['trial_id']}_{cell_name}",
+                                              f"#{rank} (trial {best['trial_id']}): {name}"))
+        except RaynasError as err:
+            section.blocks.append(Text(f"Its cells cannot be drawn: {err}"))
+    return section
+
+
+def _labels(trials: list[dict[str, Any]]) -> dict[str, str]:
+    """Trial id -> legend text: the id and its values of the keys the population varied."""
+    keys = varying_keys(trials)
+    labels = {}
+    for row in trials:
+        overrides = _overrides(row)
+        values = ", ".join(f"{key.rsplit('.', 1)[-1]}={_value_text(overrides[key])}" for key in keys
+                           if key in overrides)
+        label = f"{row['trial_id']} ({values})" if values else row["trial_id"]
+        labels[row["trial_id"]] = label if len(label) <= _LABEL_CHARS else label[:_LABEL_CHARS - 3] + "..."
+    return labels
+
+
+def _curves_section(trials: list[dict[str, Any]], epochs: pa.Table, name: str) -> Section:
+    section = Section("Curves", "curves")
+    if not epochs.num_rows:
+        section.blocks.append(Text("No epoch has been reported yet: no curves."))
+        return section
+    fig = plot_curves(epochs.to_pylist(), labels=_labels(trials), title=f"{name}: losses and accuracies")
+    section.blocks.append(picture(fig, "curves", "Losses and accuracies over epochs, a colour per trial "
+                                                 "(solid: train, dashed: supernet validation, dotted: derived)."))
+    return section
+
+
+def _alphas_section(directory: Path, trials: list[dict[str, Any]]) -> Section:
+    section = Section("Architecture weights of the best trial", "alphas")
+    alphas = load_table(directory, "alphas")
+    reported = set(alphas["trial_id"].unique().to_pylist())
+    best = next((row for row in trials if row["trial_id"] in reported), None)
+    if best is None:
+        section.blocks.append(Text("No architecture weights have been reported yet."))
+        return section
+    trial_id = best["trial_id"]
+    rows = alphas.filter(pc.equal(alphas["trial_id"], trial_id)).to_pylist()
+    try:
+        genotype = parse_genotype(best["genotype"]) if best.get("genotype") else None
+    except RaynasError:
+        genotype = None
+    space = space_of(best, genotype)
+    kept_cells = type(genotype).CELLS if genotype is not None else ()
+    cells = list(dict.fromkeys(row["cell"] for row in rows if row["weight"] is not None))
+    if trial_id != trials[0]["trial_id"]:
+        section.blocks.append(Text(f"Trial {trials[0]['trial_id']} reported no weights; showing trial {trial_id}."))
+    for cell_name in sorted(cells, key=lambda c: (c not in space.cell_types, c)):
+        where = "" if cell_name == "cell" else f", {cell_name} cell"
+        fig = plot_alphas(rows, cell_name, genotype=genotype if cell_name in kept_cells else None,
+                          title=f"trial {trial_id}: architecture weights{where}")
+        section.blocks.append(picture(fig, f"alphas_{trial_id}_{cell_name}",
+                                      f"Trial {trial_id}: softmax architecture weight of each op per edge over "
+                                      f"epochs{where}."))
+    if not cells:
+        section.blocks.append(Text(f"Trial {trial_id} reported no architecture weights."))
+    return section
+
+
+def _population_section(trials: list[dict[str, Any]]) -> Section:
+    section = Section("Population", "population")
+    keys = varying_keys(trials)
+    if not keys:
+        section.blocks.append(Text("The population varied no override (or fewer than 2 trials have a metric "
+                                   "value): nothing to compare."))
+        return section
+    for key in keys:
+        section.blocks.append(picture(plot_population(trials, key), f"population_{key}",
+                                      f"The ranking metric of each trial against {key} (star: the best trial)."))
+    return section
+
+
+def _decisions_section(directory: Path) -> Section:
+    section = Section("Selection decisions", "decisions")
+    rows = load_table(directory, "decisions").to_pylist()
+    if not rows:
+        section.blocks.append(Text("No selection decisions: the selection had no stage (e.g. magnitude)."))
+        return section
+    per_trial: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        per_trial.setdefault(row["trial_id"], []).append(row)
+    section.blocks.append(Text(f"{len(rows)} candidate evaluations in {len(per_trial)} "
+                               f"trial{'s' if len(per_trial) != 1 else ''}."))
+    table_rows = []
+    for trial_id, trial_rows in per_trial.items():
+        decided = [row for row in trial_rows if row.get("decision")]
+        table_rows.append((trial_id, str(len(trial_rows)), str(len({row["round"] for row in trial_rows})),
+                           str(sum(1 for row in decided if row["decision"] == "keep")),
+                           str(sum(1 for row in decided if row["decision"] == "drop")),
+                           cell(max(row["epoch"] for row in trial_rows))))
+    section.blocks.append(Table(("trial id", "candidates evaluated", "rounds", "ops kept", "edges dropped",
+                                 "last decision epoch"), tuple(table_rows)))
+    return section
+
