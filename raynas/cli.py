@@ -107,13 +107,23 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
                                                "experiment's own setting (default: as it was searched).")
 @friendly_errors
 def resume(directory: str, address: str | None) -> None:
-    """Continue the interrupted experiment in DIRECTORY (<out>/<name> of raynas search).
+    """Continue the interrupted experiment in DIRECTORY (<out>/<name> of raynas search, or an evaluation run
+    folder of raynas train).
 
     Finished trials stay finished; running and errored trials continue from their last checkpoint (a
-    diverged trial is finished and stays failed). Prints the same summary as search; exit code 1 when a
-    trial failed, 0 when the experiment had already finished.
+    diverged trial is finished and stays failed). Prints the same summary as search (or train); exit code 1
+    when a trial failed, 0 when the experiment had already finished.
     """
+    from pathlib import Path
+
     from raynas.experiment import resume_experiment, summary_lines
+    from raynas.results import EVALUATION_PLAN
+
+    if (Path(directory) / EVALUATION_PLAN).is_file():
+        from raynas.evaluation import resume_evaluation
+
+        _finish_evaluation(resume_evaluation(directory, address=address, echo=click.echo), as_json=False)
+        return
 
     outcome = resume_experiment(directory, address=address, echo=click.echo)
     for line in summary_lines(outcome):
@@ -148,7 +158,8 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--table", "table_name", default=None,
-              help="Print this table (trials, epochs, alphas, genotypes, decisions) instead of the leaderboard.")
+              help="Print this table (trials, epochs, alphas, genotypes, decisions, evaluations) instead of the "
+                   "leaderboard.")
 @click.option("--where", "where", default=None, metavar="EXPR",
               help="Keep the rows EXPR holds for (pandas syntax), e.g. \"method == 'darts' and seed > 0\".")
 @click.option("--sort", "sort_keys", multiple=True, metavar="COLUMN",
@@ -157,11 +168,20 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 def results(directory: str, fmt: str, table_name: str | None, where: str | None, sort_keys: tuple[str, ...]) -> None:
     """Print the leaderboard of an experiment folder (or one of its tables), optionally filtered and sorted.
 
+    An evaluation run folder (raynas train) prints its evaluations table; --table evaluations of a search
+    folder gathers every evaluation run of its genotypes.
+
     The leaderboard's filter sees every column of the trials table (status, method, seed, num_skip,
     metric_value, genotype, ...); a table's filter sees that table's columns.
     """
     from raynas.results import format_table, leaderboard, load_table
 
+    from pathlib import Path
+
+    from raynas.results import EVALUATION_PLAN
+
+    if table_name is None and (Path(directory) / EVALUATION_PLAN).is_file():
+        table_name = "evaluations"  # an evaluation run folder has no leaderboard of searches
     if table_name:
         table = load_table(directory, table_name, where=where, sort=sort_keys)
     else:
@@ -200,6 +220,26 @@ def plot(directory: str, out_dir: str | None, formats: str, trials: tuple[str, .
         click.echo(f"no trial in {directory} has reported yet: nothing to draw")
 
 
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--out", "out_path", default=None, type=click.Path(),
+              help="The report file [default: DIRECTORY/report.html, or report.md with --format md].")
+@click.option("--format", "fmt", default="html", show_default=True,
+              help="html: one self-contained page; md: Markdown plus a <name>_files/ folder of PNGs.")
+@click.option("--top", type=int, default=3, show_default=True, help="Best distinct genotypes to draw.")
+@friendly_errors
+def report(directory: str, out_path: str | None, fmt: str, top: int) -> None:
+    """Write one report of the experiment in DIRECTORY (<out>/<name> of raynas search, or an evaluation run).
+
+    In order: title, resolved config, every trial, the best genotypes with their cell diagrams, curves,
+    architecture weights of the best trial, the population comparison, selection decisions and the
+    evaluations (trainings from scratch, mean and std of test accuracy per genotype). Prints the path.
+    """
+    from raynas.report import write_report
+
+    click.echo(str(write_report(directory, out_path, fmt=fmt, top=top)))
+
+
 @main.group()
 def arch() -> None:
     """Inspect architectures (genotypes)."""
@@ -230,26 +270,158 @@ def arch_show(genotype: str, space: str, channels: int | None, layers: int | Non
         click.echo(f"{key:>14}: {value}")
 
 
+def _seed_list(ctx: Any, param: Any, value: str) -> list[int]:
+    """``--seeds 0,1,2`` (or ``0-2``) as a list of ints; a usage error names the option and the value."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            if "-" in part[1:]:
+                low, high = part.split("-", 1)
+                seeds.extend(range(int(low), int(high) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give seeds as 0,1,2 or 0-2") from None
+    return seeds
+
+
 @main.command()
-@click.argument("genotype")
-@click.option("--space", default="nb201", show_default=True, help="Search space of the genotype.")
-@click.option("--dataset", default="digits", show_default=True, help="Data set (see the config reference).")
+@click.argument("sources", nargs=-1, metavar="SOURCE...")
+@click.option("--space", default=None, help="Search space of genotype texts and files (default: darts for "
+                                            "Genotype(...), nb201 for arch strings; a search folder's own space).")
+@click.option("--dataset", default=None, help="Data set (default: a search folder's data settings, else digits).")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="Training settings as YAML (the README's training config reference).")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the space's protocol).")
 @SET_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the final result as JSON.")
+@click.option("--seeds", default="0", show_default=True, callback=_seed_list,
+              help="Seeds to train each architecture with: 0,1,2 or 0-2.")
+@click.option("--trial", "trials", multiple=True, metavar="ID",
+              help="Search folder SOURCE: train this trial's genotype (repeatable).")
+@click.option("--top", type=int, default=1, show_default=True,
+              help="Search folder SOURCE without --trial: the best N trials' distinct genotypes.")
+@click.option("--name", default=None, help="Name of the evaluation run folder [default: train-<date>-<time>].")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Parent of the run folder [default: <search folder>/evaluations, else raynas_results].")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
+@click.option("--max-failures", type=int, default=0, show_default=True,
+              help="Retry a trial whose process died this many times, from its last checkpoint.")
+@click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all).")
+@click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto').")
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluations table as JSON at the end.")
 @friendly_errors
-def train(genotype: str, space: str, dataset: str, epochs: int | None, overrides: tuple[str, ...],
-          as_json: bool) -> None:
-    """Train GENOTYPE from scratch and print its test accuracy and parameter count."""
-    from raynas.train import train_config_from_cli, train_from_scratch
+def train(sources: tuple[str, ...], space: str | None, dataset: str | None, config_path: str | None,
+          epochs: int | None, overrides: tuple[str, ...], seeds: list[int], trials: tuple[str, ...], top: int,
+          name: str | None, out: str | None, cpus_per_trial: float, gpus_per_trial: float, max_failures: int,
+          num_cpus: int | None, address: str | None, as_json: bool) -> None:
+    """Train derived architectures from scratch: every SOURCE's genotypes with every seed, one Ray Tune
+    trial each.
 
-    cfg = train_config_from_cli(genotype=genotype, space=space, dataset=dataset, epochs=epochs, overrides=overrides)
-    outcome = train_from_scratch(cfg, echo=click.echo)
+    A SOURCE is a genotype (a DARTS Genotype(...) or an NB201 arch string), a text file of genotypes (one
+    per line), or a search experiment folder (its best trial's genotype; --trial ID or --top N for
+    others). Settings follow the space's evaluation protocol (DARTS spaces: C=36, 20 cells, auxiliary head,
+    drop-path, cutout of the data set, cosine SGD; NB201: C=16, N=5) unless --config, --epochs or --set
+    (e.g. --set channels=16 --set batch_size=64) change them.
+
+    Results: the evaluations table of the run folder (one row per architecture and seed: params, FLOPs,
+    test accuracy per epoch and final), also listed by raynas results <search folder> --table evaluations.
+    Every epoch is checkpointed; an interrupted run goes on with raynas resume <run folder>.
+    """
+    from raynas.evaluation import plan_evaluation, run_evaluation
+
+    prepared = plan_evaluation(sources, space=space, dataset=dataset, config_path=config_path, overrides=overrides,
+                               epochs=epochs, seeds=seeds, trials=trials, top=top, name=name, out=out,
+                               cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                               max_failures=max_failures, address=address, num_cpus=num_cpus)
+    outcome = run_evaluation(prepared, echo=click.echo)
+    _finish_evaluation(outcome, as_json)
+
+
+def _finish_evaluation(outcome: Any, as_json: bool) -> None:
+    """Print an evaluation run's summary (or its table as JSON); exit code 1 when a trial failed."""
+    from raynas.evaluation import evaluation_summary
+    from raynas.results import format_table, load_table
+
     if as_json:
-        click.echo(json.dumps(outcome, indent=2))
+        click.echo(format_table(load_table(str(outcome.directory), "evaluations"), "json"))
     else:
-        click.echo(f"test_acc {outcome['test_acc']:.4f}  params {outcome['params']:,}  "
-                   f"({outcome['epochs']} epochs, {outcome['wall_time_s']:.1f}s)")
+        for line in evaluation_summary(outcome):
+            click.echo(line)
+    if outcome.num_errors and not outcome.already_finished:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("source")
+@click.option("--trial", "trial_id", default=None, metavar="ID",
+              help="Evaluation trial to export [default: the finished one with the best test accuracy].")
+@click.option("--format", "formats", default="pt2,onnx", show_default=True,
+              help="Comma-separated: pt2 (torch.export program with its weights), onnx.")
+@click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder for the files [default: <run folder>/exported/<trial>, or ./exported for a genotype].")
+@click.option("--name", default="network", show_default=True, help="File name stem.")
+@click.option("--space", default=None, help="Genotype SOURCE: its search space (default: guessed from the text).")
+@click.option("--channels", type=int, default=None, help="Genotype SOURCE: initial channels (default: protocol).")
+@click.option("--layers", type=int, default=None, help="Genotype SOURCE: cells (darts) or cells per stage (nb201).")
+@click.option("--classes", "num_classes", type=int, default=10, show_default=True, help="Genotype SOURCE.")
+@click.option("--input-shape", default="3,32,32", show_default=True, help="Genotype SOURCE: C,H,W of one input.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Genotype SOURCE: seed of the weights.")
+@friendly_errors
+def export(source: str, trial_id: str | None, formats: str, opset: int, out_dir: str | None, name: str,
+           space: str | None, channels: int | None, layers: int | None, num_classes: int, input_shape: str,
+           seed: int) -> None:
+    """Export a trained architecture as a standalone PyTorch file (.pt2, loadable with
+    torch.export.load(path).module() without raynas) and as ONNX, then check both against the network.
+
+    SOURCE is an evaluation run folder of raynas train (or the search folder whose evaluations/ holds runs):
+    the trained weights of --trial's last checkpoint. A genotype text instead exports a freshly initialised
+    network of that architecture (for size and latency checks). Prints each file and the largest output
+    difference between the re-imported file and the network on a random batch.
+    """
+    from pathlib import Path
+
+    import torch
+
+    from raynas.errors import ConfigError
+    from raynas.export import check_export_options, export_network, verify_export
+
+    fmts = check_export_options([f.strip() for f in formats.split(",") if f.strip()], opset, name)
+    if Path(source).is_dir():
+        from raynas.evaluation import load_trained_network
+
+        trained = load_trained_network(source, trial_id)
+        model, shape = trained.model, trained.input_shape
+        target = Path(out_dir) if out_dir else trained.run_dir / "exported" / trained.trial_id
+        click.echo(f"exporting trial {trained.trial_id} of {trained.run_dir} (test_acc {trained.test_acc:.4f}): "
+                   f"{trained.genotype}")
+    else:
+        from raynas.evaluation.plan import guess_space
+        from raynas.search import seed_everything
+        from raynas.spaces import get_space
+
+        if trial_id is not None:
+            raise ConfigError("--trial: only for an evaluation run folder SOURCE")
+        try:
+            shape = tuple(int(v) for v in input_shape.split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) != 3 or min(shape) < 1:
+            raise ConfigError(f"--input-shape = {input_shape!r}: give channels,height,width, e.g. 3,32,32")
+        sp = get_space(space or guess_space(source))
+        defaults = sp.default_network_args()
+        seed_everything(seed)
+        model = sp.build_network(sp.parse_genotype(source), channels=channels or defaults["channels"],
+                                 layers=layers or defaults["layers"], num_classes=num_classes, in_channels=shape[0],
+                                 auxiliary=False, drop_path_prob=0.0).eval()
+        target = Path(out_dir or "exported")
+        click.echo(f"exporting an untrained {sp.name} network (seed {seed}): {source}")
+    example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(seed))
+    paths = export_network(model, example, target, formats=fmts, opset=opset, name=name)
+    check = torch.randn(3, *shape, generator=torch.Generator().manual_seed(seed + 1))  # another batch size
+    for fmt, diff in verify_export(paths, model, check).items():
+        click.echo(f"{paths[fmt]}  ({fmt}: re-imported outputs within {diff:.2g} of the network's)")
 
 
 @main.group()
