@@ -10,6 +10,7 @@ Protocol defaults (used where the config leaves a value unset):
 | optimizer | SGD lr 0.025, momentum 0.9, wd 3e-4, cosine | SGD Nesterov lr 0.1, momentum 0.9, wd 5e-4, cosine |
 | network | C=36, 20 cells, auxiliary head 0.4, drop-path 0.2 (ramped) | C=16, N=5 |
 | grad clip | 5 | 5 |
+| cutout (``data.cutout`` null) | half the image side (16 on 32x32) | off |
 
 The network trains on the whole search split (both halves) and is tested on the held-out test split.
 Genotypes whose cells have no path from input to output are refused.
@@ -56,6 +57,23 @@ def resolve_protocol(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, **filled)
 
 
+def protocol_cutout(space: str, image_size: int) -> int:
+    """The evaluation protocol's cutout length: half the image side for DARTS spaces (16 on CIFAR's 32x32,
+    DeVries & Taylor 2017 as DARTS uses it), none for NB201."""
+    from raynas.spaces import get_space
+
+    return image_size // 2 if "normal" in get_space(space).cell_types else 0
+
+
+def with_cutout(data: Any, cutout: int) -> Any:
+    """``data`` (a :class:`raynas.data.DataBundle`) whose training augmentation cuts out ``cutout``-sided squares."""
+    from raynas.data.loader import Augmentation
+
+    if cutout <= 0:
+        return data
+    return replace(data, augmentation=replace(data.augmentation or Augmentation(), cutout=cutout))
+
+
 class ScratchTraining:
     """One training of a derived architecture from scratch, an epoch at a time, resumable bit for bit.
 
@@ -88,6 +106,8 @@ class ScratchTraining:
         seed_everything(cfg.seed)
         self.device = pick_device(cfg.device)
         data = load_data(cfg.data, augment=True)
+        if cfg.data.cutout is None:
+            data = with_cutout(data, protocol_cutout(cfg.space, data.image_size))
         self.model = self.space.build_network(self.genotype, channels=cfg.channels, layers=cfg.layers,
                                               num_classes=data.num_classes, in_channels=data.in_channels,
                                               auxiliary=bool(cfg.auxiliary),

@@ -42,7 +42,8 @@ class DataConfig:
     num_samples: int = _f(512, "synthetic: number of samples", ge=10)
     num_classes: int = _f(10, "synthetic: number of classes", ge=2)
     channels: int = _f(3, "synthetic: input channels", ge=1)
-    cutout: int = _f(0, "cutout length for training from scratch (0: off)", ge=0)
+    cutout: Optional[int] = _f(None, "cutout length for training from scratch (null: the protocol's, half the image "
+                                     "side for DARTS spaces (16 on CIFAR), off for NB201; 0: off)", ge=0)
     num_workers: int = _f(0, "DataLoader worker processes for file-backed data sets", ge=0)
 
 

@@ -38,4 +38,4 @@ def build_digits(cfg: "DataConfig", augment: bool) -> DataBundle:
     x = (x - x.mean()) / x.std()
     x = add_fixed_noise(x, cfg.noise_std, cfg.seed)
     return build_bundle("digits", cfg, TensorDataset(x, y), y, num_classes=10, in_channels=1, image_size=size,
-                        augmentation=training_augmentation(augment, cfg.cutout))
+                        augmentation=training_augmentation(augment, cfg.cutout or 0))

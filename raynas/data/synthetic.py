@@ -41,4 +41,4 @@ def build_synthetic(cfg: "DataConfig", augment: bool) -> DataBundle:
     x = add_fixed_noise(x, cfg.noise_std, cfg.seed)
     return build_bundle("synthetic", cfg, TensorDataset(x, y), y, num_classes=cfg.num_classes,
                         in_channels=cfg.channels, image_size=size,
-                        augmentation=training_augmentation(augment, cfg.cutout))
+                        augmentation=training_augmentation(augment, cfg.cutout or 0))

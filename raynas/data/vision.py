@@ -151,7 +151,7 @@ def build_cifar(cfg: "DataConfig", augment: bool) -> DataBundle:
     if len(labels) and (labels.min() < 0 or labels.max() >= spec.num_classes):
         raise DataError(f"data.root: {spec.label} labels under {root!r} must lie in 0..{spec.num_classes - 1}; "
                         f"found {int(labels.min())}..{int(labels.max())}; check that the files are {spec.label}'s")
-    augmentation = training_augmentation(augment, cfg.cutout, crop_padding=max(1, size // 8), flip=True)
+    augmentation = training_augmentation(augment, cfg.cutout or 0, crop_padding=max(1, size // 8), flip=True)
     return build_bundle(cfg.name, cfg, _with_noise(train, cfg, SALT_NOISE), labels[:len(train)],
                         test_source=_with_noise(test, cfg, SALT_NOISE_TEST), num_classes=spec.num_classes,
                         in_channels=3, image_size=size, augmentation=augmentation)
@@ -203,7 +203,7 @@ def build_imagefolder(cfg: "DataConfig", augment: bool) -> DataBundle:
                                 f"{held_out.name}/ ({', '.join(test_folder.classes)}) differ; use the same class "
                                 "subfolders in both")
             test = _with_noise(test_folder, cfg, SALT_NOISE_TEST)
-    augmentation = training_augmentation(augment, cfg.cutout, crop_padding=max(1, size // 8), flip=True)
+    augmentation = training_augmentation(augment, cfg.cutout or 0, crop_padding=max(1, size // 8), flip=True)
     return build_bundle("imagefolder", cfg, _with_noise(pool, cfg, SALT_NOISE), torch.as_tensor(pool.targets),
                         test_source=test, num_classes=len(pool.classes), in_channels=3, image_size=size,
                         augmentation=augmentation)

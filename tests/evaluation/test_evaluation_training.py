@@ -75,3 +75,16 @@ def test_multiply_adds_of_published_architectures(space, genotype, macs_m):
                              in_channels=3, auxiliary=bool(cfg.auxiliary), drop_path_prob=0.2)
     assert count_flops(model, (3, 32, 32)) / 2 / 1e6 == pytest.approx(macs_m, abs=1e-5)
     assert model.training  # the count leaves the model's mode alone
+
+
+@pytest.mark.parametrize("space, genotype, cutout, expected", [
+    ("darts", DARTS_V2, None, 4),  # the DARTS protocol: half the side of digits' 8x8 images (16 on CIFAR)
+    ("darts", DARTS_V2, 0, 0),  # 0 turns it off
+    ("nb201", CONV, None, 0),  # NB201's protocol has none
+    ("nb201", CONV, 2, 2),
+])
+def test_cutout_follows_the_protocol_unless_set(space, genotype, cutout, expected):
+    training = ScratchTraining(small(space=space, genotype=genotype, epochs=1,
+                                     data=DataConfig(name="digits", limit=100, cutout=cutout)))
+    augmentation = getattr(training.train_loader.dataset, "augmentation", None)
+    assert (augmentation.cutout if augmentation is not None else 0) == expected
