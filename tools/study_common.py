@@ -34,8 +34,11 @@ def train_briefly(space: str, genotype: str, cfg: Any, seed: int, args: argparse
     from raynas.config import TrainConfig
     from raynas.train import train_from_scratch
 
+    from dataclasses import replace
+
     darts_like = space != "nb201"
-    train_cfg = TrainConfig(space=space, genotype=genotype, data=cfg.data, epochs=args.train_epochs, batch_size=64,
+    data = replace(cfg.data, cutout=cfg.data.cutout or 0)  # no cutout, as the studies in docs/ were measured
+    train_cfg = TrainConfig(space=space, genotype=genotype, data=data, epochs=args.train_epochs, batch_size=64,
                             lr=0.05, lr_min=0.0, nesterov=True, weight_decay=5e-4, channels=args.channels,
                             layers=args.darts_layers if darts_like else args.nb201_layers, auxiliary=False,
                             drop_path_prob=0.0, seed=seed, device="cpu", threads=1)

@@ -37,8 +37,41 @@ def evaluation_report(directory: Path) -> Report:
     report = Report(title, f"raynas evaluation run {directory.name}; {date}")
     config = Section("Evaluation plan", "config")
     config.blocks.append(Code(text) if text is not None else Text(f"No {EVALUATION_PLAN} in this folder."))
-    report.sections = [config, *evaluation_sections(rows, standalone=True)]
+    report.sections = [config, *evaluation_sections(rows, standalone=True), _cells_section(rows)]
     return report
+
+
+CELL_DIAGRAMS = 6
+"""At most this many genotypes of an evaluation run get cell diagrams (in the order they first appear)."""
+
+
+def _cells_section(rows: list[dict[str, Any]]) -> Section:
+    """Cell diagrams of the run's genotypes (G1, G2, ... as in the tables)."""
+    from raynas.errors import RaynasError
+    from raynas.plots import draw_cell
+    from raynas.spaces import get_space, parse_genotype
+
+    section = Section("Genotypes", "evaluation-genotypes")
+    groups = [genotype for genotype in _groups(rows) if genotype]
+    if not groups:
+        section.blocks.append(Text("No genotype in this run yet."))
+        return section
+    if len(groups) > CELL_DIAGRAMS:
+        section.blocks.append(Text(f"The first {CELL_DIAGRAMS} of {len(groups)} genotypes."))
+    space_of = {row.get("genotype"): row.get("space") for row in rows}
+    for rank, text in enumerate(groups[:CELL_DIAGRAMS], 1):
+        section.blocks.append(Text(f"G{rank}:"))
+        section.blocks.append(Code(text))
+        try:
+            genotype = parse_genotype(text)
+            space = get_space(space_of.get(text) or ("nb201" if text.startswith("|") else "darts"))
+            for cell_name in type(genotype).CELLS:
+                name = f"{space.name} cell" if cell_name == "cell" else f"{space.name} {cell_name} cell"
+                fig = draw_cell(genotype, space, cell_name, title=f"G{rank}: {name}")
+                section.blocks.append(picture(fig, f"cell_G{rank}_{cell_name}", f"G{rank}: {name}"))
+        except RaynasError as err:
+            section.blocks.append(Text(f"Its cells cannot be drawn: {err}"))
+    return section
 
 
 def _groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

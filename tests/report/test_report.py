@@ -206,13 +206,15 @@ def test_an_evaluation_run_alone_gets_its_evaluations(experiment, tmp_path):
     assert "ev_s0" in text and "ev_s1" in text and "Per-genotype summary" in text
     assert f"{RUN}: nb201, evaluation on digits" in text
     assert "Trials" not in text and "t1" not in text  # nothing of the search
-    assert len(page.images) == 1
-    _check_png(base64.b64decode(page.images[0].split(",", 1)[1]))
+    assert len(page.images) == 2 and "G1: nb201 cell" in text  # the curves and the genotype's cell diagram
+    for image in page.images:
+        _check_png(base64.b64decode(image.split(",", 1)[1]))
     # markdown: a report written again leaves no stale picture of an earlier one behind
     (tmp_path / "run_files").mkdir()
     (tmp_path / "run_files" / "old.png").write_bytes(b"x")
     md = write_report(run_dir, tmp_path / "run.md", fmt="md")
-    assert [p.name for p in (tmp_path / "run_files").iterdir()] == ["evaluations_test_acc.png"]
+    assert sorted(p.name for p in (tmp_path / "run_files").iterdir()) == ["cell_G1_cell.png",
+                                                                          "evaluations_test_acc.png"]
     assert "(run_files/evaluations_test_acc.png)" in md.read_text()
 
 
