@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cli_helpers import run_watching_sockets  # noqa: E402
 
 
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
 def test_optuna_population_runs_two_at_a_time(tmp_path: Path) -> None:
     # 0.5 CPU per trial: 4 trials would fit on 2 CPUs, so only max_concurrent_trials (2) keeps it to two.
     run = run_watching_sockets(
