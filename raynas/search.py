@@ -115,8 +115,13 @@ def build_supernet(cfg: ExperimentConfig, num_classes: int, in_channels: int) ->
     """The supernet of ``cfg`` (fresh weights, on the CPU) for data of ``num_classes`` and ``in_channels``."""
     space = get_space(cfg.space)
     options = {"stem_multiplier": cfg.supernet.stem_multiplier} if "normal" in space.cell_types else {}
-    return space.build_supernet(channels=cfg.supernet.channels, layers=cfg.supernet.layers,
-                                num_classes=num_classes, in_channels=in_channels, **options)
+    model = space.build_supernet(channels=cfg.supernet.channels, layers=cfg.supernet.layers,
+                                 num_classes=num_classes, in_channels=in_channels, **options)
+    if cfg.supernet.channels_last:
+        # 4-D weights in NHWC make every convolution (oneDNN on CPU) produce NHWC activations: the same
+        # function, computed faster; an NCHW input batch is converted by the stem's convolution.
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def build_latent(cfg: ExperimentConfig, space: Any, device: torch.device) -> Any:

@@ -6,7 +6,7 @@ Each space runs in its own subprocess so its peak resident memory is its own. Pr
 images per second (the weight step's batch over the whole step's time) and peak RSS; ``--json`` prints one
 JSON object keyed by space with ``median_step_s``, ``imgs_per_s`` and ``peak_rss_mb``.
 
-    python tools/bench_supernet.py [--spaces darts nb201] [--steps 5] [--threads 2] [--json]
+    python tools/bench_supernet.py [--spaces darts nb201] [--steps 5] [--threads 2] [--channels-last] [--json]
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import time
 SETTINGS = {"darts": {"channels": 16, "layers": 8}, "nb201": {"channels": 16, "layers": 5}}
 
 
-def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, threads: int, order: int) -> dict:
+def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, threads: int, order: int,
+            channels_last: bool = False) -> dict:
     """Time ``steps`` search steps of ``space_name``'s supernet after ``warmup`` untimed ones."""
     import torch
 
@@ -35,6 +36,8 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     torch.manual_seed(0)
     space = get_space(space_name)
     model = space.build_supernet(num_classes=10, in_channels=3, **SETTINGS[space_name])
+    if channels_last:  # what supernet.channels_last does in raynas.search.build_supernet
+        model = model.to(memory_format=torch.channels_last)
     objective = Objective()
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
@@ -64,6 +67,7 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     return {"median_step_s": round(median, 4), "imgs_per_s": round(batch / median, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "steps": steps, "threads": threads, "batch": batch, "image_size": size, "order": order,
+            "channels_last": channels_last,
             **SETTINGS[space_name]}
 
 
@@ -76,18 +80,21 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--order", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--channels-last", action="store_true", help="supernet.channels_last: NHWC weights")
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by space")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(args.worker, args.steps, args.warmup, args.batch, args.size, args.threads,
-                                 args.order)))
+                                 args.order, args.channels_last)))
         return
     figures = {}
     for space in args.spaces:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", space, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size),
                "--threads", str(args.threads), "--order", str(args.order)]
+        if args.channels_last:
+            cmd.append("--channels-last")
         if not args.json:
             print(f"{space}: {args.steps} timed steps ...", file=sys.stderr, flush=True)
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

@@ -54,6 +54,8 @@ class SupernetConfig:
     channels: int = _f(16, "initial channels C", ge=1)
     layers: int = _f(8, "darts spaces: number of cells; nb201: cells per stage N", ge=1)
     stem_multiplier: int = _f(3, "darts spaces: stem outputs stem_multiplier * C channels", ge=1)
+    channels_last: bool = _f(False, "keep weights and activations channels-last (NHWC): the same function, "
+                                    "faster convolutions on CPUs (oneDNN); see docs/performance.md")
 
 
 @dataclass(frozen=True)

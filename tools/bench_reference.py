@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Benchmark raynas' supernet search step beside the reference implementations, on the same machine.
+
+The references are the authors' public code, checked out by you (this script contains none of it):
+
+- DARTS space: quark0/darts (``--darts PATH``, the checkout root; its ``cnn/model_search.py``);
+- NAS-Bench-201: D-X-Y/AutoDL-Projects (``--nb201 PATH``, the checkout root; its
+  ``xautodl/models/cell_searchs/search_model_darts.py``, ``TinyNetworkDarts``).
+
+Both sides run the same first-order step in a fresh subprocess (so peak RSS is that step's own): an
+architecture step (loss on a validation batch, backward, Adam on the architecture parameters: lr 3e-4,
+betas (0.5, 0.999), weight decay 1e-3) then a weight step (loss on a training batch, backward, gradient-norm
+clip 5, SGD lr 0.025, momentum 0.9, weight decay 3e-4), batch 64 of 32x32x3 random inputs, 10 classes,
+``--threads`` torch threads; DARTS C=16, 8 cells; NB201 C=16, N=5. raynas' side is
+``tools/bench_supernet.py``'s step. The reference DARTS code puts its architecture parameters on CUDA
+(``.cuda()``); on a CPU-only machine the worker makes ``Tensor.cuda`` return the tensor itself, which
+changes nothing else. Prints the median step, images per second, peak RSS and the ratios (reference /
+raynas time: > 1 means raynas is faster); ``--json`` prints one JSON object.
+
+    git clone https://github.com/quark0/darts /tmp/darts
+    git clone https://github.com/D-X-Y/AutoDL-Projects /tmp/autodl
+    python tools/bench_reference.py --darts /tmp/darts --nb201 /tmp/autodl [--steps 3] [--threads 2]
+                                    [--channels-last] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BATCH, SIZE, CLASSES = 64, 32, 10
+
+
+def reference_darts(root: str):
+    """(model, weight parameters, architecture parameters, loss function) of quark0/darts' search network."""
+    import torch
+    from torch import nn
+
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self  # its alphas are created with .cuda()
+    sys.path.insert(0, os.path.join(root, "cnn"))
+    from model_search import Network  # noqa: E402  (the reference checkout, not part of raynas)
+
+    criterion = nn.CrossEntropyLoss()
+    model = Network(16, CLASSES, 8, criterion)
+    return model, list(model.parameters()), list(model.arch_parameters()), lambda x, y: model._loss(x, y)
+
+
+def reference_nb201(root: str):
+    """(model, weight parameters, architecture parameters, loss function) of AutoDL-Projects' DARTS NB201 net."""
+    from torch import nn
+
+    sys.path.insert(0, root)
+    from xautodl.models.cell_operations import NAS_BENCH_201  # noqa: E402
+    from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts  # noqa: E402
+
+    model = TinyNetworkDarts(16, 5, 4, CLASSES, NAS_BENCH_201, affine=False, track_running_stats=False)
+    criterion = nn.CrossEntropyLoss()
+    return model, model.get_weights(), model.get_alphas(), lambda x, y: criterion(model(x)[1], y)
+
+
+def measure_reference(space: str, root: str, steps: int, warmup: int, threads: int) -> dict:
+    """Median seconds of the reference's first-order step (see the module docstring) and peak RSS."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model, weights, alphas, loss_of = (reference_darts if space == "darts" else reference_nb201)(root)
+    model.train()
+    w_opt = torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    train = (torch.randn(BATCH, 3, SIZE, SIZE, generator=gen), torch.randint(0, CLASSES, (BATCH,), generator=gen))
+    val = (torch.randn(BATCH, 3, SIZE, SIZE, generator=gen), torch.randint(0, CLASSES, (BATCH,), generator=gen))
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        a_opt.zero_grad(set_to_none=True)
+        loss_of(*val).backward()  # the reference's first-order architecture step: all gradients
+        a_opt.step()
+        w_opt.zero_grad(set_to_none=True)
+        loss_of(*train).backward()
+        torch.nn.utils.clip_grad_norm_(weights, 5.0)
+        w_opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"median_step_s": round(median, 4), "imgs_per_s": round(BATCH / median, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def run_worker(args: list[str]) -> dict:
+    """Run a worker subprocess and return the JSON object on its last line of output."""
+    out = subprocess.run([sys.executable, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Parse the arguments, measure each space on both sides and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--darts", help="quark0/darts checkout root")
+    parser.add_argument("--nb201", help="D-X-Y/AutoDL-Projects checkout root")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--channels-last", action="store_true", help="raynas side with supernet.channels_last")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", nargs=2, metavar=("SPACE", "ROOT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure_reference(args.worker[0], args.worker[1], args.steps, args.warmup, args.threads)))
+        return
+    roots = {space: root for space, root in (("darts", args.darts), ("nb201", args.nb201)) if root}
+    if not roots:
+        parser.error("give --darts PATH and/or --nb201 PATH (reference checkouts; see --help)")
+    figures: dict[str, dict] = {}
+    for space, root in roots.items():
+        if not Path(root).is_dir():
+            parser.error(f"--{space} {root!r}: not a folder")
+        common = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        if not args.json:
+            print(f"{space}: reference ...", file=sys.stderr, flush=True)
+        reference = run_worker([__file__, "--worker", space, root, *common])
+        if not args.json:
+            print(f"{space}: raynas ...", file=sys.stderr, flush=True)
+        ours = run_worker([str(HERE / "bench_supernet.py"), "--worker", space, *common, "--batch", str(BATCH),
+                           "--size", str(SIZE), *(["--channels-last"] if args.channels_last else [])])
+        figures[space] = {"reference": reference, "raynas": ours,
+                          "speedup": round(reference["median_step_s"] / ours["median_step_s"], 3),
+                          "memory_ratio": round(ours["peak_rss_mb"] / reference["peak_rss_mb"], 3)}
+    figures["load_average"] = list(os.getloadavg())
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"{'space':<7} {'side':<10} {'median step s':>14} {'imgs/s':>8} {'peak RSS MB':>12}")
+    for space in roots:
+        for side in ("reference", "raynas"):
+            f = figures[space][side]
+            print(f"{space:<7} {side:<10} {f['median_step_s']:>14.3f} {f['imgs_per_s']:>8.2f} {f['peak_rss_mb']:>12.1f}")
+        print(f"{space:<7} speed-up x{figures[space]['speedup']:.2f} (reference time / raynas time), "
+              f"memory x{figures[space]['memory_ratio']:.2f} (raynas RSS / reference RSS)")
+    print(f"load average {figures['load_average'][0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
