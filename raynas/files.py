@@ -28,16 +28,21 @@ def torch_save_atomically(obj: Any, path: Union[str, "os.PathLike[str]"]) -> Non
 
 
 def write_text_atomically(path: Union[str, "os.PathLike[str]"], text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` (mode 644) through a hidden temp file in the same folder, flushed to
-    disk, then ``os.replace``d: a reader sees the old file or the new one, never half of it."""
+    """Write UTF-8 ``text`` to ``path`` like :func:`write_bytes_atomically`."""
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_bytes_atomically(path: Union[str, "os.PathLike[str]"], data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 644) through a hidden temp file in the same folder, flushed to disk,
+    then ``os.replace``d: a reader sees the old file or the new one, never half of it."""
     import tempfile
 
     target = os.fspath(path)
     folder, name = os.path.split(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)

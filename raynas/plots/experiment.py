@@ -21,7 +21,7 @@ from raynas.spaces import Genotype, NB201Genotype, SearchSpace, get_space, parse
 _LABEL_CHARS = 40
 
 
-def _space_of(row: Mapping[str, Any], genotype: Optional[Genotype]) -> SearchSpace:
+def space_of(row: Mapping[str, Any], genotype: Optional[Genotype]) -> SearchSpace:
     """The trial's search space: its ``space`` column, its config's, else the kind of its genotype."""
     names = [row.get("space")]
     if row.get("config_json"):
@@ -108,7 +108,7 @@ def plot_experiment(experiment_dir: Union[str, Path], out_dir: Union[str, Path, 
     for row in rows:
         trial_id = row["trial_id"]
         genotype = _genotype_of(row)
-        space = _space_of(row, genotype)
+        space = space_of(row, genotype)
         if genotype is not None:
             for cell in type(genotype).CELLS:
                 name = f"{space.name} cell" if cell == "cell" else f"{space.name} {cell} cell"

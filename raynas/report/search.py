@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from raynas.errors import RaynasError
 from raynas.plots import draw_cell, plot_alphas, plot_curves, plot_population, varying_keys
+from raynas.plots.experiment import space_of
 from raynas.report.document import Code, Report, Section, Table, Text, cell, picture, seconds
 from raynas.report.evaluations import evaluation_sections
 from raynas.report.folder import SEARCH_PLAN, plan_text, plan_values, results_date
 from raynas.results import leaderboard, load_table
-from raynas.spaces import Genotype, NB201Genotype, SearchSpace, get_space, parse_genotype
+from raynas.spaces import parse_genotype
 
 _LABEL_CHARS = 40
 _UNSET = "(unset)"
@@ -100,23 +101,6 @@ def _trials_section(trials: list[dict[str, Any]]) -> Section:
                      cell(row.get("genotype")), cell(row.get("error"))))
     section.blocks.append(Table(columns, tuple(rows), code=frozenset({"genotype"})))
     return section
-
-
-def space_of(row: Mapping[str, Any], genotype: Optional[Genotype]) -> SearchSpace:
-    """A trial's search space: its ``space`` column, its config's, else the kind of its genotype."""
-    names = [row.get("space")]
-    try:
-        config = json.loads(row.get("config_json") or "{}")
-        names.append(config.get("space") if isinstance(config, dict) else None)
-    except json.JSONDecodeError:
-        pass
-    for name in names:
-        if name:
-            try:
-                return get_space(name)
-            except RaynasError:  # a space this raynas does not know: draw by the genotype's kind
-                break
-    return get_space("nb201" if isinstance(genotype, NB201Genotype) else "darts")
 
 
 def _genotypes_section(trials: list[dict[str, Any]], top: int) -> Section:

@@ -19,6 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_helpers import BackgroundRun  # noqa: E402
 
+pytestmark = pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+
 EPOCHS = 12
 HEALTHY, DIVERGING = "search.arch_lr=0.01", "search.arch_lr=1e+38"
 LINE = re.compile(r"^\[(\S+) (search\.arch_lr=\S+)\] (.*)$", re.M)

@@ -80,6 +80,7 @@ def test_one_batch_with_running_statistics(ray_local):
     assert evaluator(search)(search.model, candidates) == expected
 
 
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
 def test_a_whole_stage_decides_the_same_with_tasks(ray_local):
     reports = {}
     for workers in (1, 2):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cli_helpers import run_watching_sockets  # noqa: E402
 
 
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
 def test_pbt_exploits_with_lineage_and_own_hyperparameters(tmp_path: Path) -> None:
     # 3 trials side by side (0.5 CPU each on 2 CPUs), a decision after every epoch. One trial barely trains
     # (weight lr 1e-5), so it sits at the bottom and exploits a top trial; PBT mutates the arch lr.
