@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from raynas.config import TrainConfig, apply_overrides, train_config_from_dict
-from raynas.errors import GenotypeError
+from raynas.errors import GenotypeError, SearchDivergedError
 from raynas.results.schema import EVALUATION_CURVES
 
 TRAIN_STATE_FILE = "train_state.pt"
@@ -143,11 +143,6 @@ class ScratchTraining:
 
     def run_epoch(self) -> dict[str, Any]:
         """Train and test one epoch; the report of that epoch (1-based ``epoch``) with the history so far."""
-        import torch.nn.functional as F
-        from torch import nn
-
-        from raynas.errors import SearchDivergedError
-
         cfg, model, device = self.cfg, self.model, self.device
         start = time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]
@@ -156,15 +151,7 @@ class ScratchTraining:
         loss_sum = correct = seen = 0.0
         for x, y in self.train_loader.epoch(self.epoch):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            self.optimizer.zero_grad(set_to_none=True)
-            logits, aux_logits = model.forward_with_aux(x)
-            loss = F.cross_entropy(logits, y)
-            if aux_logits is not None:
-                loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux_logits, y)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            loss, logits = self.train_step(x, y)
             loss_sum += loss.item() * y.numel()
             correct += (logits.argmax(1) == y).sum().item()
             seen += y.numel()
@@ -182,6 +169,24 @@ class ScratchTraining:
         return {"epoch": self.epoch, **{name: values[-1] for name, values in self.history.items()},
                 "lr": lr, "epoch_time_s": seconds, "train_time_s": self.elapsed_s,
                 **{f"epoch_{name}": list(values) for name, values in self.history.items()}, **self.identity()}
+
+    def train_step(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """One optimizer step on the batch ``(x, y)`` (on the device): the loss (auxiliary head included) and
+        the logits."""
+        import torch.nn.functional as F
+        from torch import nn
+
+        cfg = self.cfg
+        self.optimizer.zero_grad(set_to_none=True)
+        logits, aux_logits = self.model.forward_with_aux(x)
+        loss = F.cross_entropy(logits, y)
+        if aux_logits is not None:
+            loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux_logits, y)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        return loss, logits
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this training is (``torch.load(weights_only=True)`` safe)."""

@@ -61,27 +61,12 @@ def step_seconds(space: str, genotype: str, steps: int) -> dict[str, float]:
                                       test_fraction=0.1, cutout=None))
     training = ScratchTraining(cfg)
     loader = training.train_loader.epoch(0)
-    # one step as run_epoch does it, without the test pass: the same code path as training
-    import torch.nn.functional as F
-    from torch import nn
-
-    model, optimizer = training.model, training.optimizer
-    model.train()
-    model.drop_path_prob = training.cfg.drop_path_prob
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        logits, aux = model.forward_with_aux(x)
-        loss = F.cross_entropy(logits, y) + (training.cfg.auxiliary_weight * F.cross_entropy(aux, y)
-                                             if aux is not None else 0.0)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), training.cfg.grad_clip)
-        optimizer.step()
-
-    step(*next(loader))  # warm-up
+    training.model.train()
+    training.model.drop_path_prob = training.cfg.drop_path_prob
+    training.train_step(*next(loader))  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
-        step(*next(loader))
+        training.train_step(*next(loader))
     return {"step_s": (time.perf_counter() - start) / steps, "params": training.params, "macs": training.flops // 2,
             "batch": batch}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +33,7 @@ class EvaluationOutcome:
     num_trials: int
     num_errors: int
     already_finished: bool = False
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the evaluations table at the end
 
 
 def trial_dirname(trial: Any) -> str:
@@ -141,16 +142,14 @@ def _outcome(directory: Path, num_trials: int, already_finished: bool = False) -
     rows = load_table(str(directory), "evaluations").to_pylist()
     errors = sum(row["status"] != "TERMINATED" for row in rows) + max(0, num_trials - len(rows))
     return EvaluationOutcome(directory, directory / "tables" / "evaluations.parquet", num_trials, errors,
-                             already_finished)
+                             already_finished, rows)
 
 
 def evaluation_summary(outcome: EvaluationOutcome) -> list[str]:
     """Each trial's result, the mean over seeds of each architecture, and where the table is."""
     from statistics import mean, stdev
 
-    from raynas.results import load_table
-
-    rows = load_table(str(outcome.directory), "evaluations").to_pylist()
+    rows = outcome.rows
     lines = [f"{'trial':<12} {'seed':>4} {'test_acc':>8} {'best':>6} {'params':>10} {'MACs':>9}  genotype"]
     by_genotype: dict[str, list[float]] = {}
     for row in rows:
