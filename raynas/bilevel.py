@@ -79,7 +79,8 @@ def arch_gradient_second_order(model: "Supernet", objective: "Objective", train_
     xi = float(ctx.weight_lr)
     saved = [p.detach().clone() for p in weights]
     try:
-        g_train = _grads(ctx.scale_loss(objective.weight_loss(model, train_batch, ctx), train_batch), weights)
+        with model.frozen_architecture():  # only the weights' gradient is needed here
+            g_train = _grads(ctx.scale_loss(objective.weight_loss(model, train_batch, ctx), train_batch), weights)
         ctx.reduce(g_train)
         virtual_sgd_step_(weights, g_train, weight_optimizer, xi)
         val_loss = ctx.scale_loss(objective.arch_loss(model, val_batch, ctx), val_batch)

@@ -17,7 +17,26 @@ from raynas.errors import SpaceError
 from raynas.registry import Registry
 
 
-class ReLUConvBN(nn.Sequential):
+class ReLUFirst(nn.Sequential):
+    """A sequence of layers whose first is a ReLU; ``op(relu_x, relu_done=True)`` skips that ReLU.
+
+    A mixed op passes the ReLU of its input, computed once, to all such ops of an edge (the same values
+    as each op's own ReLU, kept once for the backward pass instead of once per op).
+    """
+
+    #: the op can be called as ``op(relu(x), relu_done=True)``
+    takes_relu_input = True
+
+    def forward(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
+        layers = iter(self)
+        if relu_done:
+            next(layers)
+        for layer in layers:
+            x = layer(x)
+        return x
+
+
+class ReLUConvBN(ReLUFirst):
     """ReLU, then a (possibly strided) convolution without bias, then BatchNorm."""
 
     def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True) -> None:
@@ -28,7 +47,7 @@ class ReLUConvBN(nn.Sequential):
         )
 
 
-class DilConv(nn.Sequential):
+class DilConv(ReLUFirst):
     """ReLU, depthwise dilated convolution, pointwise convolution, BatchNorm (DARTS ``dil_conv_KxK``)."""
 
     def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, dilation: int,
@@ -50,6 +69,12 @@ class SepConv(nn.Sequential):
             DilConv(C_in, C_in, kernel, stride, padding, 1, affine),
             DilConv(C_in, C_out, kernel, 1, padding, 1, affine),
         )
+
+    #: the op can be called as ``op(relu(x), relu_done=True)`` (see :class:`ReLUFirst`)
+    takes_relu_input = True
+
+    def forward(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
+        return self[1](self[0](x, relu_done=relu_done))
 
 
 class Identity(nn.Module):

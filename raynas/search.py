@@ -38,6 +38,7 @@ from raynas.objectives import SearchEnv, StepContext, build_objective
 from raynas.selection import SELECTIONS
 from raynas.spaces import Genotype, get_space
 from raynas.supernet import discrete_weights
+from raynas.supernet.base import kept_batchnorm_statistics
 from raynas.supernet.projection import Projection
 
 
@@ -58,22 +59,12 @@ def seed_everything(seed: int) -> None:
 @contextlib.contextmanager
 def batch_stats_eval(model: nn.Module) -> Iterator[None]:
     """Run ``model`` with BatchNorm batch statistics and no grad, leaving running statistics unchanged."""
-    saved: list[tuple[nn.modules.batchnorm._BatchNorm, float | None, dict[str, torch.Tensor]]] = []
     was_training = model.training
     model.train()
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            buffers = {k: v.clone() for k, v in module.named_buffers(recurse=False)}
-            saved.append((module, module.momentum, buffers))
-            module.momentum = 0.0
     try:
-        with torch.no_grad():
+        with kept_batchnorm_statistics(model), torch.no_grad():
             yield
     finally:
-        for module, momentum, buffers in saved:
-            module.momentum = momentum
-            for key, value in buffers.items():
-                getattr(module, key).copy_(value)
         model.train(was_training)
 
 
@@ -117,6 +108,7 @@ def build_supernet(cfg: ExperimentConfig, num_classes: int, in_channels: int) ->
     options = {"stem_multiplier": cfg.supernet.stem_multiplier} if "normal" in space.cell_types else {}
     model = space.build_supernet(channels=cfg.supernet.channels, layers=cfg.supernet.layers,
                                  num_classes=num_classes, in_channels=in_channels, **options)
+    model.checkpoint_cells = cfg.supernet.checkpoint_cells
     if cfg.supernet.channels_last:
         # 4-D weights in NHWC make every convolution (oneDNN on CPU) produce NHWC activations: the same
         # function, computed faster; an NCHW input batch is converted by the stem's convolution.
@@ -357,7 +349,8 @@ class Search:
         hook = self.model.register_forward_hook(lambda m, i, o: outputs.append(o.detach()) if not outputs else None)
         try:
             self.weight_optimizer.zero_grad(set_to_none=True)
-            loss = self.objective.weight_loss(self.model, batch, ctx)
+            with self.model.frozen_architecture():  # its architecture gradient would be thrown away below
+                loss = self.objective.weight_loss(self.model, batch, ctx)
             scaled = ctx.scale_loss(loss, batch)
             scaled.backward()
         finally:

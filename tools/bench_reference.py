@@ -12,15 +12,17 @@ architecture step (loss on a validation batch, backward, Adam on the architectur
 betas (0.5, 0.999), weight decay 1e-3) then a weight step (loss on a training batch, backward, gradient-norm
 clip 5, SGD lr 0.025, momentum 0.9, weight decay 3e-4), batch 64 of 32x32x3 random inputs, 10 classes,
 ``--threads`` torch threads; DARTS C=16, 8 cells; NB201 C=16, N=5. raynas' side is
-``tools/bench_supernet.py``'s step. The reference DARTS code puts its architecture parameters on CUDA
-(``.cuda()``); on a CPU-only machine the worker makes ``Tensor.cuda`` return the tensor itself, which
-changes nothing else. Prints the median step, images per second, peak RSS and the ratios (reference /
+``tools/bench_supernet.py``'s step, with ``--channels-last`` and ``--checkpoint-cells`` (the
+``supernet.channels_last`` and ``supernet.checkpoint_cells`` settings) passed on; its achieved GFLOP/s
+and the machine's matrix-multiply GFLOP/s are printed too. The reference DARTS code puts its
+architecture parameters on CUDA (``.cuda()``); on a CPU-only machine the worker makes ``Tensor.cuda``
+return the tensor itself, which changes nothing else. Prints the median step, images per second, peak RSS and the ratios (reference /
 raynas time: > 1 means raynas is faster); ``--json`` prints one JSON object.
 
     git clone https://github.com/quark0/darts /tmp/darts
     git clone https://github.com/D-X-Y/AutoDL-Projects /tmp/autodl
     python tools/bench_reference.py --darts /tmp/darts --nb201 /tmp/autodl [--steps 3] [--threads 2]
-                                    [--channels-last] [--json]
+                                    [--channels-last] [--checkpoint-cells N] [--json]
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true", help="raynas side with supernet.channels_last")
+    parser.add_argument("--checkpoint-cells", type=int, default=0, help="raynas side with supernet.checkpoint_cells")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", nargs=2, metavar=("SPACE", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,7 +134,8 @@ def main() -> None:
         if not args.json:
             print(f"{space}: raynas ...", file=sys.stderr, flush=True)
         ours = run_worker([str(HERE / "bench_supernet.py"), "--worker", space, *common, "--batch", str(BATCH),
-                           "--size", str(SIZE), *(["--channels-last"] if args.channels_last else [])])
+                           "--size", str(SIZE), "--checkpoint-cells", str(args.checkpoint_cells),
+                           *(["--channels-last"] if args.channels_last else [])])
         figures[space] = {"reference": reference, "raynas": ours,
                           "speedup": round(reference["median_step_s"] / ours["median_step_s"], 3),
                           "memory_ratio": round(ours["peak_rss_mb"] / reference["peak_rss_mb"], 3)}
@@ -146,6 +150,10 @@ def main() -> None:
             print(f"{space:<7} {side:<10} {f['median_step_s']:>14.3f} {f['imgs_per_s']:>8.2f} {f['peak_rss_mb']:>12.1f}")
         print(f"{space:<7} speed-up x{figures[space]['speedup']:.2f} (reference time / raynas time), "
               f"memory x{figures[space]['memory_ratio']:.2f} (raynas RSS / reference RSS)")
+        ours = figures[space]["raynas"]
+        print(f"{space:<7} raynas: {ours['step_gflop']:.1f} GFLOP a step, {ours['achieved_gflops']:.2f} GFLOP/s "
+              f"against {ours['matmul_gflops']:.1f} GFLOP/s for a float32 matrix product here "
+              f"({100 * ours['achieved_gflops'] / ours['matmul_gflops']:.0f} %)")
     print(f"load average {figures['load_average'][0]:.2f}")
 
 

@@ -6,7 +6,11 @@ Each space runs in its own subprocess so its peak resident memory is its own. Pr
 images per second (the weight step's batch over the whole step's time) and peak RSS; ``--json`` prints one
 JSON object keyed by space with ``median_step_s``, ``imgs_per_s`` and ``peak_rss_mb``.
 
-    python tools/bench_supernet.py [--spaces darts nb201] [--steps 5] [--threads 2] [--channels-last] [--json]
+Also prints the step's counted GFLOP (convolutions and matrix products), the achieved GFLOP/s and this
+machine's float32 matrix-multiply GFLOP/s with the same threads (the ceiling).
+
+    python tools/bench_supernet.py [--spaces darts nb201] [--steps 5] [--threads 2] [--channels-last]
+                                   [--checkpoint-cells N] [--json]
 """
 
 from __future__ import annotations
@@ -23,10 +27,31 @@ import time
 SETTINGS = {"darts": {"channels": 16, "layers": 8}, "nb201": {"channels": 16, "layers": 5}}
 
 
-def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, threads: int, order: int,
-            channels_last: bool = False) -> dict:
-    """Time ``steps`` search steps of ``space_name``'s supernet after ``warmup`` untimed ones."""
+def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matrix-multiply rate with ``threads`` torch threads (GFLOP/s, best of
+    ``repeats`` ``n x n`` products): the practical ceiling of any convolution-bound step."""
     import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, threads: int, order: int,
+            channels_last: bool = False, checkpoint_cells: int = 0) -> dict:
+    """Time ``steps`` search steps of ``space_name``'s supernet after ``warmup`` untimed ones.
+
+    Also counts the step's floating-point operations once (``torch.utils.flop_counter``: convolutions and
+    matrix products, forward and backward; without checkpointing's recomputation) and reports the achieved GFLOP/s beside :func:`matmul_gflops`.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
     from raynas.objectives.base import Objective, StepContext
@@ -36,6 +61,7 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     torch.manual_seed(0)
     space = get_space(space_name)
     model = space.build_supernet(num_classes=10, in_channels=3, **SETTINGS[space_name])
+    model.checkpoint_cells = checkpoint_cells  # what supernet.checkpoint_cells does
     if channels_last:  # what supernet.channels_last does in raynas.search.build_supernet
         model = model.to(memory_format=torch.channels_last)
     objective = Objective()
@@ -46,9 +72,8 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     gen = torch.Generator().manual_seed(0)
     train = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
     val = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
+
+    def step() -> None:
         a_opt.zero_grad(set_to_none=True)
         if order == 2:
             arch_gradient_second_order(model, objective, train, val, w_opt, ctx)
@@ -56,18 +81,31 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
             arch_gradient_first_order(model, objective, val, ctx)
         a_opt.step()
         w_opt.zero_grad(set_to_none=True)
-        objective.weight_loss(model, train, ctx).backward()
+        with model.frozen_architecture():  # as raynas.search.Search's weight step
+            objective.weight_loss(model, train, ctx).backward()
         for p in model.arch_parameters():
             p.grad = None
         torch.nn.utils.clip_grad_norm_(model.weight_parameters(), 5.0)
         w_opt.step()
+
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        step()
         if i >= warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    model.checkpoint_cells = 0  # count the step's own work, not the recomputation
+    with FlopCounterMode(display=False) as counter:
+        step()
+    gflop = counter.get_total_flops() / 1e9
+    ceiling = matmul_gflops(threads)
     return {"median_step_s": round(median, 4), "imgs_per_s": round(batch / median, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(rss_mb, 1), "step_gflop": round(gflop, 2),
+            "achieved_gflops": round(gflop / median, 2), "matmul_gflops": round(ceiling, 1),
             "steps": steps, "threads": threads, "batch": batch, "image_size": size, "order": order,
-            "channels_last": channels_last,
+            "channels_last": channels_last, "checkpoint_cells": checkpoint_cells,
             **SETTINGS[space_name]}
 
 
@@ -81,18 +119,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--order", type=int, default=1, choices=(1, 2))
     parser.add_argument("--channels-last", action="store_true", help="supernet.channels_last: NHWC weights")
+    parser.add_argument("--checkpoint-cells", type=int, default=0, help="supernet.checkpoint_cells")
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by space")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(args.worker, args.steps, args.warmup, args.batch, args.size, args.threads,
-                                 args.order, args.channels_last)))
+                                 args.order, args.channels_last, args.checkpoint_cells)))
         return
     figures = {}
     for space in args.spaces:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", space, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size),
-               "--threads", str(args.threads), "--order", str(args.order)]
+               "--threads", str(args.threads), "--order", str(args.order),
+               "--checkpoint-cells", str(args.checkpoint_cells)]
         if args.channels_last:
             cmd.append("--channels-last")
         if not args.json:
@@ -102,9 +142,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures))
         return
-    print(f"{'space':<8} {'median step s':>14} {'imgs/s':>9} {'peak RSS MB':>12}")
+    print(f"{'space':<8} {'median step s':>14} {'imgs/s':>9} {'peak RSS MB':>12} {'GFLOP/step':>11} "
+          f"{'GFLOP/s':>8} {'matmul GFLOP/s':>15}")
     for space, f in figures.items():
-        print(f"{space:<8} {f['median_step_s']:>14.3f} {f['imgs_per_s']:>9.1f} {f['peak_rss_mb']:>12.1f}")
+        print(f"{space:<8} {f['median_step_s']:>14.3f} {f['imgs_per_s']:>9.1f} {f['peak_rss_mb']:>12.1f} "
+              f"{f['step_gflop']:>11.1f} {f['achieved_gflops']:>8.2f} {f['matmul_gflops']:>15.1f}")
+    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

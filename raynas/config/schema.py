@@ -56,6 +56,9 @@ class SupernetConfig:
     stem_multiplier: int = _f(3, "darts spaces: stem outputs stem_multiplier * C channels", ge=1)
     channels_last: bool = _f(False, "keep weights and activations channels-last (NHWC): the same function, "
                                     "faster convolutions on CPUs (oneDNN); see docs/performance.md")
+    checkpoint_cells: int = _f(0, "activation checkpointing: the first N cells (NB201: blocks) keep only their "
+                                  "inputs and recompute the rest in the backward pass; the same function, less "
+                                  "memory, one more forward of those cells (see docs/performance.md)", ge=0)
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,16 @@ weight is exactly zero are then not run at all (see :class:`MixedOp`).
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from raynas.errors import ConfigError, SpaceError
-from raynas.ops import POOLING_OPS, make_op
+from raynas.ops import POOLING_OPS, Zero, make_op
 
 if TYPE_CHECKING:
     from raynas.e2nas.latent import LatentArchitecture
@@ -40,6 +42,11 @@ class MixedOp(nn.Module):
     whose gradient with respect to the op's parameters is zero; such parameters then get no ``.grad``
     instead of a zero one, and their BatchNorm running statistics are not updated). The computed function
     is the same either way.
+
+    Two savings that leave every value and gradient the same: ``none`` is never run (its term is zero and
+    the gradient of its weight is exactly zero, which autograd gives the unused entry of ``w`` anyway), so
+    neither its zeros nor their product are kept for the backward pass; and the ops that begin with a ReLU
+    (separable, dilated and ReLU-Conv-BN convolutions) share one ``relu(x)`` instead of each keeping its own.
     """
 
     def __init__(self, op_names: Sequence[str], C: int, stride: int, *, affine: bool = False,
@@ -54,6 +61,10 @@ class MixedOp(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
+        #: per op: it contributes nothing (``none``), so even a training pass skips it
+        self.always_zero = tuple(isinstance(op, Zero) for op in ops)
+        #: per op: it starts with a ReLU and can take the shared ``relu(x)`` (:class:`raynas.ops.ReLUFirst`)
+        self.relu_first = tuple(getattr(op, "takes_relu_input", False) for op in ops)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[Sequence[bool]] = None) -> torch.Tensor:
         """Weighted sum of the ops on ``x`` with weights ``w`` (shape ``[ops]``).
@@ -64,17 +75,39 @@ class MixedOp(nn.Module):
         if w.shape != (len(self.ops),):
             raise SpaceError(f"edge weights must have shape ({len(self.ops)},), got {tuple(w.shape)}")
         if torch.is_grad_enabled() and w.requires_grad:
-            return sum(w[i] * op(x) for i, op in enumerate(self.ops))
-        if active is None:
+            active = None
+        elif active is None:
             active = (w != 0).tolist()
         out: Optional[torch.Tensor] = None
+        relu_x: Optional[torch.Tensor] = None
         for i, op in enumerate(self.ops):
-            if active[i]:
-                term = w[i] * op(x)
-                out = term if out is None else out + term
+            if self.always_zero[i] or (active is not None and not active[i]):
+                continue
+            if self.relu_first[i]:
+                if relu_x is None:
+                    relu_x = F.relu(x)
+                y = op(relu_x, relu_done=True)
+            else:
+                y = op(x)
+            term = w[i] * y
+            out = term if out is None else out + term
         if out is None:  # a dropped edge: zeros of the output shape (every op rounds odd sizes up)
             out = x[:, :, :: self.stride, :: self.stride].mul(0.0)
         return out
+
+
+@contextmanager
+def kept_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
+    """Restore the running statistics of ``module``'s BatchNorm layers on leaving the block."""
+    saved = [(m, {k: v.clone() for k, v in m.named_buffers(recurse=False)})
+             for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in saved:
+                for key, value in buffers.items():
+                    getattr(m, key).copy_(value)
 
 
 def run_cell_edges(edges: Sequence[tuple[int, int]], mixed: nn.ModuleList, states: dict[int, torch.Tensor],
@@ -123,6 +156,22 @@ class Supernet(nn.Module):
         self.projection: Optional["Projection"] = None
         #: E2NAS' latent parameterisation (:meth:`use_latent`); None: the alphas are the architecture parameters
         self.latent: Optional["LatentArchitecture"] = None
+        #: inside :meth:`frozen_architecture`: :meth:`arch_weights` are detached
+        self.architecture_frozen = False
+        #: activation checkpointing: the first this many blocks of ``cells`` recompute their activations in
+        #: the backward pass instead of keeping them (:meth:`run_block`)
+        self.checkpoint_cells = 0
+
+    @contextmanager
+    def frozen_architecture(self) -> Iterator[None]:
+        """Within this block :meth:`arch_weights` returns detached weights: a weight step's forward then keeps
+        no op output for the architecture gradient it would throw away and computes none of it (the loss
+        and the weights' gradients are unchanged)."""
+        previous, self.architecture_frozen = self.architecture_frozen, True
+        try:
+            yield
+        finally:
+            self.architecture_frozen = previous
 
     def use_latent(self, latent: "LatentArchitecture") -> None:
         """Make ``latent`` (E2NAS' decoded latent vectors) the architecture parameterisation: from now on
@@ -134,6 +183,20 @@ class Supernet(nn.Module):
         """The state dict without E2NAS' latent: what a plain supernet of the same space and size loads
         (teacher snapshots, selection workers); they run with architecture weights passed in."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("latent.")}
+
+    def run_block(self, index: int, block: nn.Module, *args: object) -> torch.Tensor:
+        """``block(*args)`` for the ``index``-th entry of ``cells``, checkpointed when ``index`` is below
+        :attr:`checkpoint_cells` and autograd records the pass.
+
+        A checkpointed block keeps only its inputs; the backward pass runs it again (with the same RNG state)
+        to get the activations it needs, so values and gradients are those of the plain pass. Its BatchNorm
+        running statistics are restored after that second forward so that they are updated once, as in the
+        plain pass.
+        """
+        if index >= self.checkpoint_cells or not torch.is_grad_enabled():
+            return block(*args)
+        return checkpoint(block, *args, use_reentrant=False,
+                          context_fn=lambda: (nullcontext(), kept_batchnorm_statistics(block)))
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """The architecture parameters, in the order of ``space.cell_types`` (E2NAS: the latents)."""
@@ -153,7 +216,10 @@ class Supernet(nn.Module):
             weights = self.latent.weights()
         else:
             weights = {cell: F.softmax(self.alphas[cell], dim=-1) for cell in self.space.cell_types}
-        return weights if self.projection is None else self.projection.apply(weights)
+        weights = weights if self.projection is None else self.projection.apply(weights)
+        if self.architecture_frozen:
+            return {cell: w.detach() for cell, w in weights.items()}
+        return weights
 
     def resolve_weights(self, weights: Optional[ArchWeights]) -> dict[str, torch.Tensor]:
         """``weights`` checked against the space, or :meth:`arch_weights` when ``weights`` is None."""

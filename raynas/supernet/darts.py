@@ -95,6 +95,6 @@ class DartsSupernet(Supernet):
         w = self.resolve_weights(weights)
         active = {cell: self.active_ops(w[cell]) for cell in w}
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, w[cell.cell_type], active[cell.cell_type])
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, self.run_block(i, cell, s0, s1, w[cell.cell_type], active[cell.cell_type])
         return self.global_pooling(s1).flatten(1)

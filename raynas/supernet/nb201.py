@@ -91,6 +91,7 @@ class NB201Supernet(Supernet):
         w = self.resolve_weights(weights)[self.cell_type]
         active = self.active_ops(w)
         out = self.stem(x)
-        for block in self.cells:
-            out = block(out, w, active) if isinstance(block, NB201SearchCell) else block(out)
+        for i, block in enumerate(self.cells):
+            args = (out, w, active) if isinstance(block, NB201SearchCell) else (out,)
+            out = self.run_block(i, block, *args)
         return self.global_pooling(self.lastact(out)).flatten(1)

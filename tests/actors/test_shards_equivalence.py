@@ -2,7 +2,9 @@
 
 Tolerance: every compared tensor (architecture parameters after each epoch, final weights and BatchNorm
 statistics) within ``RTOL`` relative to its largest magnitude (max |a - b| <= RTOL * max |b|), float32.
-Measured: 1e-6 to 3e-6, about what separates one float32 process from the same search in float64. Beyond
+Measured: 1e-6 to 3e-6, about what separates one float32 process from the same search in float64; 1.04e-5
+for the first-order alphas after issue 9's mixed-op changes (one shared ReLU per edge sums its gradients in
+another order, which moves where rounding falls; Adam's first steps amplify it). Beyond
 these horizons float32 itself is chaotic here: one process in float32 and in float64 drift apart by 5e-3 in
 the third second-order epoch (the finite-difference Hessian term amplifies rounding), and a one-sample batch
 of 8x8 images (BatchNorm over a 2x2 map of one image) by 1e-5 in the second epoch, so the empty-slice case
@@ -23,7 +25,7 @@ from raynas.actors import ShardGroup
 from raynas.config import ExperimentConfig, config_from_dict, config_to_dict
 from raynas.search import Search, load_state, save_state
 
-RTOL = 1e-5
+RTOL = 2e-5
 BATCH = 32
 
 

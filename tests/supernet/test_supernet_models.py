@@ -91,7 +91,7 @@ def test_discrete_forward_equals_dense_forward_and_runs_fewer_ops(space_name: st
     x = torch.randn(4, 1, 8, 8)
 
     dense_weights = {cell: w.clone().requires_grad_(True) for cell, w in onehot.items()}
-    dense = model(x, dense_weights)  # weights require grad: every op runs
+    dense = model(x, dense_weights)  # weights require grad: every op but `none` runs
     dense_calls = sum(calls.values())
     calls.clear()
     with torch.no_grad():
@@ -102,7 +102,8 @@ def test_discrete_forward_equals_dense_forward_and_runs_fewer_ops(space_name: st
     cells_of = Counter(cell.cell_type if space_name == "darts" else "cell"
                        for cell in model.cells if hasattr(cell, "mixed"))
     assert discrete_calls == sum(len(choices[cell]) * n for cell, n in cells_of.items())
-    assert dense_calls == sum(space.arch_shape(cell)[0] * space.arch_shape(cell)[1] * n
+    assert dense_calls == sum(sum(op != "none" for e in range(space.arch_shape(cell)[0])
+                                  for op in space.edge_ops(cell, e)) * n
                               for cell, n in cells_of.items())
     assert discrete_calls < dense_calls
 
@@ -122,10 +123,11 @@ def test_mixed_op_skips_zero_weights_only_when_gradients_cannot_change() -> None
     calls.clear()
     w_grad = w.clone().requires_grad_(True)
     full = mixed(x, w_grad)
-    assert sum(calls.values()) == len(ops)
+    assert sum(calls.values()) == len(ops) - ops.count("none")  # `none` never runs: its term is zero
     torch.testing.assert_close(cheap, full.detach())
     full.sum().backward()
     assert w_grad.grad is not None and w_grad.grad[3] != 0  # d/dw of a zero-weighted op is its output
+    assert w_grad.grad[ops.index("none")] == 0
     # a dropped edge (all weights zero) yields zeros of the right shape, also when strided
     strided = MixedOp(ops, C, 2)
     with torch.no_grad():
