@@ -21,7 +21,7 @@ import itertools
 import math
 import random
 import time
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, ContextManager, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -77,18 +77,29 @@ def evaluation_sums(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torc
     (:func:`batch_stats_eval`); otherwise the model runs in eval mode. The model's mode is restored.
     """
     loss_sum = correct = seen = 0.0
-    if batch_stats:
-        context: Any = batch_stats_eval(model)
-    else:
-        context = _eval_mode(model)
-    with context:
+    with evaluation_mode(model, batch_stats=batch_stats):
         for x, y in batches:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = model(x, weights)
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += y.numel()
+            batch_loss, batch_correct, batch_seen = batch_sums(model, x, y, weights)
+            loss_sum += batch_loss
+            correct += batch_correct
+            seen += batch_seen
     return loss_sum, correct, seen
+
+
+def evaluation_mode(model: nn.Module, *, batch_stats: bool) -> ContextManager[None]:
+    """The mode :func:`evaluation_sums` evaluates in: no grad, and BatchNorm batch statistics with the running
+    statistics untouched (``batch_stats``) or eval mode; entered once for many batches."""
+    return batch_stats_eval(model) if batch_stats else _eval_mode(model)
+
+
+def batch_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+               weights: dict[str, torch.Tensor] | None) -> tuple[float, float, float]:
+    """``(summed loss, correct, samples)`` of one batch under :func:`evaluation_mode` (the parallel selection
+    workers add these per batch in batch order, as :func:`evaluation_sums` does)."""
+    logits = model(x, weights)
+    return (F.cross_entropy(logits, y, reduction="sum").item(), (logits.argmax(1) == y).sum().item(),
+            float(y.numel()))
 
 
 @contextlib.contextmanager
@@ -297,16 +308,17 @@ class Search:
     def evaluate_candidates(self, candidates: Sequence[dict[str, torch.Tensor]]) -> list[tuple[float, float]]:
         """``(loss, accuracy)`` of the supernet on the architecture split with each candidate's weights.
 
-        Runs in this process, or as ``selection.workers`` Ray tasks (:mod:`raynas.selection.parallel`) over
-        the weights put once in the object store; both give the same numbers.
+        Runs in this process, or on ``selection.workers`` Ray actors (:mod:`raynas.selection.parallel`) that
+        keep the supernet across decisions and are killed by :meth:`close`; both give the same numbers.
         """
         sel = self.cfg.selection
         if sel.workers > 1:
             if self.candidate_evaluator is None:
-                from raynas.selection.parallel import TaskEvaluator
+                from raynas.selection.parallel import ParallelEvaluator
 
-                self.candidate_evaluator = TaskEvaluator(self.cfg, self.data.val, num_classes=self.data.num_classes,
-                                                         in_channels=self.data.in_channels)
+                self.candidate_evaluator = ParallelEvaluator(self.cfg, self.data.val,
+                                                             num_classes=self.data.num_classes,
+                                                             in_channels=self.data.in_channels)
             return self.candidate_evaluator(self.model, candidates)
         return [self.evaluate(self.eval_loader, weights, batch_stats=sel.batch_stats, max_batches=sel.eval_batches)
                 for weights in candidates]
@@ -410,8 +422,10 @@ class Search:
         return self.epoch >= self.cfg.search.epochs + self.stage_epochs
 
     def close(self) -> None:
-        """Release what the search holds outside its process (the objective's teacher actors); idempotent."""
+        """Release what the search holds outside its process (teacher and selection actors); idempotent."""
         self.objective.close()
+        if self.candidate_evaluator is not None:
+            self.candidate_evaluator.close()
 
     # -------------------------------------------------------------------------------------- checkpoints
     def get_state(self) -> dict[str, Any]:

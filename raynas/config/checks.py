@@ -185,7 +185,7 @@ def check_sharpness_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     return None
 
 
-#: Selections whose stage evaluates candidates, which ``selection.workers`` Ray tasks can share.
+#: Selections whose stage evaluates candidates, which ``selection.workers`` Ray actors can share.
 CANDIDATE_SELECTIONS = ("perturbation", "sampling")
 
 

@@ -113,7 +113,7 @@ class SelectionConfig:
                                            "(default: the whole architecture split)", ge=1)
     finetune_lr_factor: float = _f(0.1, "perturbation: fine-tuning restarts the weight lr at search.weight_lr "
                                         "times this, cosine to search.weight_lr_min", gt=0.0)
-    workers: int = _f(1, "perturbation, sampling: Ray tasks evaluating one decision's candidates in parallel "
+    workers: int = _f(1, "perturbation, sampling: Ray actors evaluating one decision's candidates in parallel "
                          "(1: in the trial's process)", ge=1)
     samples: int = _f(100, "sampling: architectures drawn uniformly from the space and scored with the "
                            "supernet's weights (with objectives.na: by their neighbourhood)", ge=1)
@@ -266,8 +266,8 @@ class ResourcesConfig:
     shards: int = _f(1, "data-parallel supernet replicas per trial, each a Ray actor (1: no actors)", ge=1)
     cpus_per_shard: float = _f(1.0, "CPUs of each shard actor (shards > 1)", gt=0.0)
     gpus_per_shard: float = _f(0.0, "GPUs of each shard actor (shards > 1); one shard per GPU", ge=0.0)
-    cpus_per_selection_worker: float = _f(1.0, "CPUs of each selection task (selection.workers > 1)", gt=0.0)
-    gpus_per_selection_worker: float = _f(0.0, "GPUs of each selection task (selection.workers > 1)", ge=0.0)
+    cpus_per_selection_worker: float = _f(1.0, "CPUs of each selection worker (selection.workers > 1)", gt=0.0)
+    gpus_per_selection_worker: float = _f(0.0, "GPUs of each selection worker (selection.workers > 1)", ge=0.0)
     cpus_per_teacher: float = _f(1.0, "CPUs of each teacher actor (objectives.sd.placement: actor)", gt=0.0)
     gpus_per_teacher: float = _f(0.0, "GPUs of each teacher actor (objectives.sd.placement: actor)", ge=0.0)
 

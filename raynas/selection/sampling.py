@@ -28,7 +28,7 @@ setting                            default  note
 =================================  =======  ===========================================================
 
 Every distinct architecture (samples and neighbours) is evaluated once, all in one ``evaluate`` call, so
-``selection.workers`` Ray tasks share the whole stage. The seeds depend on ``search.seed`` only: the same
+``selection.workers`` Ray actors share the whole stage. The seeds depend on ``search.seed`` only: the same
 samples with and without NA, in every process and on every resume.
 
 Rows of the ``decisions`` table fit its existing columns (the table was designed for DARTS-PT's per-edge

@@ -20,9 +20,9 @@ def trial_resources(cfg: ExperimentConfig) -> Any:
     - with ``resources.shards`` = S > 1: bundles ``1 .. S``, shard ``r``'s actor in bundle ``1 + r``
       (``cpus_per_shard`` and ``gpus_per_shard``; bundle 0 then has no GPU: the shards hold them), the
       layout :class:`raynas.actors.ShardGroup` expects;
-    - with ``selection.workers`` = W > 1 (shards are then 1): bundles ``1 .. W``, one selection task each
-      (``cpus_per_selection_worker`` and ``gpus_per_selection_worker``), the layout
-      :class:`raynas.selection.parallel.TaskEvaluator` expects;
+    - with ``selection.workers`` = W > 1 (shards are then 1): bundles ``1 .. W``, one selection worker actor
+      each (``cpus_per_selection_worker`` and ``gpus_per_selection_worker``), the layout
+      :class:`raynas.selection.parallel.ParallelEvaluator` expects;
     - with ``objectives.sd.placement: actor`` and A = ``objectives.sd.actors``: A teacher bundles
       (``cpus_per_teacher`` and ``gpus_per_teacher``) per search process, after all of the above: teacher
       ``i`` of an unsharded search in bundle ``1 + W' + i`` (W' = W when W > 1, else 0), teacher ``i`` of
@@ -61,7 +61,7 @@ def teacher_bundles(cfg: ExperimentConfig, rank: int = 0, world_size: int = 1) -
 
 
 def _worker_bundles(cfg: ExperimentConfig) -> int:
-    """Bundles of parallel selection tasks (none when the selection runs in the trial's process)."""
+    """Bundles of parallel selection workers (none when the selection runs in the trial's process)."""
     workers = int(cfg.selection.workers)
     return workers if workers > 1 else 0
 

@@ -15,7 +15,7 @@ from raynas.errors import ConfigError, SpaceError
 from raynas.results.writer import rows_from_report
 from raynas.search import Search, load_state, save_state
 from raynas.selection import SELECTIONS, SamplingSelection, total_epochs
-from raynas.selection.parallel import TaskEvaluator
+from raynas.selection.parallel import ParallelEvaluator
 from raynas.selection.sampling import draw_samples, neighbor_at
 from raynas.spaces import get_space
 from raynas.supernet.projection import DROPPED
@@ -242,7 +242,10 @@ def test_two_workers_decide_the_same_as_one(ray_local, straight):
     _, reports, _ = straight
     overrides = ["selection.workers=2", "resources.cpus_per_selection_worker=0.5", "search.threads=1"]
     search = Search(load_config(SMOKE, overrides))
-    parallel = run(search)
-    assert isinstance(search.candidate_evaluator, TaskEvaluator)  # the stage really ran as Ray tasks
+    try:
+        parallel = run(search)
+    finally:
+        search.close()
+    assert isinstance(search.candidate_evaluator, ParallelEvaluator)  # the stage really ran on Ray workers
     assert parallel[-1]["decisions"] == reports[-1]["decisions"]
     assert parallel[-1]["genotype"] == reports[-1]["genotype"]
