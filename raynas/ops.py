@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raynas.dilated import DilatedDepthwiseConv2d
 from raynas.errors import SpaceError
+from raynas.lean import LeanBatchNorm2d, LeanMaxPool2d, applies, recompute_saved
 from raynas.registry import Registry
 
 
@@ -43,22 +45,43 @@ class ReLUConvBN(ReLUFirst):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(C_out, affine=affine),
+            LeanBatchNorm2d(C_out, affine=affine),
         )
 
 
 class DilConv(ReLUFirst):
-    """ReLU, depthwise dilated convolution, pointwise convolution, BatchNorm (DARTS ``dil_conv_KxK``)."""
+    """ReLU, depthwise dilated convolution, pointwise convolution, BatchNorm (DARTS ``dil_conv_KxK``).
+
+    Without affine parameters (a search supernet's op) a training pass keeps only the BatchNorm's output
+    beside its input: the ReLU and the depthwise convolution are recomputed in the backward pass from the
+    input (:mod:`raynas.lean`), which costs a cheap depthwise pass and saves two activation-sized tensors.
+    """
 
     def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, dilation: int,
                  affine: bool = True) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=C_in,
-                      bias=False),
+            DilatedDepthwiseConv2d(C_in, C_in, kernel, stride=stride, padding=padding, dilation=dilation,
+                                   groups=C_in, bias=False),
             nn.Conv2d(C_in, C_out, 1, bias=False),
-            nn.BatchNorm2d(C_out, affine=affine),
+            LeanBatchNorm2d(C_out, affine=affine),
         )
+        #: recompute the ReLU and the depthwise output in the backward pass (supernet ops)
+        self.lean = not affine
+
+    def forward(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
+        if not (self.lean and applies(x)):
+            return super().forward(x, relu_done)
+        relu, depthwise, pointwise, bn = self
+        if relu_done:
+            d = depthwise(x)
+            rebuild: Callable[[torch.Tensor], torch.Tensor] = depthwise
+        else:
+            with recompute_saved(x, relu, lambda t: t.shape == x.shape):  # relu(x), kept by both layers
+                d = depthwise(relu(x))
+            rebuild = lambda source: depthwise(relu(source))  # noqa: E731
+        with recompute_saved(x, rebuild, lambda t: t is d):
+            return bn(pointwise(d))
 
 
 class SepConv(nn.Sequential):
@@ -111,7 +134,7 @@ class FactorizedReduce(nn.Module):
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+        self.bn = LeanBatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
@@ -132,6 +155,13 @@ class Noise(nn.Module):
         return torch.randn_like(x)
 
 
+def max_pool(stride: int, lean: bool) -> nn.MaxPool2d:
+    """DARTS ``max_pool_3x3``; ``lean`` (supernet ops) recomputes its indices in the backward pass."""
+    pool = LeanMaxPool2d(3, stride=stride, padding=1)
+    pool.lean = lean
+    return pool
+
+
 OpFactory = Callable[[int, int, bool], nn.Module]
 #: name -> factory(C, stride, affine). The names are those of the published genotypes.
 OPS: Registry[OpFactory] = Registry("operation", SpaceError)
@@ -139,7 +169,7 @@ OPS.register("none", lambda C, stride, affine: Zero(stride))
 OPS.register("noise", lambda C, stride, affine: Noise(stride))
 OPS.register("avg_pool_3x3",
              lambda C, stride, affine: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False))
-OPS.register("max_pool_3x3", lambda C, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1))
+OPS.register("max_pool_3x3", lambda C, stride, affine: max_pool(stride, lean=not affine))
 OPS.register("skip_connect",
              lambda C, stride, affine: Identity() if stride == 1 else FactorizedReduce(C, C, affine))
 OPS.register("sep_conv_3x3", lambda C, stride, affine: SepConv(C, C, 3, stride, 1, affine))

@@ -48,11 +48,13 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     """Time ``steps`` search steps of ``space_name``'s supernet after ``warmup`` untimed ones.
 
     Also counts the step's floating-point operations once (``torch.utils.flop_counter``: convolutions and
-    matrix products, forward and backward; without checkpointing's recomputation) and reports the achieved GFLOP/s beside :func:`matmul_gflops`.
+    matrix products, forward and backward; without the recomputation of checkpointing and of
+    :mod:`raynas.lean`) and reports the achieved GFLOP/s beside :func:`matmul_gflops`.
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from raynas import lean
     from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
     from raynas.objectives.base import Objective, StepContext
     from raynas.spaces import get_space
@@ -97,7 +99,7 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     median = statistics.median(times)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model.checkpoint_cells = 0  # count the step's own work, not the recomputation
-    with FlopCounterMode(display=False) as counter:
+    with lean.disabled(), FlopCounterMode(display=False) as counter:
         step()
     gflop = counter.get_total_flops() / 1e9
     ceiling = matmul_gflops(threads)

@@ -23,6 +23,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from raynas.errors import ConfigError, SpaceError
+from raynas import lean
+from raynas.lean import LeanBatchNorm2d
 from raynas.ops import POOLING_OPS, Zero, make_op
 
 if TYPE_CHECKING:
@@ -58,13 +60,15 @@ class MixedOp(nn.Module):
         for name in self.op_names:
             op = make_op(name, C, stride, affine)
             if pool_bn and name in POOLING_OPS:
-                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+                op = nn.Sequential(op, LeanBatchNorm2d(C, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
         #: per op: it contributes nothing (``none``), so even a training pass skips it
         self.always_zero = tuple(isinstance(op, Zero) for op in ops)
         #: per op: it starts with a ReLU and can take the shared ``relu(x)`` (:class:`raynas.ops.ReLUFirst`)
         self.relu_first = tuple(getattr(op, "takes_relu_input", False) for op in ops)
+        #: per op: a pooling op without BatchNorm, recomputed from ``x`` in the backward pass (:mod:`raynas.lean`)
+        self.cheap_output = tuple(isinstance(op, (nn.AvgPool2d, nn.MaxPool2d)) for op in ops)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[Sequence[bool]] = None) -> torch.Tensor:
         """Weighted sum of the ops on ``x`` with weights ``w`` (shape ``[ops]``).
@@ -89,7 +93,11 @@ class MixedOp(nn.Module):
                 y = op(relu_x, relu_done=True)
             else:
                 y = op(x)
-            term = w[i] * y
+            if self.cheap_output[i] and lean.applies(y):  # keep x, not the pooled output, for w's gradient
+                with lean.recompute_saved(x, op, lambda t: t is y):
+                    term = w[i] * y
+            else:
+                term = w[i] * y
             out = term if out is None else out + term
         if out is None:  # a dropped edge: zeros of the output shape (every op rounds odd sizes up)
             out = x[:, :, :: self.stride, :: self.stride].mul(0.0)
@@ -195,7 +203,11 @@ class Supernet(nn.Module):
         """
         if index >= self.checkpoint_cells or not torch.is_grad_enabled():
             return block(*args)
-        return checkpoint(block, *args, use_reentrant=False,
+        def plain_block(*inputs: object) -> torch.Tensor:
+            with lean.disabled():  # the recomputation must save what the first pass saved
+                return block(*inputs)
+
+        return checkpoint(plain_block, *args, use_reentrant=False,
                           context_fn=lambda: (nullcontext(), kept_batchnorm_statistics(block)))
 
     def arch_parameters(self) -> list[nn.Parameter]:
