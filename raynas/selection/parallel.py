@@ -10,8 +10,8 @@ batches that ``Search.eval_loader`` gives (the split in order, ``search.batch_si
 ``selection.eval_batches``). Units are independent because no statistic crosses a batch: BatchNorm uses
 each batch's own statistics with running statistics untouched (``selection.batch_stats``, the default), or
 the running statistics (eval mode). A unit's result is its batch's ``(summed loss, correct, samples)``
-(:func:`raynas.search.batch_sums`, the loop body of :func:`raynas.search.evaluation_sums`), and :func:`combine` adds them
-up per candidate in batch order from 0.0, as that function does. So the results equal the sequential
+(:func:`raynas.search.batch_sums`, the loop body of :func:`raynas.search.evaluation_sums`), and
+:func:`combine` adds them up per candidate in batch order from 0.0, as that function does. So the results equal the sequential
 path's (``Search.evaluate`` in the trial's process), on the CPU bit for bit when the workers' torch thread
 count (``resources.cpus_per_selection_worker``, at least 1) matches the trial's.
 

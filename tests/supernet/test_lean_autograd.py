@@ -144,15 +144,17 @@ def test_recompute_saved_keeps_the_source_instead_and_rebuilds_it(monkeypatch: p
 def test_recompute_saved_keeps_nothing_it_picked_after_the_block() -> None:
     x = torch.randn(2, 3, 6, 6, requires_grad=True)
     conv = nn.Conv2d(3, 3, 1, bias=False)
+
+    def block(source: torch.Tensor) -> tuple[torch.Tensor, weakref.ref]:
+        d = source * 2.0  # mul by a constant keeps nothing
+        with recompute_saved(source, lambda s: s * 2.0, lambda t: t is d):  # the predicate refers to d
+            out = conv(d)
+        return out, weakref.ref(d)
+
     source = torch.sigmoid(x)  # kept by sigmoid's backward
-    d = source * 2.0  # mul by a constant keeps nothing
-    target = id(d)
-    with recompute_saved(source, lambda s: s * 2.0, lambda t: id(t) == target):
-        out = conv(d)
-    alive = weakref.ref(d)
-    del d
+    out, alive = block(source)
     gc.collect()
-    assert alive() is None  # neither the convolution nor the hook holds it
+    assert alive() is None  # neither the convolution nor the hook (through the predicate) holds it
     out.sum().backward()
     expected = (torch.sigmoid(x) * (1 - torch.sigmoid(x)) * 2.0
                 * conv.weight.detach().sum(dim=0).view(1, 3, 1, 1)).detach()
