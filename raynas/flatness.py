@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raynas.supernet.base import kept_batchnorm_statistics
+
 
 def discretization_gap(supernet_acc: float, derived_acc: float) -> float:
     """``supernet_acc - derived_acc`` (NaN when either was not measured)."""
@@ -33,18 +35,12 @@ def discretization_gap(supernet_acc: float, derived_acc: float) -> float:
 @contextlib.contextmanager
 def _frozen_statistics(model: nn.Module) -> Iterator[None]:
     """Train-mode BatchNorm (batch statistics) whose running statistics are restored afterwards."""
-    saved = []
     was_training = model.training
     model.train()
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            saved.append((module, {k: v.clone() for k, v in module.named_buffers(recurse=False)}))
     try:
-        yield
+        with kept_batchnorm_statistics(model):
+            yield
     finally:
-        for module, buffers in saved:
-            for key, value in buffers.items():
-                getattr(module, key).copy_(value)
         model.train(was_training)
 
 

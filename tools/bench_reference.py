@@ -16,8 +16,8 @@ clip 5, SGD lr 0.025, momentum 0.9, weight decay 3e-4), batch 64 of 32x32x3 rand
 ``supernet.channels_last`` and ``supernet.checkpoint_cells`` settings) passed on; its achieved GFLOP/s
 and the machine's matrix-multiply GFLOP/s are printed too. The reference DARTS code puts its
 architecture parameters on CUDA (``.cuda()``); on a CPU-only machine the worker makes ``Tensor.cuda``
-return the tensor itself, which changes nothing else. Prints the median step, images per second, peak RSS and the ratios (reference /
-raynas time: > 1 means raynas is faster); ``--json`` prints one JSON object.
+return the tensor itself, which changes nothing else. Prints the median step, images per second, peak RSS
+and the ratios (reference / raynas time: > 1 means raynas is faster); ``--json`` prints one JSON object.
 
     git clone https://github.com/quark0/darts /tmp/darts
     git clone https://github.com/D-X-Y/AutoDL-Projects /tmp/autodl

@@ -203,6 +203,7 @@ class Supernet(nn.Module):
         """
         if index >= self.checkpoint_cells or not torch.is_grad_enabled():
             return block(*args)
+
         def plain_block(*inputs: object) -> torch.Tensor:
             with lean.disabled():  # the recomputation must save what the first pass saved
                 return block(*inputs)

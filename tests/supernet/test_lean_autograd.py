@@ -24,6 +24,7 @@ from raynas import lean
 from raynas.dilated import DilatedDepthwiseConv2d, from_phases, to_phases
 from raynas.lean import LeanBatchNorm2d, LeanMaxPool2d, recompute_saved
 from raynas.spaces import get_space
+from supernet_helpers import batchnorm_statistics
 
 
 class SavedBytes:
@@ -218,10 +219,6 @@ def test_phases_round_trip_and_double_backward() -> None:
 
     assert torch.autograd.gradcheck(phased, (xd, conv.weight))
     assert torch.autograd.gradgradcheck(phased, (xd, conv.weight))
-
-
-def batchnorm_statistics(model: nn.Module) -> list[torch.Tensor]:
-    return [b.clone() for name, b in model.named_buffers() if "running" in name or "num_batches" in name]
 
 
 def supernet_step(space: str, use_lean: bool, counter: SavedBytes):

@@ -17,6 +17,7 @@ from raynas.config import load_config
 from raynas.search import Search, build_supernet
 from raynas.spaces import get_space
 from raynas.supernet import MixedOp
+from supernet_helpers import batchnorm_statistics
 
 C = 6
 
@@ -24,10 +25,6 @@ C = 6
 def plain_weighted_sum(mixed: MixedOp, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``sum_i w[i] * op_i(x)`` with every op on its own (its own ReLU, ``none`` included)."""
     return sum(w[i] * op(x) for i, op in enumerate(mixed.ops))
-
-
-def batchnorm_statistics(module: torch.nn.Module) -> list[torch.Tensor]:
-    return [b.clone() for name, b in module.named_buffers() if "running" in name or "num_batches" in name]
 
 
 @pytest.mark.parametrize("space_name,cell,stride", [("darts", "normal", 1), ("darts", "reduce", 2),
