@@ -1,7 +1,7 @@
 """Autograd pieces that keep less for the backward pass than the plain layers and compute the same values.
 
-A supernet step's peak memory is what autograd keeps between the forward and the backward pass, about
-25 activation-sized tensors per DARTS edge when every layer keeps its own. Two tools cut that to the
+A supernet step's peak memory is what autograd keeps between the forward and the backward pass: counting
+layer by layer, 25 activation-sized tensors per DARTS edge when every layer keeps its own. Two tools cut that to the
 tensors that are expensive to recompute (the pointwise convolutions' outputs, as normalised by BatchNorm):
 
 - :class:`LeanBatchNorm2d`: a non-affine BatchNorm in training mode keeps its *output* (which the next layer
