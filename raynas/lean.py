@@ -61,7 +61,10 @@ def recompute_saved(source: torch.Tensor, fn: Callable[[torch.Tensor], torch.Ten
 
     The caller guarantees that every picked tensor equals ``fn(source)`` and that ``source`` is kept for the
     backward pass anyway (otherwise nothing is saved). ``fn`` must not update state (no BatchNorm in
-    training mode).
+    training mode). The block must not hold a layer that keeps its own output (:class:`LeanBatchNorm2d`,
+    a ReLU that ``match`` does not pick): the hook would hand that output, which refers to the layer's
+    node, back to the node, and a backward pass that skips the node (a gradient for the architecture
+    alone) would never free that cycle.
     """
 
     # Every saved tensor holds on to the hooks, so after the block ``pack`` must not reach the tensors the

@@ -81,7 +81,10 @@ class DilConv(ReLUFirst):
                 d = depthwise(relu(x))
             rebuild = lambda source: depthwise(relu(source))  # noqa: E731
         with recompute_saved(x, rebuild, lambda t: t is d):
-            return bn(pointwise(d))
+            p = pointwise(d)
+        # BatchNorm outside the hook: it keeps its own output, and a pack hook that hands back an op's output
+        # makes a reference cycle (node -> output -> node) that a pass skipping the node never frees.
+        return bn(p)
 
 
 class SepConv(nn.Sequential):
