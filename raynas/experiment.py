@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from raynas.allocator import worker_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
 from raynas.errors import ConfigError
@@ -81,7 +82,8 @@ def distinct_seeds(cfg: ExperimentConfig, trials: list[TrialSpec]) -> list[Trial
 
 
 def start_ray(ray_cfg: RayConfig) -> None:
-    """Join ``ray_cfg.address`` or start a local Ray bounded to ``ray_cfg.num_cpus`` on 127.0.0.1 only."""
+    """Join ``ray_cfg.address`` or start a local Ray bounded to ``ray_cfg.num_cpus`` on 127.0.0.1 only; the
+    job's worker processes run on ``ray_cfg.allocator`` (:mod:`raynas.allocator`)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet_tune()
     if not ray_cfg.address or is_loopback_address(ray_cfg.address):
@@ -90,11 +92,14 @@ def start_ray(ray_cfg: RayConfig) -> None:
 
     if ray.is_initialized():
         return
+    # The job's workers (trials, shards, teachers, selection workers) start with the allocator's variables.
+    env_vars = worker_env(ray_cfg.allocator)
+    runtime_env = {"env_vars": env_vars} if env_vars else None
     if ray_cfg.address:
-        ray.init(address=ray_cfg.address, log_to_driver=False)
+        ray.init(address=ray_cfg.address, log_to_driver=False, runtime_env=runtime_env)
         return
     ray.init(num_cpus=ray_cfg.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"))
+             _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"), runtime_env=runtime_env)
 
 
 def is_loopback_address(address: str) -> bool:

@@ -19,10 +19,16 @@ architecture parameters on CUDA (``.cuda()``); on a CPU-only machine the worker 
 return the tensor itself, which changes nothing else. Prints the median step, images per second, peak RSS
 and the ratios (reference / raynas time: > 1 means raynas is faster); ``--json`` prints one JSON object.
 
+Memory allocator: raynas' side runs on the one raynas gives its Ray workers (``--allocator``, the
+``ray.allocator`` setting, mimalloc by default); the reference runs as its authors run it, on the system's
+malloc, unless ``--reference-allocator mimalloc`` gives it the same allocator (to see how much of the
+difference is the allocator's).
+
     git clone https://github.com/quark0/darts /tmp/darts
     git clone https://github.com/D-X-Y/AutoDL-Projects /tmp/autodl
     python tools/bench_reference.py --darts /tmp/darts --nb201 /tmp/autodl [--steps 3] [--threads 2]
-                                    [--channels-last] [--checkpoint-cells N] [--json]
+                                    [--channels-last] [--checkpoint-cells N] [--allocator A]
+                                    [--reference-allocator A] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from raynas.allocator import ALLOCATORS, process_allocator, worker_env
 
 HERE = Path(__file__).resolve().parent
 BATCH, SIZE, CLASSES = 64, 32, 10
@@ -95,12 +103,14 @@ def measure_reference(space: str, root: str, steps: int, warmup: int, threads: i
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
     return {"median_step_s": round(median, 4), "imgs_per_s": round(BATCH / median, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "allocator": process_allocator()}
 
 
-def run_worker(args: list[str]) -> dict:
-    """Run a worker subprocess and return the JSON object on its last line of output."""
-    out = subprocess.run([sys.executable, *args], check=True, capture_output=True, text=True).stdout
+def run_worker(args: list[str], allocator: str) -> dict:
+    """Run a worker subprocess on ``allocator`` and return the JSON object on its last line of output."""
+    env = {**os.environ, **worker_env(allocator)}
+    out = subprocess.run([sys.executable, *args], check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -114,6 +124,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true", help="raynas side with supernet.channels_last")
     parser.add_argument("--checkpoint-cells", type=int, default=0, help="raynas side with supernet.checkpoint_cells")
+    parser.add_argument("--allocator", default="mimalloc", choices=ALLOCATORS,
+                        help="raynas side's memory allocator (ray.allocator; default mimalloc)")
+    parser.add_argument("--reference-allocator", default="system", choices=ALLOCATORS,
+                        help="the reference's memory allocator (default: system, as its authors run it)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", nargs=2, metavar=("SPACE", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,12 +144,12 @@ def main() -> None:
         common = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
         if not args.json:
             print(f"{space}: reference ...", file=sys.stderr, flush=True)
-        reference = run_worker([__file__, "--worker", space, root, *common])
+        reference = run_worker([__file__, "--worker", space, root, *common], args.reference_allocator)
         if not args.json:
             print(f"{space}: raynas ...", file=sys.stderr, flush=True)
         ours = run_worker([str(HERE / "bench_supernet.py"), "--worker", space, *common, "--batch", str(BATCH),
                            "--size", str(SIZE), "--checkpoint-cells", str(args.checkpoint_cells),
-                           *(["--channels-last"] if args.channels_last else [])])
+                           *(["--channels-last"] if args.channels_last else [])], args.allocator)
         figures[space] = {"reference": reference, "raynas": ours,
                           "speedup": round(reference["median_step_s"] / ours["median_step_s"], 3),
                           "memory_ratio": round(ours["peak_rss_mb"] / reference["peak_rss_mb"], 3)}
@@ -143,11 +157,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures))
         return
-    print(f"{'space':<7} {'side':<10} {'median step s':>14} {'imgs/s':>8} {'peak RSS MB':>12}")
+    print(f"{'space':<7} {'side':<10} {'median step s':>14} {'imgs/s':>8} {'peak RSS MB':>12} {'allocator':>10}")
     for space in roots:
         for side in ("reference", "raynas"):
             f = figures[space][side]
-            print(f"{space:<7} {side:<10} {f['median_step_s']:>14.3f} {f['imgs_per_s']:>8.2f} {f['peak_rss_mb']:>12.1f}")
+            print(f"{space:<7} {side:<10} {f['median_step_s']:>14.3f} {f['imgs_per_s']:>8.2f} "
+                  f"{f['peak_rss_mb']:>12.1f} {f['allocator']:>10}")
         print(f"{space:<7} speed-up x{figures[space]['speedup']:.2f} (reference time / raynas time), "
               f"memory x{figures[space]['memory_ratio']:.2f} (raynas RSS / reference RSS)")
         ours = figures[space]["raynas"]

@@ -9,8 +9,12 @@ JSON object keyed by space with ``median_step_s``, ``imgs_per_s`` and ``peak_rss
 Also prints the step's counted GFLOP (convolutions and matrix products), the achieved GFLOP/s and this
 machine's float32 matrix-multiply GFLOP/s with the same threads (the ceiling).
 
+The measuring subprocess runs on the memory allocator that raynas gives its Ray workers (``--allocator``,
+the ``ray.allocator`` setting: mimalloc by default, see :mod:`raynas.allocator`); the JSON names the
+allocator the subprocess really ran on.
+
     python tools/bench_supernet.py [--spaces darts nb201] [--steps 5] [--threads 2] [--channels-last]
-                                   [--checkpoint-cells N] [--json]
+                                   [--checkpoint-cells N] [--allocator mimalloc|system] [--json]
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from raynas.allocator import ALLOCATORS, worker_env
 
 SETTINGS = {"darts": {"channels": 16, "layers": 8}, "nb201": {"channels": 16, "layers": 5}}
 
@@ -55,6 +61,7 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     from torch.utils.flop_counter import FlopCounterMode
 
     from raynas import lean
+    from raynas.allocator import process_allocator
     from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
     from raynas.objectives.base import Objective, StepContext
     from raynas.spaces import get_space
@@ -108,7 +115,7 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
             "achieved_gflops": round(gflop / median, 2), "matmul_gflops": round(ceiling, 1),
             "steps": steps, "threads": threads, "batch": batch, "image_size": size, "order": order,
             "channels_last": channels_last, "checkpoint_cells": checkpoint_cells,
-            **SETTINGS[space_name]}
+            "allocator": process_allocator(), **SETTINGS[space_name]}
 
 
 def main() -> None:
@@ -122,6 +129,8 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=1, choices=(1, 2))
     parser.add_argument("--channels-last", action="store_true", help="supernet.channels_last: NHWC weights")
     parser.add_argument("--checkpoint-cells", type=int, default=0, help="supernet.checkpoint_cells")
+    parser.add_argument("--allocator", default="mimalloc", choices=ALLOCATORS,
+                        help="ray.allocator: memory allocator of the measuring process (default: mimalloc)")
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by space")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -139,16 +148,18 @@ def main() -> None:
             cmd.append("--channels-last")
         if not args.json:
             print(f"{space}: {args.steps} timed steps ...", file=sys.stderr, flush=True)
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        env = {**os.environ, **worker_env(args.allocator)}
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
         figures[space] = json.loads(out.strip().splitlines()[-1])
     if args.json:
         print(json.dumps(figures))
         return
     print(f"{'space':<8} {'median step s':>14} {'imgs/s':>9} {'peak RSS MB':>12} {'GFLOP/step':>11} "
-          f"{'GFLOP/s':>8} {'matmul GFLOP/s':>15}")
+          f"{'GFLOP/s':>8} {'matmul GFLOP/s':>15} {'allocator':>10}")
     for space, f in figures.items():
         print(f"{space:<8} {f['median_step_s']:>14.3f} {f['imgs_per_s']:>9.1f} {f['peak_rss_mb']:>12.1f} "
-              f"{f['step_gflop']:>11.1f} {f['achieved_gflops']:>8.2f} {f['matmul_gflops']:>15.1f}")
+              f"{f['step_gflop']:>11.1f} {f['achieved_gflops']:>8.2f} {f['matmul_gflops']:>15.1f} "
+              f"{f['allocator']:>10}")
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 

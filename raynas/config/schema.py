@@ -278,6 +278,11 @@ class RayConfig:
 
     address: Optional[str] = _f(None, "join this cluster (host:port or 'auto'); default: start a local one")
     num_cpus: Optional[int] = _f(None, "CPUs of the local instance (default: all of this machine's)", ge=1)
+    allocator: str = _f("mimalloc", "memory allocator of the Ray worker processes that run trials, shards, "
+                                    "teachers and selection workers: mimalloc (preloaded; about 10 % less "
+                                    "peak memory and time in a DARTS search step) or system (malloc); "
+                                    "mimalloc falls back to system where its library is not installed",
+                        choices=("mimalloc", "system"))
 
 
 @dataclass(frozen=True)
