@@ -5,7 +5,7 @@ the freed heap between them, fragmented. mimalloc (Microsoft's allocator, shippe
 ``cmeel-mimalloc`` wheel) reuses freed blocks better: a DARTS search step here peaks at 4.1 GB of resident
 memory instead of 4.6 GB and runs 9 % faster (``tools/bench_supernet.py --allocator``), provided it keeps
 the pages it has (``MIMALLOC_PURGE_DELAY=-1``): returning them to the system after every free makes the next
-allocations fault them in again, which made the step 30-50 % slower here (see ``docs/performance.md``).
+allocations fault them in again, which made the step 25-50 % slower here (see ``docs/performance.md``).
 
 An allocator can only be chosen when a process starts (``LD_PRELOAD``), so raynas applies it to the Ray
 worker processes it starts, never to the driver: :func:`worker_env` gives the environment variables and
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
@@ -36,6 +35,8 @@ def mimalloc_library() -> Optional[Path]:
     """The path of the installed ``libmimalloc.so`` (Linux), or None where it is not installed."""
     if not sys.platform.startswith("linux"):
         return None
+    from importlib import metadata  # only here: the config schema imports this module
+
     try:
         files = metadata.files(MIMALLOC_DISTRIBUTION) or []
     except metadata.PackageNotFoundError:

@@ -139,6 +139,7 @@ def main() -> None:
                                  args.order, args.channels_last, args.checkpoint_cells)))
         return
     figures = {}
+    env = {**os.environ, **worker_env(args.allocator)}
     for space in args.spaces:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", space, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size),
@@ -148,7 +149,6 @@ def main() -> None:
             cmd.append("--channels-last")
         if not args.json:
             print(f"{space}: {args.steps} timed steps ...", file=sys.stderr, flush=True)
-        env = {**os.environ, **worker_env(args.allocator)}
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
         figures[space] = json.loads(out.strip().splitlines()[-1])
     if args.json:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from raynas.allocator import ALLOCATORS
+
 
 def _f(default: Any, doc: str, **rules: Any) -> Any:
     """A dataclass field with a default, a one-line doc and validation rules."""
@@ -282,7 +284,7 @@ class RayConfig:
                                     "teachers and selection workers: mimalloc (preloaded; about 10 % less "
                                     "peak memory and time in a DARTS search step) or system (malloc); "
                                     "mimalloc falls back to system where its library is not installed",
-                        choices=("mimalloc", "system"))
+                        choices=ALLOCATORS)
 
 
 @dataclass(frozen=True)
