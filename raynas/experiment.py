@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from raynas.allocator import worker_env
+from raynas.tune.hold import hold_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
 from raynas.errors import ConfigError
@@ -93,7 +94,7 @@ def start_ray(ray_cfg: RayConfig) -> None:
     if ray.is_initialized():
         return
     # The job's workers (trials, shards, teachers, selection workers) start with the allocator's variables.
-    env_vars = worker_env(ray_cfg.allocator)
+    env_vars = {**worker_env(ray_cfg.allocator), **hold_env()}  # hold_env: the off-by-default run control
     runtime_env = {"env_vars": env_vars} if env_vars else None
     if ray_cfg.address:
         ray.init(address=ray_cfg.address, log_to_driver=False, runtime_env=runtime_env)

@@ -3,7 +3,8 @@
 
 Runs a small experiment (default ``search_configs/smoke/resume.yaml``: a 2-epoch and a 12-epoch NB201
 trial on 128 noisy digits) with its own local Ray, SIGKILLs the driver once the long trial has reported
-``--kill-after`` epochs, stops every Ray process the driver had started (by PID, as a reboot would; never
+``--kill-after`` epochs and is held there (:mod:`raynas.tune.hold`, so the kill point does not depend on the
+machine's speed), stops every Ray process the driver had started (by PID, as a reboot would; never
 ``ray stop``), then times ``raynas resume`` until its first epoch line. Prints the figures; ``--json`` prints
 one JSON object with ``resume_to_first_epoch_s`` (the benchmark figure), ``resume_to_restored_s`` (until
 the "resuming" line: Ray started, Tune state restored), ``resume_total_s``, ``killed_at_epoch``,
@@ -30,6 +31,8 @@ from pathlib import Path
 import psutil
 import yaml
 
+from raynas.tune.hold import HOLD_DIR_ENV, HOLD_EPOCH_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_LINE = re.compile(r"^\[(\S+) [^\]]*\] epoch +(\d+)/(\d+)")
 
@@ -40,9 +43,9 @@ class TrackedCli:
     A thread stamps every stdout line with ``time.perf_counter()`` as it arrives.
     """
 
-    def __init__(self, args: list[str], ray_temp: str) -> None:
+    def __init__(self, args: list[str], ray_temp: str, extra_env: dict[str, str] | None = None) -> None:
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
-               "RAYNAS_RAY_TEMP_DIR": ray_temp}
+               "RAYNAS_RAY_TEMP_DIR": ray_temp, **(extra_env or {})}
         self.seen: dict[int, psutil.Process] = {}
         self.proc = subprocess.Popen([sys.executable, "-m", "raynas.cli", *args], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
@@ -92,20 +95,27 @@ def run(config: str, kill_after: int, num_cpus: int, timeout: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="rnb"))
     exp = work / "out" / name
     search_start = time.perf_counter()
+    hold = work / "hold"  # trials wait after epoch kill_after until killed: the kill cannot come too late
     search = TrackedCli(["search", config, "--out", str(work / "out"), "--set", f"ray.num_cpus={num_cpus}"],
-                        str(work / "r1"))
+                        str(work / "r1"), {HOLD_DIR_ENV: str(hold), HOLD_EPOCH_ENV: str(kill_after)})
     killed_at: dict[str, tuple[int, int]] = {}
     search_first = None
     try:
         deadline = time.monotonic() + timeout
-        while not any(epoch >= kill_after and epoch < total for epoch, total in killed_at.values()):
+        while True:
             for stamp, line in search.lines():
                 match = EPOCH_LINE.match(line)
                 if match:
                     killed_at[match.group(1)] = (int(match.group(2)), int(match.group(3)))
                     search_first = search_first or stamp - search_start
-            if search.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the search ended or timed out before epoch {kill_after}; try a longer config")
+            held = {path.name.removeprefix("held-") for path in hold.glob("held-*")}
+            if held and all(killed_at.get(trial, (0, 0))[0] == kill_after for trial in held):
+                break  # a trial is held at kill_after and its report has reached the driver
+            if search.proc.poll() is not None:
+                raise SystemExit(f"the search ended before a trial reached epoch {kill_after} with epochs left; "
+                                 "try a longer config")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no trial was held at epoch {kill_after} within {timeout}s")
             time.sleep(0.1)
     finally:
         search.stop_all()

@@ -14,7 +14,12 @@ the ``ray.allocator`` setting: mimalloc by default, see :mod:`raynas.allocator`)
 allocator the subprocess really ran on.
 
     python tools/bench_supernet.py [--spaces darts nb201] [--steps 5] [--threads 2] [--channels-last]
-                                   [--checkpoint-cells N] [--allocator mimalloc|system] [--json]
+                                   [--checkpoint-cells N] [--allocator mimalloc|system] [--device cpu|cuda]
+                                   [--json]
+
+With ``--device cuda`` the step runs on the first CUDA device: times are taken after
+``torch.cuda.synchronize()``, the JSON adds ``peak_gpu_mb`` (``torch.cuda.max_memory_allocated``) and the
+device's name, and the ceiling is the device's float32 matrix-multiply rate.
 """
 
 from __future__ import annotations
@@ -33,24 +38,35 @@ from raynas.allocator import ALLOCATORS, worker_env
 SETTINGS = {"darts": {"channels": 16, "layers": 8}, "nb201": {"channels": 16, "layers": 5}}
 
 
-def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
-    """This machine's float32 matrix-multiply rate with ``threads`` torch threads (GFLOP/s, best of
-    ``repeats`` ``n x n`` products): the practical ceiling of any convolution-bound step."""
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (CUDA kernels run asynchronously); nothing to do on the CPU."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """This machine's (or CUDA device's) float32 matrix-multiply rate with ``threads`` torch threads
+    (GFLOP/s, best of ``repeats`` ``n x n`` products): the practical ceiling of any convolution-bound step."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    n = n * 4 if device == "cuda" else n  # a GPU needs a larger product to be busy
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)
+    synchronize(device)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n ** 3 / best / 1e9
 
 
 def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, threads: int, order: int,
-            channels_last: bool = False, checkpoint_cells: int = 0) -> dict:
+            channels_last: bool = False, checkpoint_cells: int = 0, device: str = "cpu") -> dict:
     """Time ``steps`` search steps of ``space_name``'s supernet after ``warmup`` untimed ones.
 
     Also counts the step's floating-point operations once (``torch.utils.flop_counter``: convolutions and
@@ -69,7 +85,7 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     space = get_space(space_name)
-    model = space.build_supernet(num_classes=10, in_channels=3, **SETTINGS[space_name])
+    model = space.build_supernet(num_classes=10, in_channels=3, **SETTINGS[space_name]).to(device)
     model.checkpoint_cells = checkpoint_cells  # what supernet.checkpoint_cells does
     if channels_last:  # what supernet.channels_last does in raynas.search.build_supernet
         model = model.to(memory_format=torch.channels_last)
@@ -77,10 +93,11 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     ctx = StepContext(epoch=0, step=0, steps_per_epoch=steps, epochs=1, weight_lr=0.025,
-                      device=torch.device("cpu"))
+                      device=torch.device(device))
     gen = torch.Generator().manual_seed(0)
     train = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
     val = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
+    train, val = tuple(t.to(device) for t in train), tuple(t.to(device) for t in val)
 
     def step() -> None:
         a_opt.zero_grad(set_to_none=True)
@@ -99,8 +116,10 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
 
     times = []
     for i in range(warmup + steps):
+        synchronize(device)
         start = time.perf_counter()
         step()
+        synchronize(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
@@ -109,8 +128,10 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
     with lean.disabled(), FlopCounterMode(display=False) as counter:
         step()
     gflop = counter.get_total_flops() / 1e9
-    ceiling = matmul_gflops(threads)
-    return {"median_step_s": round(median, 4), "imgs_per_s": round(batch / median, 2),
+    ceiling = matmul_gflops(threads, device=device)
+    gpu = {"peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1),
+           "device_name": torch.cuda.get_device_name()} if device == "cuda" else {}
+    return {"device": device, **gpu, "median_step_s": round(median, 4), "imgs_per_s": round(batch / median, 2),
             "peak_rss_mb": round(rss_mb, 1), "step_gflop": round(gflop, 2),
             "achieved_gflops": round(gflop / median, 2), "matmul_gflops": round(ceiling, 1),
             "steps": steps, "threads": threads, "batch": batch, "image_size": size, "order": order,
@@ -131,12 +152,13 @@ def main() -> None:
     parser.add_argument("--checkpoint-cells", type=int, default=0, help="supernet.checkpoint_cells")
     parser.add_argument("--allocator", default="mimalloc", choices=ALLOCATORS,
                         help="ray.allocator: memory allocator of the measuring process (default: mimalloc)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the step runs")
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by space")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(args.worker, args.steps, args.warmup, args.batch, args.size, args.threads,
-                                 args.order, args.channels_last, args.checkpoint_cells)))
+                                 args.order, args.channels_last, args.checkpoint_cells, args.device)))
         return
     figures = {}
     env = {**os.environ, **worker_env(args.allocator)}
@@ -144,7 +166,7 @@ def main() -> None:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", space, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size),
                "--threads", str(args.threads), "--order", str(args.order),
-               "--checkpoint-cells", str(args.checkpoint_cells)]
+               "--checkpoint-cells", str(args.checkpoint_cells), "--device", args.device]
         if args.channels_last:
             cmd.append("--channels-last")
         if not args.json:

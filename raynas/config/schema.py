@@ -234,6 +234,8 @@ class PbtConfig:
     quantile_fraction: float = _f(0.25, "bottom fraction that copies the top fraction", gt=0.0, le=0.5)
     resample_probability: float = _f(0.25, "chance to resample a mutated value instead of scaling it",
                                      ge=0.0, le=1.0)
+    synch: bool = _f(False, "synchronous PBT: every trial waits at each decision until all have reached it, "
+                            "so the bottom fraction always exploits (Tune's default is asynchronous)")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ray import tune
 
 from raynas.config import train_config_from_dict, with_overrides
 from raynas.results.evaluation_callback import evaluation_spec
-
+from raynas.tune.hold import hold_point
 
 
 def evaluation_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
@@ -37,3 +37,4 @@ def evaluation_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory(prefix="raynas-train-ckpt-") as folder:
             save_state(training.get_state(), os.path.join(folder, TRAIN_STATE_FILE))
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+        hold_point(tune.get_context().get_trial_id(), training.epoch, training.done)  # off unless RAYNAS_HOLD_*

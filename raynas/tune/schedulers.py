@@ -102,6 +102,7 @@ def make_scheduler(cfg: ExperimentConfig, params: Sequence[ParamSpec]) -> Option
             time_attr=TIME_ATTR, metric=t.metric, mode=t.mode,
             perturbation_interval=t.pbt.perturbation_interval,
             quantile_fraction=t.pbt.quantile_fraction, resample_probability=t.pbt.resample_probability,
+            synch=t.pbt.synch,
             hyperparam_mutations={"overrides": {spec.key: pbt_mutation(spec) for spec in params}},
             custom_explore_fn=functools.partial(clip_to_params, tuple(params)))
     return None

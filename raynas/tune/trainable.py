@@ -25,6 +25,7 @@ from ray import tune
 from raynas.config import ExperimentConfig, config_from_dict, with_overrides
 from raynas.errors import SearchDivergedError
 from raynas.results.callback import DIVERGED_KEY
+from raynas.tune.hold import hold_point
 
 STATE_FILE = "search_state.pt"
 
@@ -48,6 +49,7 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
             with tempfile.TemporaryDirectory(prefix="raynas-ckpt-") as folder:
                 save_state(search.get_state(), os.path.join(folder, STATE_FILE))
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+            hold_point(search.owner, search.epoch, search.done)  # off unless RAYNAS_HOLD_* are set
     except SearchDivergedError as err:
         tune.report(divergence_report(cfg, err))
     finally:

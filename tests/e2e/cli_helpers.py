@@ -102,6 +102,54 @@ def _kill_leftovers(pids: set[int]) -> None:
             pass
 
 
+def saved_checkpoint_epoch(tune_dir: Path) -> int:
+    """The newest epoch of any trial's checkpoint that Tune's saved experiment state knows of (0: none yet).
+
+    That is the checkpoint a resume restores from; Tune saves its state every few seconds, so it can lag
+    the checkpoints the trials reported.
+    """
+    from ray import tune
+
+    try:
+        trials = tune.ExperimentAnalysis(str(tune_dir)).trials
+    except Exception:  # the state file is being written, or not yet there
+        return 0
+    results = [trial.run_metadata.checkpoint_manager.latest_checkpoint_result for trial in trials]
+    return max((r.metrics.get("epoch", 0) for r in results if r is not None), default=0)
+
+
+@dataclass
+class Hold:
+    """The run control of :mod:`raynas.tune.hold` for one run: trials wait after reporting ``epoch``.
+
+    A test starts a run with it, waits until the trials it expects are :meth:`held` (a state they stay in
+    until released or killed, so waiting for it cannot be outrun by a fast machine), acts, and may
+    :meth:`release` them.
+    """
+
+    folder: Path
+    epoch: int
+
+    def env(self) -> dict[str, str]:
+        """The variables that turn the control on in a CLI subprocess."""
+        from raynas.tune.hold import HOLD_DIR_ENV, HOLD_EPOCH_ENV
+
+        return {HOLD_DIR_ENV: str(self.folder), HOLD_EPOCH_ENV: str(self.epoch)}
+
+    def held(self) -> dict[str, int]:
+        """Trial id -> epoch of every trial held now (or once held, if it was since killed or released)."""
+        if not self.folder.is_dir():
+            return {}
+        return {p.name.removeprefix("held-"): int(p.read_text()) for p in self.folder.glob("held-*")}
+
+    def release(self) -> None:
+        """Let every held trial go on, and every later one pass the hold point without stopping."""
+        from raynas.tune.hold import RELEASE_FILE
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / RELEASE_FILE).touch()
+
+
 class BackgroundRun:
     """``raynas ARGS`` started in the background with its own short Ray temp folder.
 
@@ -109,15 +157,16 @@ class BackgroundRun:
     Ray process it started, also after the driver was SIGKILLed (never `ray stop`). Use as a context manager.
     """
 
-    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+    def __init__(self, *args: str, cwd: Path = ROOT, hold: "Hold | None" = None) -> None:
         self.ray_temp = tempfile.mkdtemp(prefix="rn")  # short: Ray's unix socket paths must stay under 108 bytes
         self.out_path = Path(self.ray_temp) / "stdout.txt"
         self.err_path = Path(self.ray_temp) / "stderr.txt"
         self.seen: dict[int, psutil.Process] = {}  # Process objects: psutil refuses to signal a reused PID
         self.listening: set[str] = set()  # every address the run's processes were seen listening on
+        env = {**cli_env(self.ray_temp), **(hold.env() if hold else {})}
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "raynas.cli", *args], cwd=cwd,
-                                         env=cli_env(self.ray_temp), stdout=out, stderr=err, text=True)
+                                         env=env, stdout=out, stderr=err, text=True)
 
     def __enter__(self) -> "BackgroundRun":
         return self

@@ -2,7 +2,9 @@
 
 One search (real CLI, real local Ray, 2 CPUs, ``tune.max_failures: 1``) runs two trials: one whose
 architecture learning rate makes it diverge at its first architecture step (epoch 3, after 2 warm-up
-epochs), and a healthy one whose Ray worker process is SIGKILLed mid-run.
+epochs), and a healthy one whose Ray worker process is SIGKILLed mid-run. The healthy trial is held after
+epoch ``HELD`` (:mod:`raynas.tune.hold`) until the kill, so it is mid-run then by construction; the hold is
+released right after the kill, so the retried trial does not stop at it again.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import BackgroundRun  # noqa: E402
+from cli_helpers import BackgroundRun, Hold  # noqa: E402
 
 pytestmark = pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
 
 EPOCHS = 12
+HELD = 4  # the healthy trial waits after this epoch until its worker is killed
 HEALTHY, DIVERGING = "search.arch_lr=0.01", "search.arch_lr=1e+38"
 LINE = re.compile(r"^\[(\S+) (search\.arch_lr=\S+)\] (.*)$", re.M)
 
@@ -47,23 +50,28 @@ def busy_trial_workers(run: BackgroundRun) -> list[psutil.Process]:
     return busy
 
 
-def ready_to_kill(run: BackgroundRun) -> bool:
-    """The diverging trial has ended and the healthy one is a few epochs in, alone at work."""
-    done = "FAILED (diverged" in run.stdout
-    return done and max(epochs_of(lines_of(run.stdout, HEALTHY)), default=0) >= 4 and len(busy_trial_workers(run)) == 1
+def ready_to_kill(hold: Hold):
+    def ready(run: BackgroundRun) -> bool:
+        """The diverging trial has ended and the healthy one is held mid-run, alone at work."""
+        done = "FAILED (diverged" in run.stdout
+        return (done and max(epochs_of(lines_of(run.stdout, HEALTHY)), default=0) == HELD
+                and list(hold.held().values()) == [HELD] and len(busy_trial_workers(run)) == 1)
+    return ready
 
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
+    hold = Hold(out / "hold", HELD)
     args = ("search", "search_configs/smoke/nb201.yaml", "--out", str(out), "--set", "name=faults",
             "--set", "ray.num_cpus=2", "--set", "data.limit=128", "--set", f"search.epochs={EPOCHS}",
             "--set", "search.warmup_epochs=2", "--set", 'tune.grid={"search.arch_lr": [0.01, 1.0e38]}',
             "--set", "tune.max_failures=1")
-    with BackgroundRun(*args) as run:
-        run.wait_until(ready_to_kill)
+    with BackgroundRun(*args, hold=hold) as run:
+        run.wait_until(ready_to_kill(hold))
         killed_at = max(epochs_of(lines_of(run.stdout, HEALTHY)))
         busy_trial_workers(run)[0].kill()
+        hold.release()  # the retry may restore the checkpoint before the hold's epoch: let it through
         code = run.wait(timeout=300)
         stdout, stderr = run.stdout, run.stderr
     ids = {lab: trial for trial, lab, _ in LINE.findall(stdout)}

@@ -4,7 +4,8 @@ middle of the selection stage (real local Ray, 2 CPUs).
 ``search_configs/smoke/perturbation.yaml`` runs 2 search epochs and then the selection stage; with
 ``proj_intv`` 2 the stage has 11 epochs (6 NB201 decisions, two fine-tuning epochs apart). One run goes
 through uninterrupted; another is killed (driver and every Ray process it started) once 2 edges are decided,
-then resumed. The resumed search continues at its next undecided edge and ends with the same genotype and
+then resumed. The killed run is held after epoch ``HELD`` (the second decision; :mod:`raynas.tune.hold`)
+until Tune's saved state has that epoch's checkpoint, so the kill comes at the same point on any machine. The resumed search continues at its next undecided edge and ends with the same genotype and
 the same decisions as the uninterrupted one.
 """
 
@@ -18,13 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import ROOT, BackgroundRun  # noqa: E402
+from cli_helpers import ROOT, BackgroundRun, Hold, saved_checkpoint_epoch  # noqa: E402
 
 pytestmark = pytest.mark.slow  # three CLI runs (about 75 s here): CI's slow tier runs it
 
 CONFIG = ROOT / "search_configs" / "smoke" / "perturbation.yaml"
 SETTINGS = ("--set", "ray.num_cpus=2", "--set", "selection.proj_intv=2")
 TOTAL = 2 + 2 * 5 + 1  # search epochs + stage epochs
+HELD = 5  # epochs 3-4 decide edge 1, epoch 5 edge 2
 LINE = re.compile(r"epoch +(\d+)/(\d+) .* decided (\d+) ", re.M)
 
 
@@ -55,8 +57,11 @@ def runs(tmp_path_factory):
     assert straight_code == 0, straight_err[-3000:]
 
     exp = work / "killed" / "smoke-perturbation"
-    with BackgroundRun("search", str(CONFIG), "--out", str(work / "killed"), *SETTINGS) as first:
-        first.wait_until(lambda run: any(d >= 2 for _, _, d in progress(run.stdout)), timeout=400)
+    hold = Hold(work / "hold", HELD)
+    with BackgroundRun("search", str(CONFIG), "--out", str(work / "killed"), *SETTINGS, hold=hold) as first:
+        first.wait_until(lambda run: list(hold.held().values()) == [HELD] and max(
+            (d for _, _, d in progress(run.stdout)), default=0) == 2 and saved_checkpoint_epoch(exp / "tune") == HELD,
+            timeout=400)
         first.kill_driver()
         before = first.stdout
     with BackgroundRun("resume", str(exp)) as second:
@@ -85,7 +90,7 @@ def test_resume_mid_selection_continues_at_the_next_decision(runs):
     resumed = progress(runs["after"])
     assert resumed, runs["after"][-2000:]
     first_epoch, _, first_decided = resumed[0]
-    assert 2 < first_epoch <= killed_at + 1  # not from scratch, and not before the selection stage
+    assert killed_at == HELD and first_epoch == HELD + 1  # from the checkpoint Tune had saved at the kill
     assert first_decided >= decided_before  # earlier decisions came back with the checkpoint
     assert resumed[-1][0] == TOTAL
 

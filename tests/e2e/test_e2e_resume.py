@@ -2,13 +2,14 @@
 
 One search of ``search_configs/smoke/resume.yaml`` (a 2-epoch and a 12-epoch trial) is started from its own
 working folder with a relative ``--out``, killed with SIGKILL (and every Ray process it started, as a reboot
-would) once the short trial has finished and the long one is a few epochs in, then resumed from another
-working folder.
+would) once the short trial has finished and the long one is held after epoch ``HELD`` (the run control
+of :mod:`raynas.tune.hold`), then resumed from another working folder without the hold.
 
-"Finished" is what Tune's saved experiment state says: Tune snapshots it every few seconds (and whenever
-a trial has written ``num_to_keep`` checkpoints since the last one), so a trial that ended just before the
-kill may not be finished in it yet; Tune then restores it from its last checkpoint, where it ends at once
-or re-runs its last epoch. The kill waits until the snapshot has the short trial TERMINATED.
+The kill comes at a state the run reaches by construction, whatever the machine's speed: the long trial
+cannot finish while it is held, and the short one ends on its own. "Finished" is what Tune's saved
+experiment state says: Tune snapshots it every few seconds, and while the long trial is held nothing else
+changes, so the snapshot with the short trial TERMINATED and the long one's checkpoint of epoch ``HELD``
+comes and stays.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import LOOPBACK, ROOT, BackgroundRun, raynas  # noqa: E402
+from cli_helpers import LOOPBACK, ROOT, BackgroundRun, Hold, raynas, saved_checkpoint_epoch  # noqa: E402
 
 CONFIG = ROOT / "search_configs" / "smoke" / "resume.yaml"
 EPOCH_LINE = re.compile(r"^\[(\S+) search\.epochs=(\d+)\] epoch +(\d+)/", re.M)
 SHORT, LONG = 2, 12  # the grid of resume.yaml
+HELD = 4  # the long trial is held after this epoch until the kill
 
 
 def epoch_lines(text: str) -> list[tuple[str, int, int]]:
@@ -49,13 +51,14 @@ def saved_as_finished(tune_dir: Path, trial_id: str) -> bool:
         return False
 
 
-def killed_mid_run(exp: Path):
+def killed_mid_run(exp: Path, hold: Hold):
     def ready(run: BackgroundRun) -> bool:
         out = run.stdout
-        if f"search.epochs={SHORT}] finished:" not in out or not 4 <= last_epoch(out, LONG) <= LONG - 3:
+        if f"search.epochs={SHORT}] finished:" not in out or last_epoch(out, LONG) != HELD:
             return False
-        short = next(trial for trial, total, _ in epoch_lines(out) if total == SHORT)
-        return saved_as_finished(exp / "tune", short)
+        ids = {total: trial for trial, total, _ in epoch_lines(out)}
+        return (hold.held() == {ids[LONG]: HELD} and saved_as_finished(exp / "tune", ids[SHORT])
+                and saved_checkpoint_epoch(exp / "tune") == HELD)
     return ready
 
 
@@ -63,8 +66,10 @@ def killed_mid_run(exp: Path):
 def resumed(tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
     exp = work / "out" / "smoke-resume"
-    with BackgroundRun("search", str(CONFIG), "--out", "out", "--set", "ray.num_cpus=2", cwd=work) as first:
-        first.wait_until(killed_mid_run(exp))
+    hold = Hold(work / "hold", HELD)
+    with BackgroundRun("search", str(CONFIG), "--out", "out", "--set", "ray.num_cpus=2", cwd=work,
+                       hold=hold) as first:
+        first.wait_until(killed_mid_run(exp, hold))
         first.kill_driver()
         before = first.stdout
     ids = {total: trial for trial, total, _ in epoch_lines(before)}
@@ -113,7 +118,7 @@ def test_finished_trial_stays_finished(resumed):
 def test_running_trial_continues_from_its_checkpoint(resumed):
     killed_at = last_epoch(resumed["before"], LONG)
     first_new = [epoch for _, total, epoch in epoch_lines(resumed["after"]) if total == LONG][0]
-    assert 1 < first_new <= killed_at + 1, (first_new, killed_at)
+    assert killed_at == HELD and first_new == HELD + 1, (first_new, killed_at)  # the checkpoint Tune had saved
 
 
 def test_callbacks_follow_the_folder_not_the_first_working_directory(resumed):

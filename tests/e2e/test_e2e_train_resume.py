@@ -2,7 +2,8 @@
 
 The resumed trial continues from its last checkpoint, and its whole history (one value per epoch, the
 epochs before the kill included) equals an uninterrupted in-process training of the same config, number
-for number: checkpoints hold the RNG states and batches are seeded by (seed, epoch).
+for number: checkpoints hold the RNG states and batches are seeded by (seed, epoch). The trial is held after
+epoch ``HELD`` (:mod:`raynas.tune.hold`) until the kill, so the kill comes mid-run by construction.
 """
 
 from __future__ import annotations
@@ -16,25 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import BackgroundRun  # noqa: E402
+from cli_helpers import BackgroundRun, Hold, saved_checkpoint_epoch  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 EPOCHS = 16
+HELD = 4  # the training waits after this epoch until the kill
 EPOCH_LINE = re.compile(r"^\[\S+ seed=0\] epoch +(\d+)/", re.M)
-
-
-def checkpointed_epochs(run_dir: Path) -> int:
-    """The epoch of the trial's checkpoint that Tune's saved experiment state knows of (0: none yet)."""
-    from ray import tune
-
-    try:
-        trials = tune.ExperimentAnalysis(str(run_dir / "tune")).trials
-    except Exception:  # the state file is being written, or not yet there
-        return 0
-    results = [trial.run_metadata.checkpoint_manager.latest_checkpoint_result for trial in trials]
-    return max((r.metrics.get("epoch", 0) for r in results if r is not None), default=0)
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +33,11 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     run_dir = out / "run"
     args = ("train", CONV, "--epochs", str(EPOCHS), "--set", "channels=8", "--set", "layers=1", "--set",
             "batch_size=32", "--out", str(out), "--name", "run", "--num-cpus", "2")
-    with BackgroundRun(*args) as first:
-        first.wait_until(lambda run: 3 <= checkpointed_epochs(run_dir) and
-                         max(map(int, EPOCH_LINE.findall(run.stdout)), default=0) <= EPOCHS - 4)
+    hold = Hold(out / "hold", HELD)
+    with BackgroundRun(*args, hold=hold) as first:
+        # Held, the trial stays at HELD while Tune's saved state catches up with its checkpoint of HELD.
+        first.wait_until(lambda run: list(hold.held().values()) == [HELD] and saved_checkpoint_epoch(run_dir / "tune") == HELD
+                         and max(map(int, EPOCH_LINE.findall(run.stdout)), default=0) == HELD)
         first.kill_driver()
         before = first.stdout
     with BackgroundRun("resume", str(run_dir)) as second:
@@ -59,7 +51,7 @@ def test_resumed_training_continues_from_its_checkpoint(resumed):
     assert "resuming evaluation 'run' (1 of 1 trial(s) unfinished, 0 not started)" in resumed["after"]
     killed_at = max(map(int, EPOCH_LINE.findall(resumed["before"])))
     first_new = min(map(int, EPOCH_LINE.findall(resumed["after"])))
-    assert 3 < first_new <= killed_at + 1, (first_new, killed_at)
+    assert killed_at == HELD and first_new == HELD + 1, (first_new, killed_at)  # from the saved checkpoint
 
 
 def test_resumed_history_equals_an_uninterrupted_training(resumed):

@@ -40,6 +40,13 @@ def test_pbt_mutations_keep_values_in_range_and_checkpoints_for_exploits() -> No
     assert clipped == {"search.arch_lr": 0.03, "search.weight_lr": 0.01, "search.arch_weight_decay": 1.0e-4}
 
 
+def test_pbt_is_asynchronous_unless_synch_is_set() -> None:
+    _, asynchronous = objects_of(PBT)
+    _, synchronous = objects_of(PBT, "tune.pbt.synch=true")
+    assert asynchronous.tune_config.scheduler._synch is False
+    assert synchronous.tune_config.scheduler._synch is True
+
+
 def test_random_searcher_draws_inside_the_trial_grid() -> None:
     cfg, objects = objects_of(PBT, "tune.scheduler=fifo", "tune.num_samples=2", "tune.grid.search.order=[1, 2]")
     entries = objects.param_space["overrides"]["grid_search"]
