@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from raynas.allocator import worker_env
-from raynas.tune.hold import hold_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
 from raynas.errors import ConfigError
 from raynas.selection import total_epochs
+from raynas.tune.hold import hold_env
 
 DEFAULT_OUT = "raynas_results"
 RESOLVED_CONFIG = "config.yaml"
