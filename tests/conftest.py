@@ -1,7 +1,8 @@
 """Shared test set-up: one bounded, loopback-only Ray fixture and single-threaded torch.
 
 Environment variables are set before anything imports Ray: a local Ray instance then listens on 127.0.0.1
-only, never writes an auth token into the home folder, and sends no usage statistics.
+only, never writes an auth token into the home folder, sends no usage statistics, and runs its workers at
+the default niceness.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# Ray starts its workers at niceness 15: on a machine busy with anything at the default niceness they get a
+# few per cent of a core, and a suite that takes 4 minutes idle takes over 35. Tests run them at the default
+# niceness (a fair share of a busy machine); what the tests assert does not depend on it. The CLI
+# subprocesses of the e2e tests inherit it.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 
 def pytest_configure(config: pytest.Config) -> None:
