@@ -10,8 +10,11 @@ Two steps, both on ``raynas train`` populations (one Ray Tune trial per cell and
         --out benchmarks/calibration/runs --name c8n1e10 --num-cpus 2
     python tools/benchmark_calibration.py analyse benchmarks/calibration/runs/ref \\
         benchmarks/calibration/runs/c8n1e10 [...] [--json]
+    python tools/benchmark_calibration.py save benchmarks/calibration/runs/ref benchmarks/calibration/results/ref.parquet
 
-``cells`` writes the calibration cells: ``--count`` random connected unique NB201 cells (representatives of
+``save`` copies a run's finished evaluations (from its table, or from its parts while it runs) into one
+Parquet file to commit; ``analyse`` reads run folders and such files alike. ``cells`` writes the
+calibration cells: ``--count`` random connected unique NB201 cells (representatives of
 :func:`raynas.benchmark.cells.unique_cells`, drawn with ``--seed``) plus all-skip, all-``nor_conv_3x3``,
 all-``avg_pool_3x3`` and NB201's best cell. ``analyse`` reads each run's evaluations table and prints, per
 protocol: cells and seeds, the 10th-90th percentile of the cell means against the median seed-to-seed
@@ -51,14 +54,26 @@ def calibration_cells(count: int, seed: int) -> list[str]:
     return chosen + [arch for arch in SPECIALS.values() if cells.cell_id(arch) not in taken]
 
 
-def load_run(folder: Path) -> dict[str, dict[int, dict]]:
-    """Unique cell id -> seed -> {final test acc, per-epoch test acc, wall time} of a finished run."""
+def evaluation_rows(source: Path) -> list[dict]:
+    """The evaluations rows of a run folder (its table, or its per-trial parts while it runs) or of a
+    Parquet file copied from one (``benchmarks/calibration/results/``)."""
     import pyarrow.parquet as pq
 
+    if source.suffix == ".parquet":
+        return pq.read_table(source).to_pylist()
+    table = source / "tables" / "evaluations.parquet"
+    if table.exists():
+        return pq.read_table(table).to_pylist()
+    parts = sorted((source / "tables" / "parts" / "evaluations").glob("*.parquet"))
+    return [row for part in parts for row in pq.read_table(part).to_pylist()]
+
+
+def load_run(source: Path) -> dict[str, dict[int, dict]]:
+    """Unique cell id -> seed -> {final test acc, per-epoch test acc, wall time} of a run's finished trials."""
     from raynas.benchmark.cells import unique_cells
 
     cells = unique_cells()
-    rows = pq.read_table(folder / "tables" / "evaluations.parquet").to_pylist()
+    rows = evaluation_rows(source)
     out: dict[str, dict[int, dict]] = {}
     for row in rows:
         if row["status"] != "TERMINATED":
@@ -151,7 +166,10 @@ def main() -> None:
     cells.add_argument("--count", type=int, default=60)
     cells.add_argument("--seed", type=int, default=0)
     analyse = sub.add_parser("analyse", help="figures of finished raynas train runs (the first is the reference)")
-    analyse.add_argument("runs", nargs="+", type=Path)
+    analyse.add_argument("runs", nargs="+", type=Path, help="run folders or evaluations Parquet files")
+    save = sub.add_parser("save", help="copy a run's finished evaluations into one Parquet file (to commit)")
+    save.add_argument("run", type=Path)
+    save.add_argument("out", type=Path)
     analyse.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.command == "cells":
@@ -159,9 +177,18 @@ def main() -> None:
               f"{', '.join(SPECIALS)}: tools/benchmark_calibration.py cells")
         print("\n".join(calibration_cells(args.count, args.seed)))
         return
-    runs = {folder.name: load_run(folder) for folder in args.runs}
-    reference = runs[args.runs[0].name]
-    result = {name: figures(run, None if name == args.runs[0].name else reference) for name, run in runs.items()}
+    if args.command == "save":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = [row for row in evaluation_rows(args.run) if row["status"] == "TERMINATED"]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), args.out)
+        print(f"{len(rows)} finished evaluations -> {args.out}")
+        return
+    runs = {folder.stem: load_run(folder) for folder in args.runs}
+    reference = runs[args.runs[0].stem]
+    result = {name: figures(run, None if name == args.runs[0].stem else reference) for name, run in runs.items()}
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         print()
