@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from raynas.tune.hold import HOLD_DIR_ENV, HOLD_EPOCH_ENV
+from raynas.tune.hold import HOLD_DIR_ENV, HOLD_EPOCH_ENV, held_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_LINE = re.compile(r"^\[(\S+) [^\]]*\] epoch +(\d+)/(\d+)")
@@ -108,7 +108,7 @@ def run(config: str, kill_after: int, num_cpus: int, timeout: float) -> dict:
                 if match:
                     killed_at[match.group(1)] = (int(match.group(2)), int(match.group(3)))
                     search_first = search_first or stamp - search_start
-            held = {path.name.removeprefix("held-") for path in hold.glob("held-*")}
+            held = held_trials(hold)
             if held and all(killed_at.get(trial, (0, 0))[0] == kill_after for trial in held):
                 break  # a trial is held at kill_after and its report has reached the driver
             if search.proc.poll() is not None:

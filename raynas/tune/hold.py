@@ -48,9 +48,21 @@ def hold_env() -> dict[str, str]:
     return {name: os.environ[name] for name in (HOLD_DIR_ENV, HOLD_EPOCH_ENV) if os.environ.get(name)}
 
 
+#: The prefix of a held trial's marker file (followed by the trial id).
+MARKER_PREFIX = "held-"
+
+
 def held_marker(folder: Path, trial_id: str) -> Path:
     """The file a trial writes when it is held."""
-    return folder / f"held-{trial_id}"
+    return folder / f"{MARKER_PREFIX}{trial_id}"
+
+
+def held_trials(folder: Path) -> dict[str, int]:
+    """Trial id -> epoch of every trial that was held in ``folder`` (for watchers: tests, benchmarks)."""
+    if not folder.is_dir():
+        return {}
+    return {path.name.removeprefix(MARKER_PREFIX): int(path.read_text())
+            for path in folder.glob(f"{MARKER_PREFIX}*")}
 
 
 def hold_point(trial_id: str, epoch: int, done: bool) -> None:

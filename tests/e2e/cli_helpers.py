@@ -138,9 +138,9 @@ class Hold:
 
     def held(self) -> dict[str, int]:
         """Trial id -> epoch of every trial held now (or once held, if it was since killed or released)."""
-        if not self.folder.is_dir():
-            return {}
-        return {p.name.removeprefix("held-"): int(p.read_text()) for p in self.folder.glob("held-*")}
+        from raynas.tune.hold import held_trials
+
+        return held_trials(self.folder)
 
     def release(self) -> None:
         """Let every held trial go on, and every later one pass the hold point without stopping."""

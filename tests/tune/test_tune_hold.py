@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from raynas.tune.hold import HOLD_DIR_ENV, HOLD_EPOCH_ENV, RELEASE_FILE, hold_env, hold_point, held_marker
+from raynas.tune.hold import (HOLD_DIR_ENV, HOLD_EPOCH_ENV, RELEASE_FILE, held_marker, held_trials, hold_env,
+                              hold_point)
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_a_trial_waits_at_its_epoch_until_released(hold):
     while not marker.exists():  # the marker stays once written: waiting for it cannot miss it
         assert time.monotonic() < deadline, "the trial never reached its hold point"
         thread.join(timeout=0.05)
-    assert marker.read_text() == "3\n"
+    assert marker.read_text() == "3\n" and held_trials(hold) == {"t1": 3}
     assert not passed.is_set()  # nothing but the release file lets it past the hold point
     (hold / RELEASE_FILE).touch()
     thread.join(timeout=60)
