@@ -107,8 +107,8 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
                                                "experiment's own setting (default: as it was searched).")
 @friendly_errors
 def resume(directory: str, address: str | None) -> None:
-    """Continue the interrupted experiment in DIRECTORY (<out>/<name> of raynas search, or an evaluation run
-    folder of raynas train).
+    """Continue the interrupted experiment in DIRECTORY (<out>/<name> of raynas search, an evaluation run
+    folder of raynas train, or a build folder of raynas bench build).
 
     Finished trials stay finished; running and errored trials continue from their last checkpoint (a
     diverged trial is finished and stays failed). Prints the same summary as search (or train); exit code 1
@@ -119,6 +119,17 @@ def resume(directory: str, address: str | None) -> None:
     from raynas.experiment import resume_experiment, summary_lines
     from raynas.results import EVALUATION_PLAN
 
+    from raynas.benchmark.build import is_build_folder
+
+    if is_build_folder(directory):
+        from raynas.benchmark.build import build_summary, resume_build
+
+        build = resume_build(directory, address=address, echo=click.echo)
+        for line in build_summary(build):
+            click.echo(line)
+        if build.num_errors:
+            sys.exit(1)
+        return
     if (Path(directory) / EVALUATION_PLAN).is_file():
         from raynas.evaluation import resume_evaluation
 
@@ -496,6 +507,121 @@ def e2nas_pretrain(space: str, out_path: str | None, epochs: int, samples: int |
                f"{metrics['train_recon_acc']:.4f} of {int(metrics['train_cells'])}")
     click.echo(f"decoded random latents: {metrics['prior_validity']:.4f} valid, {metrics['prior_unique']:.4f} distinct")
     click.echo(f"saved: {target} ({metrics['seconds']:.1f}s of training)")
+
+
+PROTOCOL_OPTION = click.option("--protocol", "protocol_path", default=None, type=click.Path(dir_okay=False),
+                               help="Training protocol as YAML [default: the shipped one, "
+                                    "raynas/benchmark/protocol.yaml].")
+
+
+def _bench_protocol(path: str | None) -> dict[str, Any]:
+    """The benchmark protocol of ``--protocol`` (checked), or the shipped one."""
+    from raynas.benchmark.protocol import check_protocol, shipped_protocol
+    from raynas.config.loader import read_config_file
+
+    return check_protocol(read_config_file(path)) if path else shipped_protocol()
+
+
+@main.group()
+def bench() -> None:
+    """The NB201 ground truth on the embedded data: build, look up, describe (docs/benchmark.md)."""
+
+
+@bench.command("build")
+@click.option("--cells", type=int, default=None,
+              help="Train the first N unique cells of the build order (a seeded random order) [default: all 6,466].")
+@click.option("--seeds", default="0", show_default=True, callback=_seed_list, help="Seeds: 0,1,2 or 0-2.")
+@click.option("--name", default=None, help="Name of the build folder [default: bench-<date>-<time>].")
+@click.option("--out", default="raynas_results", show_default=True, type=click.Path(file_okay=False),
+              help="Parent of the build folder.")
+@PROTOCOL_OPTION
+@click.option("--base", "bases", multiple=True, type=click.Path(),
+              help="Benchmark tables whose (cell, seed) pairs are not trained again (repeatable) "
+                   "[default: the shipped table].")
+@click.option("--cells-per-trial", type=int, default=16, show_default=True,
+              help="Cells one Tune trial trains, one after the other (each is checkpointed).")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--max-failures", type=int, default=2, show_default=True,
+              help="Retry a trial whose process died this many times, after its last finished cell.")
+@click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all).")
+@click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto').")
+@friendly_errors
+def bench_build(cells: int | None, seeds: list[int], name: str | None, out: str, protocol_path: str | None,
+                bases: tuple[str, ...], cells_per_trial: int, cpus_per_trial: float, max_failures: int,
+                num_cpus: int | None, address: str | None) -> None:
+    """Train NB201's unique cells from scratch under the benchmark protocol, as a Ray Tune population.
+
+    Each trial trains --cells-per-trial cells with one seed and checkpoints after each; pairs the base
+    tables hold are skipped. Progress: one line per cell with the rate and an ETA. The build folder's
+    benchmark.parquet holds the base rows plus the new ones; an interrupted build goes on with
+    raynas resume <build folder>.
+    """
+    import datetime
+
+    from raynas.benchmark.build import build_summary, prepare_build, run_build
+    from raynas.config import RayConfig
+
+    protocol = _bench_protocol(protocol_path)
+    name = name or datetime.datetime.now().strftime("bench-%Y%m%d-%H%M%S")
+    plan, directory = prepare_build(name=name, out=out, protocol=protocol, seeds=seeds, cells=cells,
+                                    cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
+                                    max_failures=max_failures, base=list(bases) or None,
+                                    ray=RayConfig(address=address, num_cpus=num_cpus))
+    outcome = run_build(plan, directory, echo=click.echo)
+    for line in build_summary(outcome):
+        click.echo(line)
+    if outcome.num_errors:
+        sys.exit(1)
+
+
+@bench.command("lookup")
+@click.argument("archs", nargs=-1, required=True, metavar="ARCH...")
+@click.option("--table", "tables", multiple=True, type=click.Path(),
+              help="Benchmark table(s) or build folder(s) to look in (repeatable) [default: the shipped table].")
+@click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder of on-demand trainings [default: $RAYNAS_BENCHMARK_CACHE or ~/.cache/raynas/benchmark].")
+@click.option("--no-train", is_flag=True, help="Fail instead of training a cell the table lacks.")
+@PROTOCOL_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def bench_lookup(archs: tuple[str, ...], tables: tuple[str, ...], cache_dir: str | None, no_train: bool,
+                 protocol_path: str | None, as_json: bool) -> None:
+    """Ground truth of NB201 arch strings: test accuracy (mean over seeds), percentile, regret.
+
+    A cell the table lacks is trained on demand under the same protocol (seconds) and cached.
+    """
+    from dataclasses import asdict
+
+    from raynas.benchmark.lookup import GroundTruth
+
+    truth = GroundTruth(list(tables) or None, cache_dir=cache_dir, train_missing=not no_train,
+                        protocol=_bench_protocol(protocol_path))
+    scores = truth.scores(list(archs))
+    if as_json:
+        click.echo(json.dumps([asdict(score) for score in scores], indent=2))
+        return
+    for score in scores:
+        how = "trained now" if score.trained_now else f"seeds {','.join(map(str, score.seeds))}"
+        click.echo(f"{score.arch}  cell {score.cell_id}  test_acc {score.test_acc:.4f}  "
+                   f"percentile {score.percentile:.1f}  regret {score.regret:.4f}  ({how})")
+
+
+@bench.command("info")
+@click.option("--table", "tables", multiple=True, type=click.Path(),
+              help="Benchmark table(s) or build folder(s) [default: the shipped table].")
+@PROTOCOL_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def bench_info(tables: tuple[str, ...], protocol_path: str | None, as_json: bool) -> None:
+    """What a benchmark table holds: cells, seeds, protocol, accuracy range and the best cell."""
+    from raynas.benchmark.summary import table_info
+
+    info = table_info(list(tables) or None, _bench_protocol(protocol_path))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        click.echo(f"{key:>18}: {value}")
 
 
 if __name__ == "__main__":  # pragma: no cover

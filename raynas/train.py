@@ -78,7 +78,8 @@ class ScratchTraining:
     """One training of a derived architecture from scratch, an epoch at a time, resumable bit for bit.
 
     Built from a :class:`TrainConfig` (unset settings take the space's protocol, :func:`resolve_protocol`):
-    refuses a genotype with a disconnected cell, seeds everything, loads the data (the search split with
+    refuses a genotype with a disconnected cell (unless ``allow_disconnected``: the benchmark trains every
+    unique cell, and such a network learns only its classifier's bias), seeds everything, loads the data (the search split with
     the data set's training augmentation; the held-out test split) and builds the network. Each
     :meth:`run_epoch` trains one epoch (drop-path ramped linearly over the epochs, auxiliary head weighted
     by ``auxiliary_weight``, gradient clipping), tests, and returns the epoch's report, which carries the
@@ -86,7 +87,7 @@ class ScratchTraining:
     optimizer, schedule, history and RNG states; batch order and augmentation are seeded by (seed, epoch).
     """
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, *, allow_disconnected: bool = False) -> None:
         import torch
 
         from raynas.data import EpochLoader, load_data
@@ -97,7 +98,7 @@ class ScratchTraining:
         self.cfg = cfg = resolve_protocol(cfg)
         self.space = get_space(cfg.space)
         self.genotype = self.space.parse_genotype(cfg.genotype)
-        if not self.space.is_connected(self.genotype):
+        if not allow_disconnected and not self.space.is_connected(self.genotype):
             raise GenotypeError(f"genotype {self.genotype} has a cell with no path from its input to its output "
                                 "(every path goes through 'none'); it cannot learn. Pick another genotype "
                                 "(raynas arch show reports \"connected\": false for such cells)")

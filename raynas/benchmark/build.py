@@ -1,0 +1,314 @@
+"""``raynas bench build``: train NB201's unique cells under the benchmark protocol as a Ray Tune population.
+
+One trial trains a chunk of cells (``cells_per_trial``) with one seed, reporting and checkpointing after each
+cell, so a restored trial continues with the next cell. Cells are taken in the build order (a seeded
+permutation of the unique cells), so a partial build is a uniform sample of the space; (cell, seed) pairs that
+the base tables (by default the shipped table) already hold are not trained again.
+
+Layout of a build folder ``<out>/<name>``::
+
+    benchmark.yaml          the plan (protocol, cells, seeds, trials)
+    tune/                   Ray Tune's experiment state and each trial's latest checkpoint
+    parts/                  one Parquet file per trained (cell, seed), written as results arrive
+    benchmark.parquet       the base rows plus every row of this build, written when the build ends
+
+``raynas resume <folder>`` continues an interrupted build. This module imports neither torch nor Ray at
+import time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import yaml
+
+from raynas.benchmark.protocol import check_protocol, protocol_hash
+from raynas.benchmark.table import ROWS_FILE, done_pairs, read_rows, shipped_table_path, write_table
+from raynas.config import RayConfig, config_to_dict
+from raynas.errors import ConfigError
+
+BUILD_PLAN = "benchmark.yaml"
+PARTS_DIR = "parts"
+TUNE_DIR = "tune"
+BUILD_TABLE = "benchmark.parquet"
+
+
+def build_order(seed: int = 0) -> list[int]:
+    """Every unique cell id in the build's order: a permutation seeded by ``seed``, so any prefix of it is a
+    uniform random sample of the space."""
+    from raynas.benchmark.cells import unique_cells
+
+    order = list(range(len(unique_cells())))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a build trains: the first ``cells`` unique cells of the build order (all when None) with every
+    seed, minus the pairs that ``base`` tables hold; ``cells_per_trial`` per Tune trial."""
+
+    name: str
+    protocol: dict[str, Any]
+    seeds: tuple[int, ...] = (0,)
+    cells: Optional[int] = None
+    cells_per_trial: int = 16
+    cpus_per_trial: float = 1.0
+    max_failures: int = 2
+    order_seed: int = 0
+    base: tuple[str, ...] = ()
+    trials: tuple[dict[str, Any], ...] = ()  # fixed when the build starts (benchmark.yaml)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    @property
+    def protocol_hash(self) -> str:
+        """The hash every row of this build carries."""
+        return protocol_hash(self.protocol)
+
+    def wanted(self) -> list[tuple[int, int]]:
+        """Every (cell id, seed) pair the build covers, seed-major in the build order."""
+        order = build_order(self.order_seed)
+        chosen = order if self.cells is None else order[:self.cells]
+        return [(cell, seed) for seed in self.seeds for cell in chosen]
+
+    def trial_specs(self, done: set[tuple[int, int]]) -> list[dict[str, Any]]:
+        """Tune's config of each trial: a chunk of the pairs not in ``done``, one seed per trial."""
+        from raynas.benchmark.cells import unique_cells
+
+        representatives = unique_cells().representatives
+        specs: list[dict[str, Any]] = []
+        for seed in self.seeds:
+            todo = [cell for cell, s in self.wanted() if s == seed and (cell, seed) not in done]
+            for start in range(0, len(todo), self.cells_per_trial):
+                chunk = todo[start:start + self.cells_per_trial]
+                specs.append({"seed": seed, "cells": [[cell, representatives[cell]] for cell in chunk]})
+        return specs
+
+    def num_pairs(self) -> int:
+        """How many (cell, seed) pairs the trials train."""
+        return sum(len(spec["cells"]) for spec in self.trials)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data (``benchmark.yaml``)."""
+        return {"name": self.name, "protocol": dict(self.protocol), "protocol_hash": self.protocol_hash,
+                "seeds": list(self.seeds), "cells": self.cells, "cells_per_trial": self.cells_per_trial,
+                "cpus_per_trial": self.cpus_per_trial, "max_failures": self.max_failures,
+                "order_seed": self.order_seed, "base": list(self.base), "trials": [dict(t) for t in self.trials],
+                "ray": config_to_dict(self.ray)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = BUILD_PLAN) -> "BuildPlan":
+        """Read back :meth:`to_dict` (a ConfigError names what is wrong with a damaged file)."""
+        from raynas.config import config_from_dict
+
+        try:
+            return cls(name=str(data["name"]), protocol=check_protocol(data["protocol"]),
+                       seeds=tuple(int(s) for s in data["seeds"]),
+                       cells=None if data["cells"] is None else int(data["cells"]),
+                       cells_per_trial=int(data["cells_per_trial"]), cpus_per_trial=float(data["cpus_per_trial"]),
+                       max_failures=int(data["max_failures"]), order_seed=int(data["order_seed"]),
+                       base=tuple(str(b) for b in data["base"]), trials=tuple(dict(t) for t in data["trials"]),
+                       ray=config_from_dict(data.get("ray") or {}, RayConfig))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: not a raynas benchmark build plan ({type(exc).__name__}: {exc})") from None
+
+
+def check_build_args(*, seeds: Sequence[int], cells: Optional[int], cells_per_trial: int, cpus_per_trial: float,
+                     max_failures: int) -> None:
+    """One-line ConfigErrors for build arguments out of range."""
+    from raynas.benchmark.cells import unique_cells
+
+    total = len(unique_cells())
+    if not seeds:
+        raise ConfigError("--seeds: at least one seed is needed")
+    if cells is not None and not 1 <= cells <= total:
+        raise ConfigError(f"--cells: {cells} is out of range; allowed: 1 to {total} (NB201's unique cells)")
+    if cells_per_trial < 1:
+        raise ConfigError(f"--cells-per-trial: {cells_per_trial} is out of range; allowed: 1 or more")
+    if cpus_per_trial <= 0:
+        raise ConfigError(f"--cpus-per-trial: {cpus_per_trial} is out of range; allowed: more than 0")
+    if max_failures < 0:
+        raise ConfigError(f"--max-failures: {max_failures} is out of range; allowed: 0 or more")
+
+
+def write_plan(plan: BuildPlan, directory: Path) -> Path:
+    """Write ``directory/benchmark.yaml`` atomically."""
+    from raynas.files import write_text_atomically
+
+    path = directory / BUILD_PLAN
+    write_text_atomically(path, yaml.safe_dump(plan.to_dict(), sort_keys=False, allow_unicode=True))
+    return path
+
+
+def read_plan(directory: Path) -> BuildPlan:
+    """The plan of a build folder; a ConfigError when the folder is not one."""
+    path = Path(directory) / BUILD_PLAN
+    if not path.is_file():
+        raise ConfigError(f"'{directory}' is not a raynas benchmark build folder: it has no {BUILD_PLAN}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: not a raynas benchmark build plan (expected a mapping)")
+    return BuildPlan.from_dict(data, str(path))
+
+
+def is_build_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a benchmark build folder."""
+    return (Path(path) / BUILD_PLAN).is_file()
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What a finished (or already finished) build left behind."""
+
+    directory: Path
+    table: Path
+    num_trials: int
+    num_errors: int
+    new_rows: int
+    total_rows: int
+    already_finished: bool = False
+
+
+def prepare_build(*, name: str, out: str | os.PathLike, protocol: Mapping[str, Any], seeds: Sequence[int],
+                  cells: Optional[int], cells_per_trial: int = 16, cpus_per_trial: float = 1.0,
+                  max_failures: int = 2, base: Sequence[str | os.PathLike] | None = None,
+                  ray: RayConfig | None = None) -> tuple[BuildPlan, Path]:
+    """A checked plan and its (not yet existing) folder; trials fixed against what ``base`` holds (default:
+    the shipped table)."""
+    check_build_args(seeds=seeds, cells=cells, cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
+                     max_failures=max_failures)
+    directory = Path(out) / name
+    if directory.exists():
+        raise ConfigError(f"--name: '{directory}' exists already; resume it with raynas resume {directory}, "
+                          "or pick another --name")
+    base_paths = tuple(str(Path(b).resolve()) for b in (base if base is not None else [shipped_table_path()]))
+    plan = BuildPlan(name=name, protocol=check_protocol(protocol), seeds=tuple(dict.fromkeys(int(s) for s in seeds)),
+                     cells=cells, cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
+                     max_failures=max_failures, base=base_paths, ray=ray or RayConfig())
+    done = done_pairs(read_rows(plan.base, plan.protocol_hash))
+    return replace(plan, trials=tuple(plan.trial_specs(done))), directory
+
+
+def _trainable(plan: BuildPlan) -> Any:
+    from ray import tune
+
+    from raynas.tune.benchmark import benchmark_trainable
+
+    threads = max(1, int(plan.cpus_per_trial))
+    return tune.with_resources(tune.with_parameters(benchmark_trainable, protocol=plan.protocol, threads=threads),
+                               {"cpu": plan.cpus_per_trial})
+
+
+def _callbacks(plan: BuildPlan, directory: Path, done_before: int) -> list[Any]:
+    from raynas.tune.benchmark import BenchmarkParts, BenchmarkProgress
+
+    return [BenchmarkParts(str(directory / PARTS_DIR)), BenchmarkProgress(plan.num_pairs(), done_before)]
+
+
+def _tuner(plan: BuildPlan, directory: Path) -> Any:
+    from ray import tune
+
+    return tune.Tuner(
+        _trainable(plan),
+        param_space={"benchmark": tune.grid_search(list(plan.trials))},
+        tune_config=tune.TuneConfig(trial_dirname_creator=lambda trial: str(trial.trial_id), reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR, storage_path=str(directory.resolve()), verbose=0,
+            callbacks=_callbacks(plan, directory, 0),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+        ),
+    )
+
+
+def run_build(plan: BuildPlan, directory: Path, *, echo: Callable[[str], None] = print) -> BuildOutcome:
+    """Create the build folder, train every planned (cell, seed) as Tune trials, and write the table."""
+    from raynas.experiment import start_ray
+
+    directory.mkdir(parents=True)
+    try:
+        write_plan(plan, directory)
+        if plan.trials:
+            start_ray(plan.ray)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
+        raise
+    wanted = len(plan.wanted())
+    echo(f"raynas: benchmark build '{plan.name}' (protocol {plan.protocol_hash}): {wanted} (cell, seed) pair(s) "
+         f"wanted, {wanted - plan.num_pairs()} already in the base table(s), {plan.num_pairs()} to train in "
+         f"{len(plan.trials)} trial(s) of up to {plan.cells_per_trial} cells -> {directory}")
+    if not plan.trials:
+        return consolidate(directory, plan, num_trials=0, num_errors=0, already_finished=True)
+    grid = _tuner(plan, directory).fit()
+    return consolidate(directory, plan, num_trials=len(grid), num_errors=grid.num_errors)
+
+
+def resume_build(directory: str | os.PathLike, *, address: str | None = None,
+                 echo: Callable[[str], None] = print) -> BuildOutcome:
+    """Continue an interrupted build: finished trials stay finished, the others continue after their last
+    finished cell (errored ones too), and trials not started yet start."""
+    from raynas.experiment import quiet_tune, reattach_callbacks, start_ray
+
+    directory = Path(directory)
+    plan = read_plan(directory)
+    if address:
+        plan = replace(plan, ray=replace(plan.ray, address=address))
+    quiet_tune()
+    from ray import tune
+
+    tune_dir = (directory / TUNE_DIR).resolve()
+    if not plan.trials:
+        return consolidate(directory, plan, num_trials=0, num_errors=0, already_finished=True)
+    if not tune.Tuner.can_restore(str(tune_dir)):
+        raise ConfigError(f"benchmark build '{directory}' cannot be resumed: {tune_dir} holds no Ray Tune "
+                          "experiment state (it stopped before Tune started); remove the folder and build again")
+    before = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tune_dir)).trials}
+    unfinished = sum(status != "TERMINATED" for status in before.values())
+    not_started = max(0, len(plan.trials) - len(before))
+    if not unfinished and not not_started:
+        echo(f"raynas: benchmark build '{plan.name}' had already finished; nothing to resume")
+        return consolidate(directory, plan, num_trials=len(before), num_errors=0, already_finished=True)
+    start_ray(plan.ray)
+    tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(plan), resume_unfinished=True,
+                               resume_errored=True)
+    done_before = len(read_rows([directory / PARTS_DIR], plan.protocol_hash))
+    reattach_callbacks(tuner, _callbacks(plan, directory.resolve(), done_before))
+    echo(f"raynas: resuming benchmark build '{plan.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
+         f"{not_started} not started, {done_before} of {plan.num_pairs()} pair(s) done) -> {directory}")
+    grid = tuner.fit()
+    return consolidate(directory, plan, num_trials=len(grid), num_errors=grid.num_errors)
+
+
+def checkpoint_rows(directory: Path) -> list[Path]:
+    """The rows files of every trial's latest checkpoint (a row whose report the driver never saw is there)."""
+    return sorted((Path(directory) / TUNE_DIR).glob(f"*/checkpoint_*/{ROWS_FILE}"))
+
+
+def consolidate(directory: str | os.PathLike, plan: BuildPlan | None = None, *, num_trials: int = 0,
+                num_errors: int = 0, already_finished: bool = False) -> BuildOutcome:
+    """Write ``benchmark.parquet``: the base tables' rows plus every row of this build (its parts and its
+    trials' checkpoints), one per (cell, seed), under the plan's protocol."""
+    directory = Path(directory)
+    plan = plan or read_plan(directory)
+    new = read_rows([directory / PARTS_DIR, *checkpoint_rows(directory)], plan.protocol_hash)
+    table = read_rows([*plan.base, directory / PARTS_DIR, *checkpoint_rows(directory)], plan.protocol_hash)
+    path = write_table(table, directory / BUILD_TABLE)
+    return BuildOutcome(directory, path, num_trials, num_errors, new.num_rows, table.num_rows, already_finished)
+
+
+def build_summary(outcome: BuildOutcome) -> list[str]:
+    """The lines printed when a build ends."""
+    from raynas.benchmark.table import read_file
+
+    table = read_file(outcome.table)
+    cells = len(set(table["cell_id"].to_pylist()))
+    lines = [f"raynas: {outcome.new_rows} row(s) trained by this build; {outcome.table} holds {outcome.total_rows} "
+             f"row(s) over {cells} unique cell(s)"]
+    if outcome.num_errors:
+        lines.append(f"raynas: {outcome.num_errors} trial(s) failed; raynas resume {outcome.directory} retries them")
+    return lines
