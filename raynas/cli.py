@@ -592,8 +592,10 @@ def bench_lookup(archs: tuple[str, ...], tables: tuple[str, ...], cache_dir: str
     """
     from dataclasses import asdict
 
-    from raynas.benchmark.lookup import GroundTruth
+    from raynas.benchmark.lookup import GroundTruth, cell_of
 
+    for arch in archs:  # a bad arch string is reported before any table is read
+        cell_of(arch)
     truth = GroundTruth(list(tables) or None, cache_dir=cache_dir, train_missing=not no_train,
                         protocol=_bench_protocol(protocol_path))
     scores = truth.scores(list(archs))

@@ -104,7 +104,7 @@ class GroundTruth:
 
     def has(self, arch: str) -> bool:
         """Whether ``arch``'s cell is in the table or the cache (no training needed)."""
-        cell = _cell_of(arch)
+        cell = cell_of(arch)
         return cell in self._reference or cell in self._cached
 
     def score(self, arch: str) -> Score:
@@ -113,7 +113,7 @@ class GroundTruth:
 
     def scores(self, archs: Sequence[str]) -> list[Score]:
         """The ground truth of each of ``archs``; the missing cells are trained together (in parallel on Ray)."""
-        cells = [_cell_of(arch) for arch in archs]
+        cells = [cell_of(arch) for arch in archs]
         missing = sorted({cell for cell in cells if cell not in self._reference and cell not in self._cached})
         trained = set(missing)
         if missing:
@@ -133,7 +133,8 @@ class GroundTruth:
         return out
 
 
-def _cell_of(arch: str) -> int:
+def cell_of(arch: str) -> int:
+    """The unique cell id of an NB201 arch string; a one-line GenotypeError for anything else."""
     try:
         return unique_cells().cell_id(arch)
     except (KeyError, GenotypeError, ValueError):

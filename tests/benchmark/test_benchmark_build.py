@@ -1,0 +1,181 @@
+"""``raynas bench build`` and ground-truth lookups, for real: the CLI as a subprocess, a local Ray, torch
+training on the digits and Parquet files. A tiny protocol (1 epoch, C=4, N=1) keeps each cell under a second;
+the shipped protocol is only used where the shipped table is the subject."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+from cli_helpers import BackgroundRun, Hold, raynas  # noqa: E402
+
+from raynas.benchmark.build import build_order
+from raynas.benchmark.cells import unique_cells
+from raynas.benchmark.protocol import protocol_hash
+from raynas.benchmark.table import SCHEMA, read_rows, shipped_table_path
+from raynas.config.loader import read_config_file
+
+TINY = """\
+data: {name: digits, noise_std: 1.0, test_fraction: 0.5}
+epochs: 1
+batch_size: 256
+lr: 0.05
+channels: 4
+layers: 1
+"""
+BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("protocol") / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    run = raynas("bench", "build", "--protocol", str(tiny), "--cells", "4", "--seeds", "0-1", "--cells-per-trial",
+                 "3", "--out", str(out), "--name", "b", "--num-cpus", "2")
+    return {"run": run, "dir": out / "b", "out": out}
+
+
+def test_build_trains_every_cell_and_seed_once(built, tiny):
+    run = built["run"]
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = pq.read_table(built["dir"] / "benchmark.parquet")
+    assert table.schema.names == SCHEMA.names
+    rows = table.to_pylist()
+    wanted = {(cell, seed) for seed in (0, 1) for cell in build_order()[:4]}
+    assert {(r["cell_id"], r["seed"]) for r in rows} == wanted and len(rows) == 8
+    digest = protocol_hash(read_config_file(str(tiny)))
+    cells = unique_cells()
+    for row in rows:
+        assert row["protocol_hash"] == digest
+        assert row["arch"] == cells.representatives[row["cell_id"]]
+        assert len(row["epoch_test_acc"]) == row["epochs"] == 1 and row["test_acc"] == row["epoch_test_acc"][-1]
+        assert row["params"] > 0 and row["flops"] > 0 and row["train_time_s"] > 0
+    assert len(list((built["dir"] / "parts").glob("*.parquet"))) == 8
+    assert "[bench 8/8]" in run.stdout and "ETA" in run.stdout
+    assert "8 to train in 4 trial(s)" in run.stdout  # 4 cells in chunks of 3, per seed
+
+
+def test_build_skips_the_pairs_its_base_holds(built, tiny):
+    base = built["dir"] / "benchmark.parquet"
+    run = raynas("bench", "build", "--protocol", str(tiny), "--cells", "5", "--base", str(base), "--out",
+                 str(built["out"]), "--name", "more", "--num-cpus", "2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "4 already in the base table(s), 1 to train" in run.stdout
+    rows = pq.read_table(built["out"] / "more" / "benchmark.parquet").to_pylist()
+    assert len(rows) == 9 and len(list((built["out"] / "more" / "parts").glob("*.parquet"))) == 1
+    assert (build_order()[4], 0) in {(r["cell_id"], r["seed"]) for r in rows}
+
+
+def test_an_interrupted_build_resumes_after_its_last_finished_cell(tmp_path, tiny):
+    """The trial is held after its first cell until the driver is SIGKILLed; the resume trains the other
+    two cells only, and the table ends with exactly the wanted rows."""
+    from ray import tune
+
+    build_dir = tmp_path / "r"
+    hold = Hold(tmp_path / "hold", 1)
+
+    def saved_cells(run: BackgroundRun) -> int:
+        try:
+            trials = tune.ExperimentAnalysis(str(build_dir / "tune")).trials
+        except Exception:  # not written yet, or being written
+            return 0
+        results = [t.run_metadata.checkpoint_manager.latest_checkpoint_result for t in trials]
+        return max((r.metrics.get("cells_done", 0) for r in results if r is not None), default=0)
+
+    args = ("bench", "build", "--protocol", str(tiny), "--cells", "3", "--out", str(tmp_path), "--name", "r",
+            "--num-cpus", "1")
+    with BackgroundRun(*args, hold=hold) as first:
+        first.wait_until(lambda run: list(hold.held().values()) == [1] and saved_cells(run) == 1)
+        first.kill_driver()
+        before = first.stdout
+    with BackgroundRun("resume", str(build_dir)) as second:
+        assert second.wait(timeout=300) == 0, second.stderr[-3000:]
+        after = second.stdout
+    order = build_order()[:3]
+    assert f"[bench 1/3] cell {order[0]} seed 0" in before
+    assert "1 of 1 trial(s) unfinished, 0 not started, 1 of 3 pair(s) done" in after
+    assert f"cell {order[0]} seed 0" not in after  # not trained again
+    assert f"[bench 3/3] cell {order[2]} seed 0" in after
+    rows = pq.read_table(build_dir / "benchmark.parquet").to_pylist()
+    assert sorted((r["cell_id"], r["seed"]) for r in rows) == sorted((c, 0) for c in order)
+
+
+def test_on_demand_training_equals_a_direct_training_bit_for_bit(built, tiny, tmp_path, ray_local):
+    """A cell the table lacks is trained as a Ray task and cached; the row equals a training in this
+    process number for number, and a second lookup reads the cache instead of training again."""
+    from raynas.benchmark.lookup import GroundTruth
+    from raynas.benchmark.training import train_cell
+
+    protocol = read_config_file(str(tiny))
+    table = built["dir"] / "benchmark.parquet"
+    truth = GroundTruth([table], cache_dir=tmp_path / "cache", protocol=protocol)
+    assert not truth.has(BEST)
+    score = truth.score(BEST)
+    assert score.trained_now and score.cell_id == unique_cells().cell_id(BEST) and score.seeds == (0,)
+    cached = read_rows([tmp_path / "cache"]).to_pylist()
+    direct = train_cell(BEST, 0, protocol)
+    assert len(cached) == 1
+    for name in ("epoch_train_loss", "epoch_train_acc", "epoch_test_loss", "epoch_test_acc", "test_acc",
+                 "params", "flops", "arch", "cell_id", "protocol_hash"):
+        assert cached[0][name] == direct[name], name
+    again = GroundTruth([table], cache_dir=tmp_path / "cache", protocol=protocol).score(BEST)
+    assert not again.trained_now and again.test_acc == score.test_acc
+
+
+def test_scores_follow_the_table(built, tiny, tmp_path):
+    """Mean over seeds, percentile among the table's cells, regret to the best; members of a cell share it."""
+    from raynas.benchmark.lookup import GroundTruth
+
+    protocol = read_config_file(str(tiny))
+    truth = GroundTruth([built["dir"] / "benchmark.parquet"], cache_dir=tmp_path, protocol=protocol,
+                        train_missing=False)
+    rows = pq.read_table(built["dir"] / "benchmark.parquet").to_pylist()
+    means = {}
+    for row in rows:
+        means.setdefault(row["cell_id"], []).append(row["test_acc"])
+    means = {cell: sum(v) / len(v) for cell, v in means.items()}
+    best = max(means.values())
+    cells = unique_cells()
+    for cell, mean in means.items():
+        members = [a for a, c in zip(cells.arch_strings, cells.cell_of) if c == cell]
+        for arch in members[:3]:
+            score = truth.score(arch)
+            assert score.cell_id == cell and score.seeds == (0, 1)
+            assert score.test_acc == pytest.approx(mean)
+            assert score.regret == pytest.approx(best - mean)
+            assert score.percentile == pytest.approx(100 * sum(m <= mean for m in means.values()) / len(means))
+
+
+def test_every_arch_string_resolves_in_the_shipped_table_or_trains_on_demand(tmp_path):
+    from raynas.benchmark.lookup import GroundTruth
+
+    if not shipped_table_path().is_file():
+        pytest.fail(f"the shipped table {shipped_table_path()} is missing")
+    truth = GroundTruth(cache_dir=tmp_path)
+    cells = unique_cells()
+    in_table = [arch for arch in cells.arch_strings if truth.has(arch)]
+    table_cells = set(read_rows([shipped_table_path()], truth.protocol_hash)["cell_id"].to_pylist())
+    assert len(in_table) == sum(cells.members[c] for c in table_cells)  # every member of a shipped cell resolves
+    missing = [arch for arch in cells.arch_strings if not truth.has(arch)]
+    if missing:  # the rest train on demand under the shipped protocol: one of them, for real
+        score = truth.score(missing[0])
+        assert score.trained_now and 0.0 <= score.test_acc <= 1.0 and truth.has(missing[0])
+
+
+def test_bad_build_and_lookup_input_is_one_line_and_exit_code_2(tmp_path):
+    run = raynas("bench", "build", "--cells", "0", "--out", str(tmp_path))
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
+    assert "--cells: 0 is out of range; allowed: 1 to 6466" in run.stderr
+    assert not any(tmp_path.iterdir())  # nothing written
+    run = raynas("bench", "lookup", "|bogus~0|", "--no-train", "--cache", str(tmp_path / "c"))
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0 and "|bogus~0|" in run.stderr
