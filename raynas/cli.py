@@ -608,6 +608,25 @@ def bench_lookup(archs: tuple[str, ...], tables: tuple[str, ...], cache_dir: str
                    f"percentile {score.percentile:.1f}  regret {score.regret:.4f}  ({how})")
 
 
+@bench.command("merge")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True), metavar="SOURCE...")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The merged table (written atomically; may be one of the SOURCEs).")
+@PROTOCOL_OPTION
+@friendly_errors
+def bench_merge(sources: tuple[str, ...], out_path: str, protocol_path: str | None) -> None:
+    """Merge benchmark tables and build folders (finished or still running: their parts) into one table of
+    the protocol's rows, one per (cell, seed); e.g. to ship a build's rows with raynas."""
+    from raynas.benchmark.protocol import protocol_hash
+    from raynas.benchmark.table import read_rows, write_table
+
+    digest = protocol_hash(_bench_protocol(protocol_path))
+    table = read_rows(list(sources), digest)
+    write_table(table, out_path)
+    cells = len(set(table["cell_id"].to_pylist()))
+    click.echo(f"raynas: {table.num_rows} row(s) over {cells} unique cell(s) of protocol {digest} -> {out_path}")
+
+
 @bench.command("info")
 @click.option("--table", "tables", multiple=True, type=click.Path(),
               help="Benchmark table(s) or build folder(s) [default: the shipped table].")

@@ -74,6 +74,11 @@ def test_build_skips_the_pairs_its_base_holds(built, tiny):
     rows = pq.read_table(built["out"] / "more" / "benchmark.parquet").to_pylist()
     assert len(rows) == 9 and len(list((built["out"] / "more" / "parts").glob("*.parquet"))) == 1
     assert (build_order()[4], 0) in {(r["cell_id"], r["seed"]) for r in rows}
+    merged = built["out"] / "merged.parquet"  # the parts of both folders, one row per (cell, seed)
+    run = raynas("bench", "merge", str(built["dir"] / "parts"), str(built["out"] / "more" / "parts"), "--protocol",
+                 str(tiny), "--out", str(merged))
+    assert run.returncode == 0 and "9 row(s) over 5 unique cell(s)" in run.stdout, run.stderr
+    assert pq.read_table(merged).num_rows == 9
 
 
 def test_an_interrupted_build_resumes_after_its_last_finished_cell(tmp_path, tiny):
