@@ -19,7 +19,7 @@ from raynas.config import (ExperimentConfig, TrainConfig, describe_type, registr
 
 _BOUND_SYMBOLS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
 _TYPE_WORDS = {"an integer": "int", "a number": "float", "a string": "str", "true or false": "bool",
-               "a mapping": "mapping"}
+               "a mapping": "mapping", "a list of strings": "list of str"}
 
 
 def _cell(text: str) -> str:

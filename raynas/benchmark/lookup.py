@@ -107,6 +107,10 @@ class GroundTruth:
         cell = cell_of(arch)
         return cell in self._reference or cell in self._cached
 
+    def refresh_cache(self) -> None:
+        """Read ``cache_dir`` again: rows that other lookups (other trials) trained since are then found."""
+        self._cached = _cell_means(read_rows([self.cache_dir], self.protocol_hash))
+
     def score(self, arch: str) -> Score:
         """The ground truth of ``arch`` (training its cell on demand when the table and cache lack it)."""
         return self.scores([arch])[0]

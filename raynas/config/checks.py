@@ -13,8 +13,9 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional
 
-from raynas.config.schema import (DataConfig, E2NASConfig, ExperimentConfig, ResourcesConfig, SDConfig,
-                                  SearchConfig, TAConfig, TrainConfig, TuneConfig)
+from raynas.config.schema import (GROUND_TRUTH_METRICS, GROUND_TRUTH_MODES, BenchmarkConfig, DataConfig,
+                                  E2NASConfig, ExperimentConfig, ResourcesConfig, SDConfig, SearchConfig, TAConfig,
+                                  TrainConfig, TuneConfig)
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
 FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
@@ -48,6 +49,31 @@ def normalize_e2nas(cfg: E2NASConfig) -> E2NASConfig:
     if cfg.autoencoder is None or not cfg.autoencoder.strip():
         return cfg
     return replace(cfg, autoencoder=os.path.abspath(os.path.expanduser(cfg.autoencoder)))
+
+
+def _absolute(path: Optional[str]) -> Optional[str]:
+    return None if path is None or not path.strip() else os.path.abspath(os.path.expanduser(path))
+
+
+def normalize_benchmark(cfg: BenchmarkConfig) -> BenchmarkConfig:
+    """The table, protocol and cache paths absolute, for the same reason as :func:`normalize_data`."""
+    table = None if cfg.table is None else [_absolute(p) or p for p in cfg.table]
+    return replace(cfg, table=table, protocol=_absolute(cfg.protocol), cache_dir=_absolute(cfg.cache_dir))
+
+
+def check_benchmark(cfg: BenchmarkConfig, path: str) -> Optional[Problem]:
+    """A named protocol or table must exist: a typo would otherwise turn ``auto`` scoring off unnoticed."""
+    if cfg.protocol is not None and not os.path.isfile(cfg.protocol):
+        return Problem(join_path(path, "protocol"), cfg.protocol,
+                       "not an existing file; name a protocol YAML such as raynas/benchmark/protocol.yaml, or null")
+    if cfg.table is not None and not cfg.table:
+        return Problem(join_path(path, "table"), cfg.table,
+                       "must name at least one benchmark file or folder (null: the shipped table)")
+    for i, source in enumerate(cfg.table or ()):
+        if not os.path.exists(source):
+            return Problem(f"{join_path(path, 'table')}[{i}]", source,
+                           "not an existing file or folder (a benchmark table or a raynas bench build folder)")
+    return None
 
 
 def check_data(cfg: DataConfig, path: str) -> Optional[Problem]:
@@ -107,7 +133,36 @@ def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
         return Problem(join_path(path, "name"), cfg.name,
                        "must be a folder name: letters, digits, '.', '_' or '-', starting with a letter or digit")
     return (check_selection_fits(cfg, path) or check_sharpness_fits(cfg, path) or check_objectives_fit(cfg, path)
-            or check_e2nas_fits(cfg, path))
+            or check_e2nas_fits(cfg, path) or check_ground_truth_fits(cfg, path))
+
+
+def check_ground_truth_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
+    """A ground-truth ``tune.metric`` is ranked by its own mode and needs scoring; ``benchmark.score: on``
+    and such a metric need an NB201 search on the benchmark's data (whether the table has rows is decided
+    when the search starts: :func:`raynas.benchmark.scoring.resolve_scoring`)."""
+    metric, score = cfg.tune.metric, cfg.benchmark.score
+    if metric in GROUND_TRUTH_METRICS and cfg.tune.mode != GROUND_TRUTH_MODES[metric]:
+        return Problem(join_path(path, "tune.mode"), cfg.tune.mode,
+                       f"must be {GROUND_TRUTH_MODES[metric]!r} with tune.metric = {metric!r}")
+    if metric in GROUND_TRUTH_METRICS and score == "off":
+        return Problem(join_path(path, "tune.metric"), metric,
+                       "needs the ground truth, but benchmark.score is 'off'; set it to auto or on, or rank by "
+                       "another metric")
+    if score != "on" and metric not in GROUND_TRUTH_METRICS:
+        return None
+    # imported here: raynas.benchmark builds on raynas.config
+    from raynas.benchmark.scoring import scoring_obstacle
+    from raynas.errors import ConfigError
+
+    try:
+        obstacle = scoring_obstacle(cfg)
+    except ConfigError as err:  # an unreadable or invalid protocol file
+        return Problem(join_path(path, "benchmark.protocol"), cfg.benchmark.protocol, str(err))
+    if obstacle is None:
+        return None
+    if score == "on":
+        return Problem(join_path(path, "benchmark.score"), score, f"{obstacle}; set it to auto or off")
+    return Problem(join_path(path, "tune.metric"), metric, f"needs the ground truth, but {obstacle}")
 
 
 #: Objective terms that read the softmax of DARTS' alphas, which a latent-space search does not have.
@@ -219,7 +274,8 @@ def check_train(cfg: TrainConfig, path: str) -> Optional[Problem]:
 
 
 #: How a section class is normalised once built (before its checks).
-SECTION_NORMALIZERS: dict[type, Callable[[Any], Any]] = {DataConfig: normalize_data, E2NASConfig: normalize_e2nas}
+SECTION_NORMALIZERS: dict[type, Callable[[Any], Any]] = {DataConfig: normalize_data, E2NASConfig: normalize_e2nas,
+                                                         BenchmarkConfig: normalize_benchmark}
 
 #: The cross-field checks of each section class, run right after the section is built.
 SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] = {
@@ -228,6 +284,7 @@ SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] 
     TuneConfig: (check_tune,),
     ResourcesConfig: (check_resources,),
     SDConfig: (check_sd,),
+    BenchmarkConfig: (check_benchmark,),
     ExperimentConfig: (check_experiment,),
     TrainConfig: (check_train,),
 }

@@ -100,6 +100,9 @@ def describe_type(hint: Any) -> str:
         text = "a mapping (section)"
     elif base is dict or typing.get_origin(base) is dict:
         text = "a mapping"
+    elif typing.get_origin(base) is list:
+        item = describe_type(typing.get_args(base)[0])
+        text = f"a list of {item.split(' ', 1)[1]}s" if item.startswith(("a ", "an ")) else f"a list of {item}"
     else:
         text = words.get(base, getattr(base, "__name__", str(base)))
     return f"{text} or null" if optional else text
@@ -177,9 +180,19 @@ def _convert(value: Any, hint: Any, path: str) -> Any:
                 if not isinstance(key, str):
                     raise FieldError(f"{path}[{show_value(key)}]", "keys must be strings")
             return _plain(value)
+    elif typing.get_origin(base) is list:
+        if isinstance(value, list):
+            return _convert_items(value, typing.get_args(base)[0], path)
+        if isinstance(value, str):  # the common slip of one path for a list of them
+            raise FieldError(path, f"must be {describe_type(hint)}; write [{value}] for one", value)
     else:
         raise TypeError(f"{path}: unsupported field type {hint!r} in the config schema")
     raise FieldError(path, f"must be {describe_type(hint)}", value)
+
+
+def _convert_items(values: list[Any], item: Any, path: str) -> list[Any]:
+    """Each entry of a list setting converted to the item type (``list[str]``: strings)."""
+    return [_convert(value, item, f"{path}[{i}]") for i, value in enumerate(values)]
 
 
 def _check_rules(value: Any, raw: Any, meta: Mapping[str, Any], path: str) -> None:
@@ -227,6 +240,9 @@ def _build(cls: type[C], data: Mapping[Any, Any], prefix: str) -> C:
             continue
         path = join_path(prefix, name)
         raw = data[name]
+        words = spec.metadata.get("bool_words")
+        if words is not None and isinstance(raw, bool):
+            raw = words[raw]  # YAML 1.1 reads the words on/off (yes/no) as booleans
         value = _convert(raw, hints[name], path)
         if value is not None and not _is_section(_split_optional(hints[name])[0]):
             _check_rules(value, raw, spec.metadata, path)

@@ -6,7 +6,9 @@ turns into the README's config reference:
 - ``doc``: one line saying what the field is;
 - ``choices``: the allowed values (for names of registered things, see ``registry`` instead);
 - ``registry``: the name of a registry whose names are the allowed values ("spaces", "datasets", "selections");
-- ``ge`` / ``gt`` / ``le`` / ``lt``: numeric bounds.
+- ``ge`` / ``gt`` / ``le`` / ``lt``: numeric bounds;
+- ``bool_words``: a text setting whose words YAML reads as booleans (``on``/``off``): false and true are
+  read as these two words.
 
 ``None`` defaults mean "not set": the code picks a documented default (for example the space's own
 evaluation channels). Nothing here imports torch or ray.
@@ -18,6 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from raynas.allocator import ALLOCATORS
+
+
+#: ``tune.metric`` values that are ground-truth columns, and the mode each is ranked by
+GROUND_TRUTH_METRICS = ("gt_test_acc", "gt_percentile", "gt_regret")
+GROUND_TRUTH_MODES = {"gt_test_acc": "max", "gt_percentile": "max", "gt_regret": "min"}
 
 
 def _f(default: Any, doc: str, **rules: Any) -> Any:
@@ -248,9 +255,11 @@ class TuneConfig:
     params: dict = _f({}, "dotted config key -> distribution, e.g. {loguniform: [1.0e-4, 1.0e-2]}; "
                           "kinds: choice, uniform, loguniform, randint (random/optuna searchers, PBT mutations)")
     num_samples: int = _f(1, "repeats of the grid, or trials drawn by the random/optuna searcher", ge=1)
-    metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers",
+    metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers; the gt_* "
+                                        "ones are the derived cell's ground truth (section benchmark; gt_regret "
+                                        "with mode min, the others max)",
                      choices=("derived_val_acc", "val_acc", "train_acc", "derived_val_loss", "val_loss",
-                              "train_loss"))
+                              "train_loss", *GROUND_TRUTH_METRICS))
     mode: str = _f("max", "max or min of the metric", choices=("max", "min"))
     scheduler: str = _f("fifo", "trial scheduler", choices=("fifo", "asha", "pbt"))
     asha: AshaConfig = field(default_factory=AshaConfig, metadata={"doc": "ASHA settings (scheduler: asha)"})
@@ -290,6 +299,22 @@ class RayConfig:
 
 
 @dataclass(frozen=True)
+class BenchmarkConfig:
+    """Scoring an NB201 search against the ground-truth table every epoch (docs/benchmark.md)."""
+
+    score: str = _f("auto", "record each epoch's derived cell's ground truth (gt_test_acc, gt_percentile, "
+                            "gt_regret): auto scores nb201 searches on the benchmark's data when the table has "
+                            "rows of the protocol; on requires it; off never", choices=("auto", "on", "off"),
+                    bool_words=("off", "on"))
+    table: Optional[list[str]] = _f(None, "benchmark Parquet files or folders (raynas bench build) (default: the "
+                                          "table shipped with raynas)")
+    protocol: Optional[str] = _f(None, "training protocol YAML of the table (default: the shipped one, "
+                                       "raynas/benchmark/protocol.yaml)")
+    cache_dir: Optional[str] = _f(None, "folder of cells trained on demand (missing from the table) (default: "
+                                        "benchmark_cache/ in the experiment folder)")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole search experiment: one YAML file of ``search_configs/``."""
 
@@ -309,6 +334,8 @@ class ExperimentConfig:
     tune: TuneConfig = field(default_factory=TuneConfig, metadata={"doc": "population run by Ray Tune"})
     resources: ResourcesConfig = field(default_factory=ResourcesConfig, metadata={"doc": "per-trial resources"})
     ray: RayConfig = field(default_factory=RayConfig, metadata={"doc": "Ray cluster"})
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig,
+                                       metadata={"doc": "ground-truth scoring of NB201 searches"})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,159 @@
+"""Scoring searches against the ground truth: the ``benchmark`` section of a search config, decided and
+applied.
+
+Three steps, each where it belongs:
+
+- :func:`scoring_obstacle` (through :mod:`raynas.config.checks`, for every config a loader builds): why an
+  experiment cannot be scored (not NB201, other data than the benchmark's); cheap, reads no table;
+- :func:`resolve_scoring` (the driver, before anything runs): ``auto`` decided by whether the table holds
+  rows of the protocol, the cache folder placed in the experiment folder; the resolved section is what the
+  experiment's ``config.yaml`` records and what every trial reads;
+- :func:`ground_truth_for` and :func:`ground_truth_columns` (each trial): the lookup and the columns each
+  epoch's report gets.
+
+Imports neither torch nor Ray.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional
+
+from raynas.benchmark.lookup import GroundTruth, matches_benchmark_data
+from raynas.benchmark.protocol import check_protocol, data_setting, protocol_hash, shipped_protocol
+from raynas.benchmark.table import read_rows, shipped_table_path
+from raynas.config import ExperimentConfig, config_to_dict, read_config_file
+from raynas.config.schema import GROUND_TRUTH_METRICS
+from raynas.errors import ConfigError
+
+#: the folder inside an experiment that holds the cells its trials trained on demand
+CACHE_FOLDER = "benchmark_cache"
+#: the only space the ground truth covers
+SPACE = "nb201"
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """A file's modification time and size: a cache key that changes when the file does."""
+    stat = os.stat(path)
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _protocol_file(path: str, stamp: tuple[int, int]) -> dict[str, Any]:
+    return check_protocol(read_config_file(path))
+
+
+def benchmark_protocol(path: Optional[str]) -> dict[str, Any]:
+    """The protocol at ``path`` (checked), or the shipped one for None; a bad file raises ConfigError."""
+    if path is None:
+        return shipped_protocol()
+    return dict(_protocol_file(path, _stamp(path)))
+
+
+def data_difference(cfg: ExperimentConfig) -> Optional[str]:
+    """None when ``cfg``'s data are the benchmark's images, else which setting differs, e.g.
+    ``data.noise_std is 0.5, not the benchmark's 1.0``."""
+    data = config_to_dict(cfg.data)
+    protocol = benchmark_protocol(cfg.benchmark.protocol)
+    if matches_benchmark_data(data, protocol):
+        return None
+    setting = data_setting(protocol)
+    key = next(key for key, value in setting.items() if data.get(key) != value)
+    return f"data.{key} is {_shown(data.get(key))}, not the benchmark's {_shown(setting[key])}"
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else repr(value)
+
+
+def wants_ground_truth(cfg: ExperimentConfig) -> bool:
+    """Whether ``cfg`` requires scoring: ``benchmark.score: on`` or a ground-truth ``tune.metric``."""
+    return cfg.benchmark.score == "on" or cfg.tune.metric in GROUND_TRUTH_METRICS
+
+
+def scoring_obstacle(cfg: ExperimentConfig) -> Optional[str]:
+    """Why ``cfg``'s search cannot be scored (another space, other data), or None; reads no table."""
+    if cfg.space != SPACE:
+        return f"space is {cfg.space!r} (the ground truth covers NB201 cells only)"
+    difference = data_difference(cfg)
+    if difference is not None:
+        return f"{difference} (the search must train on the benchmark's images)"
+    return None
+
+
+def table_sources(cfg: ExperimentConfig) -> list[Path]:
+    """The benchmark files or folders ``cfg`` names (default: the shipped table)."""
+    return [Path(p) for p in cfg.benchmark.table] if cfg.benchmark.table is not None else [shipped_table_path()]
+
+
+def resolve_scoring(cfg: ExperimentConfig, experiment_dir: str | os.PathLike) -> ExperimentConfig:
+    """``cfg`` with ``benchmark.score`` decided (``on`` or ``off``) and, when on, ``benchmark.cache_dir`` set
+    (default ``<experiment_dir>/benchmark_cache``, absolute).
+
+    ``auto`` is on for an NB201 search on the benchmark's data when the table holds rows of the protocol.
+    A search that requires scoring (:func:`wants_ground_truth`) and finds no rows raises a one-line
+    :class:`ConfigError`; the config checks have already refused the other obstacles.
+    """
+    section = cfg.benchmark
+    if section.score == "off":
+        return cfg
+    obstacle = scoring_obstacle(cfg)
+    if obstacle is not None:
+        if wants_ground_truth(cfg):  # only reached for a config the checks did not see
+            raise ConfigError(f"benchmark.score = {section.score!r}: {obstacle}")
+        return replace(cfg, benchmark=replace(section, score="off"))
+    digest = protocol_hash(benchmark_protocol(section.protocol))
+    sources = table_sources(cfg)
+    if read_rows(sources, digest).num_rows == 0:
+        if wants_ground_truth(cfg):
+            field, value = (("benchmark.score", "on") if section.score == "on" else ("tune.metric", cfg.tune.metric))
+            raise ConfigError(f"{field} = {value!r}: no rows of the benchmark protocol {digest} in "
+                              f"{', '.join(map(str, sources))}; build the table first (raynas bench build) or "
+                              "name one in benchmark.table")
+        return replace(cfg, benchmark=replace(section, score="off"))
+    cache_dir = section.cache_dir or str(Path(experiment_dir).resolve() / CACHE_FOLDER)
+    return replace(cfg, benchmark=replace(section, score="on", cache_dir=cache_dir))
+
+
+def describe_scoring(cfg: ExperimentConfig) -> Optional[str]:
+    """One line for ``raynas validate``: whether ``cfg``'s search will be scored and against what; None for a
+    search that cannot be (another space or data, ``score: off``). A missing table is said, not raised: the
+    config is valid, the search refuses to start only if it requires scoring."""
+    if cfg.benchmark.score == "off" or scoring_obstacle(cfg) is not None:
+        return None
+    digest = protocol_hash(benchmark_protocol(cfg.benchmark.protocol))
+    sources = table_sources(cfg)
+    rows = read_rows(sources, digest)
+    where = f"protocol {digest} in {', '.join(map(str, sources))}"
+    if rows.num_rows:
+        return f"ground truth: on ({len(set(rows['cell_id'].to_pylist()))} unique cells of {where})"
+    if wants_ground_truth(cfg):
+        return (f"ground truth: required but not available yet: no rows of {where}; raynas search refuses to "
+                "start until the table is built (raynas bench build) or benchmark.table names one")
+    return f"ground truth: off (no rows of {where})"
+
+
+def ground_truth_for(cfg: ExperimentConfig, *, task_cpus: float = 0.0) -> Optional[GroundTruth]:
+    """The lookup of a trial whose (resolved) config scores it, else None.
+
+    ``task_cpus`` 0: a cell missing from the table is trained by a Ray task that asks for no CPU, since the
+    trial waits for it with its own.
+    """
+    if cfg.benchmark.score != "on":
+        return None
+    return GroundTruth(cfg.benchmark.table, cache_dir=cfg.benchmark.cache_dir,
+                       protocol=benchmark_protocol(cfg.benchmark.protocol), task_cpus=task_cpus)
+
+
+def ground_truth_columns(truth: GroundTruth, genotype: str) -> dict[str, float]:
+    """The epochs-table columns of ``genotype`` (gt_test_acc, gt_percentile, gt_regret).
+
+    A cell the table lacks is trained on demand (a disconnected cell too); another trial of the experiment
+    may have trained it since this lookup last read the cache, so the cache is read again first.
+    """
+    if not truth.has(genotype):
+        truth.refresh_cache()
+    return truth.score(genotype).columns()
