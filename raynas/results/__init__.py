@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from raynas.results.query import (EVALUATION_PLAN, EVALUATIONS_DIR, FORMATS, LEADERBOARD_COLUMNS, evaluation_runs,
-                                  format_table, leaderboard, load_table)
-from raynas.results.schema import EVALUATION_TABLES, KEYS, SCHEMA_VERSION, TABLES, TRIAL_STATUSES, schema_for
+from raynas.results.query import (EVALUATION_PLAN, EVALUATIONS_DIR, FORMATS, LEADERBOARD_COLUMNS,
+                                  LEADERBOARD_GT_COLUMNS, evaluation_runs, format_table, leaderboard, load_table)
+from raynas.results.schema import (EVALUATION_TABLES, GROUND_TRUTH_METRICS, KEYS, SCHEMA_VERSION, TABLES,
+                                   TRIAL_STATUSES, schema_for)
 from raynas.results.writer import ResultsWriter, merge_history, rows_from_report, summarise_trial
 
-__all__ = ["EVALUATION_PLAN", "EVALUATIONS_DIR", "EVALUATION_TABLES", "FORMATS", "KEYS", "LEADERBOARD_COLUMNS",
+__all__ = ["EVALUATION_PLAN", "EVALUATIONS_DIR", "EVALUATION_TABLES", "FORMATS", "GROUND_TRUTH_METRICS", "KEYS",
+           "LEADERBOARD_COLUMNS", "LEADERBOARD_GT_COLUMNS",
            "SCHEMA_VERSION", "TABLES", "TRIAL_STATUSES",
            "ResultsCallback", "ResultsWriter", "evaluation_runs", "format_table", "leaderboard",
            "load_table", "merge_history", "rows_from_report", "schema_for", "summarise_trial", "trial_overrides"]

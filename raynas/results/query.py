@@ -17,12 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raynas.errors import ResultsError
-from raynas.results.schema import EPOCH_METRICS, TRIALS, check_schema, schema_for
+from raynas.results.schema import EPOCH_METRICS, TRIALS, check_schema, conform, schema_for
 from raynas.results.select import select_rows
 from raynas.results.writer import ResultsWriter, check_mode, merge_history, summarise_trial
 
 LEADERBOARD_COLUMNS = ("trial_id", "status", "seed", "method", "metric_value", "best_derived_val_acc",
                        "best_val_acc", "num_skip", "connected", "epochs_done", "wall_time_s", "genotype")
+
+LEADERBOARD_GT_COLUMNS = ("final_gt_test_acc", "final_gt_percentile", "final_gt_regret")
+"""The leaderboard's ground-truth columns (after ``metric_value``), shown when some trial was scored."""
 
 FORMATS = ("table", "csv", "json")
 
@@ -77,7 +80,7 @@ def _load_evaluations(directory: Union[str, Path]) -> pa.Table:
 
 
 def _load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:
-    schema = schema_for(name)
+    schema_for(name)  # an unknown name fails before the folder is looked at
     writer = ResultsWriter(_experiment(experiment_dir), Path(experiment_dir).name)
     path = writer.table_path(name)
     changed = writer.parts_changed_ns(name)
@@ -92,7 +95,7 @@ def _load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:
     except (OSError, pa.ArrowInvalid) as exc:
         raise ResultsError(f"cannot read results table {path}: {exc}") from None
     check_schema(table.schema, name, path)
-    return table.select(schema.names).cast(schema)
+    return conform(table, name)
 
 
 def _default_mode(metric: str) -> str:
@@ -105,7 +108,8 @@ def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None, 
 
     ``where`` keeps the trials an expression holds for (any column of the trials table, e.g. ``"method ==
     'darts' and seed > 0"``) and ``sort`` reorders them (``-column`` descending); a pyarrow Table, or a pandas
-    DataFrame with ``as_pandas``.
+    DataFrame with ``as_pandas``. Scored searches (``benchmark.score``) also show each trial's final
+    genotype's ground truth (:data:`LEADERBOARD_GT_COLUMNS`).
 
     With another metric or mode than the one the trials were ranked by during the search, each trial's
     ``metric_value`` and genotype are recomputed from its epochs. ``mode`` defaults to the experiment's
@@ -135,7 +139,17 @@ def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None, 
     table = table.sort_by([("metric_value", order), ("trial_id", "ascending")])  # nulls sort last
     if where:
         table = select_rows(table, where_expression=where)
-    return select_rows(table.select(list(LEADERBOARD_COLUMNS)), sort_keys=sort, as_pandas=as_pandas)
+    return select_rows(table.select(leaderboard_columns(table)), sort_keys=sort, as_pandas=as_pandas)
+
+
+def leaderboard_columns(trials: pa.Table) -> list[str]:
+    """:data:`LEADERBOARD_COLUMNS`, with :data:`LEADERBOARD_GT_COLUMNS` after ``metric_value`` when a trial of
+    ``trials`` has a ground truth (a scored NB201 search); unscored experiments keep their narrower board."""
+    columns = list(LEADERBOARD_COLUMNS)
+    if trials.num_rows and trials["final_gt_test_acc"].null_count < trials.num_rows:
+        at = columns.index("metric_value") + 1
+        columns[at:at] = LEADERBOARD_GT_COLUMNS
+    return columns
 
 
 def _check_metric(metric: str, epochs: pa.Table) -> None:

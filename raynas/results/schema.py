@@ -22,8 +22,13 @@ TABLE_KEY = b"raynas.table"
 
 TRIAL_STATUSES = ("RUNNING", "TERMINATED", "ERROR")
 
+GROUND_TRUTH_METRICS = ("gt_test_acc", "gt_percentile", "gt_regret")
+"""The derived cell's ground truth (:mod:`raynas.benchmark.scoring`): test accuracy under the benchmark
+protocol (mean over seeds), percentile (0-100) among the table's unique cells, regret to the best cell;
+null in searches that are not scored."""
+
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "derived_val_loss", "derived_val_acc",
-                 "weight_lr", "arch_lr", "epoch_time_s")
+                 "weight_lr", "arch_lr", "epoch_time_s", *GROUND_TRUTH_METRICS)
 """The named float columns of the epochs table, taken from the report keys of the same name."""
 
 ALPHA_COLUMNS = ("cell", "edge", "src", "dst", "op", "alpha", "weight")
@@ -60,6 +65,10 @@ TRIALS = _schema("trials", [
     _f64("final_val_acc"),
     _f64("final_derived_val_acc"),
     _f64("final_train_loss"),
+    _f64("final_gt_test_acc"),  # the final genotype's ground truth (scored searches)
+    _f64("final_gt_percentile"),
+    _f64("final_gt_regret"),
+    _f64("best_gt_test_acc"),  # the best ground truth of any epoch's genotype
     _f64("wall_time_s"),
     pa.field("error", pa.string()),
 ])
@@ -170,6 +179,16 @@ def schema_for(name: str) -> pa.Schema:
         return ALL_TABLES[name]
     except KeyError:
         raise ResultsError(f"unknown results table {name!r}; valid tables: {', '.join(ALL_TABLES)}") from None
+
+
+def conform(table: pa.Table, name: str) -> pa.Table:
+    """``table`` (a file of table ``name`` that passed :func:`check_schema`) in the current layout: columns
+    added since it was written (nullable ones, such as the ground-truth columns) read as nulls."""
+    schema = schema_for(name)
+    for field in schema:
+        if field.name not in table.column_names and field.nullable:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names).cast(schema)
 
 
 def check_schema(schema: pa.Schema, name: str, source: Union[str, Path]) -> None:

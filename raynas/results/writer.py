@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from raynas.errors import ResultsError
 from raynas.results.schema import (ALPHA_COLUMNS, DECISION_COLUMNS, EPOCH_METRICS, EVALUATIONS, KEYS, TABLES,
-                                   TRIAL_STATUSES, TRIALS, check_schema, schema_for)
+                                   TRIAL_STATUSES, TRIALS, check_schema, conform, schema_for)
 
 PER_EPOCH_TABLES = ("epochs", "alphas", "genotypes", "decisions")
 PER_TRIAL_TABLES = ("trials", "evaluations")
@@ -219,9 +219,21 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
         "best_derived_val_acc": best_of("derived_val_acc"),
         "final_val_acc": _finite(last.get("val_acc")), "final_derived_val_acc": _finite(last.get("derived_val_acc")),
         "final_train_loss": _finite(last.get("train_loss")),
+        **ground_truth_summary(rows),
         "wall_time_s": wall_time_s if wall_time_s is not None else last.get("wall_time_s"),
         "error": error,
     }
+
+
+def ground_truth_summary(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[str, Optional[float]]:
+    """The trials-table ground-truth columns of a trial's ``(epoch, row)`` pairs (in epoch order): the last
+    epoch's genotype's (the one the trial returns) and the best of any epoch's; null when not scored."""
+    last = rows[-1][1] if rows else {}
+    values = [v for v in (_finite(row.get("gt_test_acc")) for _, row in rows) if v is not None]
+    return {"final_gt_test_acc": _finite(last.get("gt_test_acc")),
+            "final_gt_percentile": _finite(last.get("gt_percentile")),
+            "final_gt_regret": _finite(last.get("gt_regret")),
+            "best_gt_test_acc": max(values) if values else None}
 
 
 def merge_history(epochs: Iterable[Mapping[str, Any]],
@@ -369,7 +381,7 @@ class ResultsWriter:
             except (OSError, pa.ArrowInvalid) as exc:
                 raise ResultsError(f"cannot read result part {path}: {exc}") from None
             check_schema(table.schema, name, path)
-            tables.append(table.select(schema.names).cast(schema))
+            tables.append(conform(table, name))
         if not tables:
             return schema.empty_table()
         return _sorted_unique(pa.concat_tables(tables), name)
