@@ -148,7 +148,8 @@ def resume(directory: str, address: str | None) -> None:
 @SET_OPTION
 @friendly_errors
 def validate(config: str, overrides: tuple[str, ...]) -> None:
-    """Check CONFIG and every trial of its population without running anything."""
+    """Check CONFIG and every trial of its population without running anything; says whether the search
+    will record its derived cells' ground truth (section benchmark)."""
     from raynas.config import expand_trials, load_config
 
     cfg = load_config(config, overrides)
@@ -163,6 +164,11 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
                + (f" + {'+'.join(terms)}" if terms else "")
                + f", data {cfg.data.name}, {cfg.search.epochs} epochs"
                + (f" + {stage} epoch{'s' if stage != 1 else ''} of {cfg.selection.name} selection" if stage else ""))
+    from raynas.benchmark.scoring import describe_scoring
+
+    scoring = describe_scoring(cfg)  # whether the search will record its cells' ground truth
+    if scoring:
+        click.echo(scoring)
 
 
 @main.command()
@@ -214,8 +220,9 @@ def plot(directory: str, out_dir: str | None, formats: str, trials: tuple[str, .
 
     Per trial: a diagram of each cell of its final genotype (cell_<trial>_<cell>) and its architecture
     weights per edge over epochs (alphas_<trial>_<cell>); per experiment: losses and accuracies over epochs
-    (curves) and, for a population, the ranking metric against each varied override
-    (population_<key>). Prints each written file.
+    (curves), the derived cell's ground truth over epochs when the search was scored (ground_truth) and,
+    for a population, the ranking metric against each varied override (population_<key>). Prints each
+    written file.
     """
     from pathlib import Path
 
@@ -242,7 +249,8 @@ def plot(directory: str, out_dir: str | None, formats: str, trials: tuple[str, .
 def report(directory: str, out_path: str | None, fmt: str, top: int) -> None:
     """Write one report of the experiment in DIRECTORY (<out>/<name> of raynas search, or an evaluation run).
 
-    In order: title, resolved config, every trial, the best genotypes with their cell diagrams, curves,
+    In order: title, resolved config, every trial (with its final genotype's ground truth when the search was
+    scored), the best genotypes with their cell diagrams, curves (and the ground truth over epochs),
     architecture weights of the best trial, the population comparison, selection decisions and the
     evaluations (trainings from scratch, mean and std of test accuracy per genotype). Prints the path.
     """

@@ -61,7 +61,15 @@ def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] 
     if directory.exists():
         raise ConfigError(f"experiment folder '{directory}' already exists; choose another --out or name "
                           f"(e.g. --set name={cfg.name}-2), or remove it")
-    return PreparedExperiment(cfg, trials, directory)
+    return PreparedExperiment(resolve_benchmark(cfg, directory), trials, directory)
+
+
+def resolve_benchmark(cfg: ExperimentConfig, directory: Path) -> ExperimentConfig:
+    """``cfg`` with its ground-truth scoring decided (:func:`raynas.benchmark.scoring.resolve_scoring`): the
+    resolved config the experiment folder records and every trial reads."""
+    from raynas.benchmark.scoring import resolve_scoring
+
+    return resolve_scoring(cfg, directory)
 
 
 def distinct_seeds(cfg: ExperimentConfig, trials: list[TrialSpec]) -> list[TrialSpec]:
@@ -242,7 +250,7 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     if not (directory / RESOLVED_CONFIG).is_file():
         raise ConfigError(f"'{directory}' is not a raynas experiment folder: it has no {RESOLVED_CONFIG} "
                           "(pass the folder raynas search created, <out>/<name>)")
-    cfg = load_config(directory / RESOLVED_CONFIG)
+    cfg = resolve_benchmark(load_config(directory / RESOLVED_CONFIG), directory)
     if address:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     quiet_tune()
@@ -306,11 +314,16 @@ def summary_lines(outcome: ExperimentOutcome) -> list[str]:
     from raynas.results import leaderboard
 
     board = leaderboard(str(outcome.directory)).to_pylist()
-    lines = [f"{'trial':<12} {outcome.metric:>16} {'skip':>4}  genotype (final)"]
+    # the final cell's ground truth, when scored and not already the ranking metric
+    scored = outcome.metric != "gt_test_acc" and any(row.get("final_gt_test_acc") is not None for row in board)
+    lines = [f"{'trial':<12} {outcome.metric:>16}" + (f" {'gt_acc':>7}" if scored else "")
+             + f" {'skip':>4}  genotype (final)"]
     for row in board:
         value = row.get("metric_value")
         shown = "nan" if value is None else f"{value:.4f}"
-        lines.append(f"{row['trial_id']:<12} {shown:>16} {row.get('num_skip')!s:>4}  {row.get('genotype')}"
+        truth = row.get("final_gt_test_acc")
+        gt = (f" {'':>7}" if truth is None else f" {truth:>7.4f}") if scored else ""
+        lines.append(f"{row['trial_id']:<12} {shown:>16}{gt} {row.get('num_skip')!s:>4}  {row.get('genotype')}"
                      + ("" if row.get("connected") in (True, None) else "  (DISCONNECTED cell)"))
     lines.append(f"tables: {outcome.directory / 'tables'} ({', '.join(sorted(outcome.tables))})")
     if outcome.num_errors:

@@ -15,6 +15,14 @@ def overrides_label(overrides: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in overrides.items()) or "base"
 
 
+def ground_truth_text(result: dict[str, Any]) -> str:
+    """``  gt_acc 0.812 (p73)``: the derived cell's ground truth and percentile, empty when not scored."""
+    accuracy, percentile = result.get("gt_test_acc"), result.get("gt_percentile")
+    if accuracy is None:
+        return ""
+    return f"  gt_acc {accuracy:.3f}" + (f" (p{percentile:.0f})" if percentile is not None else "")
+
+
 class ProgressCallback(tune.Callback):
     """Prints each trial's epoch metrics as they arrive (Tune's own tables are turned off)."""
 
@@ -38,7 +46,7 @@ class ProgressCallback(tune.Callback):
         self._say(f"{self._name(trial)} epoch {result['epoch']:>3}/{epochs}"
                   f"  train_loss {result['train_loss']:.3f}  train_acc {result['train_acc']:.3f}"
                   f"  val_acc {result['val_acc']:.3f}  derived_val_acc {result['derived_val_acc']:.3f}"
-                  f"  skip {result['num_skip']}{stage}  {result['epoch_time_s']:.1f}s")
+                  f"{ground_truth_text(result)}  skip {result['num_skip']}{stage}  {result['epoch_time_s']:.1f}s")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}

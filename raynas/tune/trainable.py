@@ -5,7 +5,9 @@ The trial's Tune config is ``{"overrides": {dotted key: value}}``; the resolved 
 checkpoint holding :meth:`raynas.search.Search.get_state`; a restored trial continues from its last
 checkpoint. The state file is written atomically into a fresh folder (:func:`raynas.search.save_state`)
 and Tune copies that complete folder to storage before the report reaches the driver, so the checkpoint a
-trial restores from is never half written; it is read back with ``weights_only=True``.
+trial restores from is never half written; it is read back with ``weights_only=True``. A search scored
+against the ground truth (``benchmark.score`` resolved to on by the driver) adds its derived cell's
+``gt_test_acc``, ``gt_percentile`` and ``gt_regret`` to every epoch's report.
 
 A search that diverges (:class:`raynas.errors.SearchDivergedError`) is deterministic: retrying it from its
 checkpoint would diverge again, so it is not left to ``tune.max_failures``. The trial ends with one
@@ -22,6 +24,7 @@ from typing import Any
 
 from ray import tune
 
+from raynas.benchmark.scoring import ground_truth_columns, ground_truth_for
 from raynas.config import ExperimentConfig, config_from_dict, with_overrides
 from raynas.errors import SearchDivergedError
 from raynas.results.callback import DIVERGED_KEY
@@ -35,6 +38,7 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     from raynas.search import Search, load_state, save_state
 
     cfg = config_from_dict(with_overrides(base, config.get("overrides", {})))
+    truth = ground_truth_for(cfg)  # None unless the driver resolved benchmark.score to on
     search = Search(cfg) if cfg.resources.shards == 1 else shard_group(cfg)
     search.owner = tune.get_context().get_trial_id()
     lineage: dict[str, Any] = {}
@@ -46,6 +50,8 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
         while not search.done:
             report = {**search.run_epoch(), **lineage}
             lineage = {}  # only the first report after a restore says where the state came from
+            if truth is not None:  # before the report: schedulers and searchers may rank by it
+                report.update(ground_truth_columns(truth, report["genotype"]))
             with tempfile.TemporaryDirectory(prefix="raynas-ckpt-") as folder:
                 save_state(search.get_state(), os.path.join(folder, STATE_FILE))
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
