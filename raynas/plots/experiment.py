@@ -13,6 +13,7 @@ from raynas.errors import GenotypeError, RaynasError, ResultsError
 from raynas.plots.alphas import plot_alphas
 from raynas.plots.cells import draw_cell
 from raynas.plots.curves import plot_curves
+from raynas.plots.ground_truth import has_ground_truth, plot_ground_truth
 from raynas.plots.population import plot_population, trial_overrides, varying_keys
 from raynas.plots.style import FORMATS, check_formats, safe_file_part, save_figure
 from raynas.results import load_table
@@ -78,6 +79,8 @@ def plot_experiment(experiment_dir: Union[str, Path], out_dir: Union[str, Path, 
     Pictures, each in every format of ``formats`` (png, svg):
 
     - ``curves``: losses and accuracies over epochs, a line per trial;
+    - ``ground_truth``: each epoch's derived cell's ground-truth test accuracy and percentile, a line per
+      trial (only for searches scored against the benchmark, ``benchmark.score``);
     - ``population_<key>``: the ranking metric against each override key the trials varied (2+ trials);
     - ``cell_<trial>_<cell>``: a diagram of each cell of each trial's final genotype;
     - ``alphas_<trial>_<cell>``: each trial's architecture weights per edge over epochs.
@@ -97,10 +100,15 @@ def plot_experiment(experiment_dir: Union[str, Path], out_dir: Union[str, Path, 
     keys = varying_keys(rows)
     epochs = load_table(experiment_dir, "epochs")
     epochs = epochs.filter(pc.is_in(epochs["trial_id"], value_set=pa.array(ids, pa.string())))
-    if epochs.num_rows:
-        paths += save_figure(plot_curves(epochs.to_pylist(), labels=_labels(rows, keys),
+    epoch_rows = epochs.to_pylist()
+    if epoch_rows:
+        paths += save_figure(plot_curves(epoch_rows, labels=_labels(rows, keys),
                                          title=f"{experiment_dir.name}: losses and accuracies"),
                              out / "curves", formats)
+    if has_ground_truth(epoch_rows):
+        paths += save_figure(plot_ground_truth(epoch_rows, labels=_labels(rows, keys),
+                                               title=f"{experiment_dir.name}: ground truth of the derived cell"),
+                             out / "ground_truth", formats)
     for key in keys:
         paths += save_figure(plot_population(rows, key), out / f"population_{safe_file_part(key)}", formats)
 

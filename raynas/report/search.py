@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from raynas.errors import RaynasError
-from raynas.plots import draw_cell, plot_alphas, plot_curves, plot_population, varying_keys
+from raynas.plots import (draw_cell, has_ground_truth, plot_alphas, plot_curves, plot_ground_truth, plot_population,
+                          varying_keys)
 from raynas.plots.experiment import space_of
 from raynas.report.document import Code, Report, Section, Table, Text, cell, picture, seconds
 from raynas.report.evaluations import evaluation_sections
@@ -89,18 +90,32 @@ def _trials_section(trials: list[dict[str, Any]]) -> Section:
                                + ", ".join(f"{n} {status}" for status, n in statuses.items())
                                + f"), ranked by {metric} ({'higher' if mode == 'max' else 'lower'} is better)."
                                + (f" Varied overrides: {', '.join(keys)}." if keys else "")))
-    columns = ("rank", "trial id", "status", "seed", "method", f"{metric} ({mode})", "best derived val acc",
-               "num skip", "epochs done", "wall time", *keys, "genotype", "error")
+    truth = _ground_truth_columns(trials)
+    columns = ("rank", "trial id", "status", "seed", "method", f"{metric} ({mode})", *truth.values(),
+               "best derived val acc", "num skip", "epochs done", "wall time", *keys, "genotype", "error")
     rows = []
     for rank, row in enumerate(trials, 1):
         overrides = _overrides(row)
         rows.append((str(rank), row["trial_id"], row["status"], cell(row.get("seed")), cell(row.get("method")),
-                     cell(row.get("metric_value")), cell(row.get("best_derived_val_acc")), cell(row.get("num_skip")),
+                     cell(row.get("metric_value")), *(cell(row.get(key), 1 if "percentile" in key else 4)
+                                                      for key in truth),
+                     cell(row.get("best_derived_val_acc")), cell(row.get("num_skip")),
                      cell(row.get("epochs_done")), seconds(row.get("wall_time_s")),
                      *(_value_text(overrides[key]) if key in overrides else "" for key in keys),
                      cell(row.get("genotype")), cell(row.get("error"))))
     section.blocks.append(Table(columns, tuple(rows), code=frozenset({"genotype"})))
     return section
+
+
+#: trials-table column -> report column of the final genotype's ground truth
+GROUND_TRUTH_HEADINGS = {"final_gt_test_acc": "gt test acc", "final_gt_percentile": "gt percentile",
+                         "final_gt_regret": "gt regret"}
+
+
+def _ground_truth_columns(trials: list[dict[str, Any]]) -> dict[str, str]:
+    """:data:`GROUND_TRUTH_HEADINGS` when a trial was scored against the benchmark, else none."""
+    scored = any(row.get("final_gt_test_acc") is not None for row in trials)
+    return dict(GROUND_TRUTH_HEADINGS) if scored else {}
 
 
 def _genotypes_section(trials: list[dict[str, Any]], top: int) -> Section:
@@ -119,8 +134,12 @@ def _genotypes_section(trials: list[dict[str, Any]], top: int) -> Section:
         best = rows[0]
         others = [row["trial_id"] for row in rows[1:]]
         facts = [f"{label} {cell(best.get(key))}" for label, key in
-                 ((metric, "metric_value"), ("num skip", "num_skip"), ("epoch", "epochs_done"))
+                 ((metric, "metric_value"),
+                  *((("ground-truth test acc", "final_gt_test_acc"),) if metric != "gt_test_acc" else ()),
+                  ("num skip", "num_skip"), ("epoch", "epochs_done"))
                  if best.get(key) is not None]
+        if best.get("final_gt_percentile") is not None:
+            facts.append(f"percentile {cell(best['final_gt_percentile'], 1)} among the benchmark's cells")
         section.blocks.append(Text(f"#{rank}: trial {best['trial_id']}"
                                    + (f" (also {', '.join(others)})" if others else "")
                                    + "".join(f", {fact}" for fact in facts) + "."))
@@ -156,9 +175,15 @@ def _curves_section(trials: list[dict[str, Any]], epochs: pa.Table, name: str) -
     if not epochs.num_rows:
         section.blocks.append(Text("No epoch has been reported yet: no curves."))
         return section
-    fig = plot_curves(epochs.to_pylist(), labels=_labels(trials), title=f"{name}: losses and accuracies")
+    rows = epochs.to_pylist()
+    fig = plot_curves(rows, labels=_labels(trials), title=f"{name}: losses and accuracies")
     section.blocks.append(picture(fig, "curves", "Losses and accuracies over epochs, a colour per trial "
                                                  "(solid: train, dashed: supernet validation, dotted: derived)."))
+    if has_ground_truth(rows):
+        fig = plot_ground_truth(rows, labels=_labels(trials), title=f"{name}: ground truth of the derived cell")
+        section.blocks.append(picture(fig, "ground_truth", "Ground truth of each epoch's derived cell: its test "
+                                                           "accuracy under the benchmark protocol (dashed: the best "
+                                                           "cell) and its percentile among the benchmark's cells."))
     return section
 
 
