@@ -11,6 +11,7 @@ Layout of a build folder ``<out>/<name>``::
     tune/                   Ray Tune's experiment state and each trial's latest checkpoint
     parts/                  one Parquet file per trained (cell, seed), written as results arrive
     benchmark.parquet       the base rows plus every row of this build, written when the build ends
+    cells.parquet           every NB201 arch string with its unique cell id (the key of benchmark.parquet)
 
 ``raynas resume <folder>`` continues an interrupted build. This module imports neither torch nor Ray at
 import time.
@@ -28,7 +29,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import yaml
 
 from raynas.benchmark.protocol import check_protocol, protocol_hash
-from raynas.benchmark.table import ROWS_FILE, done_pairs, read_rows, shipped_table_path, write_table
+from raynas.benchmark.table import (ROWS_FILE, done_pairs, read_rows, shipped_table_path, write_cells_table,
+                                    write_table)
 from raynas.config import RayConfig, config_to_dict
 from raynas.errors import ConfigError
 
@@ -36,6 +38,7 @@ BUILD_PLAN = "benchmark.yaml"
 PARTS_DIR = "parts"
 TUNE_DIR = "tune"
 BUILD_TABLE = "benchmark.parquet"
+CELLS_TABLE = "cells.parquet"
 
 
 def build_order(seed: int = 0) -> list[int]:
@@ -298,6 +301,7 @@ def consolidate(directory: str | os.PathLike, plan: BuildPlan | None = None, *, 
     new = read_rows([directory / PARTS_DIR, *checkpoint_rows(directory)], plan.protocol_hash)
     table = read_rows([*plan.base, directory / PARTS_DIR, *checkpoint_rows(directory)], plan.protocol_hash)
     path = write_table(table, directory / BUILD_TABLE)
+    write_cells_table(directory / CELLS_TABLE)
     return BuildOutcome(directory, path, num_trials, num_errors, new.num_rows, table.num_rows, already_finished)
 
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from raynas.errors import ConfigError
 
 SHIPPED_TABLE = "nb201_digits.parquet"
+SHIPPED_CELLS = "nb201_cells.parquet"
 #: the per-epoch curves of a row, as in raynas.results.schema.EVALUATION_CURVES
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
 KEY = ("cell_id", "seed", "protocol_hash")
@@ -87,13 +88,24 @@ def read_file(path: str | os.PathLike) -> pa.Table:
     return table.select(SCHEMA.names).cast(SCHEMA)
 
 
+def is_benchmark_file(path: Path) -> bool:
+    """Whether ``path`` is a Parquet file of benchmark rows (by its schema's ``raynas.table`` metadata)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return metadata.get(b"raynas.table") == b"benchmark"
+
+
 def table_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
-    """The Parquet files of ``sources`` (files, or folders whose ``*.parquet`` files are read, recursively)."""
+    """The Parquet files of ``sources``: files as given, and in folders (recursively) every benchmark-rows
+    file (other Parquet files there, such as the cells map, are not rows)."""
     files: list[Path] = []
     for source in sources:
         source = Path(source)
         if source.is_dir():
-            files.extend(sorted(p for p in source.rglob("*.parquet") if not p.name.startswith(".")))
+            files.extend(sorted(p for p in source.rglob("*.parquet")
+                                if not p.name.startswith(".") and is_benchmark_file(p)))
         elif source.exists():
             files.append(source)
     return files
@@ -122,3 +134,35 @@ def unique_rows(table: pa.Table) -> pa.Table:
 def done_pairs(table: pa.Table) -> set[tuple[int, int]]:
     """The (cell id, seed) pairs ``table`` holds."""
     return set(zip(table["cell_id"].to_pylist(), table["seed"].to_pylist()))
+
+
+CELLS_SCHEMA = pa.schema([
+    pa.field("arch", pa.string(), nullable=False),
+    pa.field("cell_id", pa.int32(), nullable=False),
+    pa.field("representative", pa.string(), nullable=False),
+], metadata={"raynas.table": "benchmark_cells"})
+
+
+def cells_table() -> pa.Table:
+    """Every NB201 arch string (in the space's enumeration order) with its unique cell id and the cell's
+    representative: the map from any arch string to the benchmark's rows."""
+    from raynas.benchmark.cells import unique_cells
+
+    cells = unique_cells()
+    return pa.table({"arch": list(cells.arch_strings), "cell_id": list(cells.cell_of),
+                     "representative": [cells.representatives[c] for c in cells.cell_of]}, schema=CELLS_SCHEMA)
+
+
+def write_cells_table(path: str | os.PathLike) -> Path:
+    """Write :func:`cells_table` to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(cells_table(), tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

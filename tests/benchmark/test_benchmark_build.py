@@ -63,6 +63,15 @@ def test_build_trains_every_cell_and_seed_once(built, tiny):
     assert len(list((built["dir"] / "parts").glob("*.parquet"))) == 8
     assert "[bench 8/8]" in run.stdout and "ETA" in run.stdout
     assert "8 to train in 4 trial(s)" in run.stdout  # 4 cells in chunks of 3, per seed
+    cell_map = pq.read_table(built["dir"] / "cells.parquet").to_pylist()  # every arch string -> its cell
+    assert len(cell_map) == 15625 and all(r["cell_id"] == cells.cell_id(r["arch"]) for r in cell_map[::97])
+
+
+def test_the_shipped_cells_map_is_the_isomorphism_reduction():
+    from raynas.benchmark.table import SHIPPED_CELLS, cells_table
+
+    shipped = pq.read_table(shipped_table_path().parent / SHIPPED_CELLS)
+    assert shipped.equals(cells_table()) and len(set(shipped["cell_id"].to_pylist())) == 6466
 
 
 def test_build_skips_the_pairs_its_base_holds(built, tiny):
