@@ -2,8 +2,9 @@
 
 Each check takes a built section and its dotted path and returns a :class:`Problem` or ``None``; the loader
 turns a problem into a one-line :class:`~raynas.errors.ConfigError`. Checks only look at values and the
-file system; they import nothing heavy. Before its checks, a section may be normalised (``data.root`` becomes
-an absolute path).
+file system; they import nothing heavy (the ground-truth check reads the benchmark protocol through
+:mod:`raynas.benchmark.scoring`, only for a config that asks for the ground truth). Before its checks, a
+section may be normalised (``data.root`` becomes an absolute path).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Callable, NamedTuple, Optional
 from raynas.config.schema import (GROUND_TRUTH_METRICS, GROUND_TRUTH_MODES, BenchmarkConfig, DataConfig,
                                   E2NASConfig, ExperimentConfig, ResourcesConfig, SDConfig, SearchConfig, TAConfig,
                                   TrainConfig, TuneConfig)
+from raynas.errors import ConfigError
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
 FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
@@ -150,9 +152,7 @@ def check_ground_truth_fits(cfg: ExperimentConfig, path: str) -> Optional[Proble
                        "another metric")
     if score != "on" and metric not in GROUND_TRUTH_METRICS:
         return None
-    # imported here: raynas.benchmark builds on raynas.config
-    from raynas.benchmark.scoring import scoring_obstacle
-    from raynas.errors import ConfigError
+    from raynas.benchmark.scoring import scoring_obstacle  # imported here: raynas.benchmark builds on raynas.config
 
     try:
         obstacle = scoring_obstacle(cfg)
