@@ -124,6 +124,13 @@ def figures(run: dict[str, dict[int, dict]], reference: dict[str, dict[int, dict
         order = sorted(full)
         out["tau_seeds"] = tau_with_interval([full[c][seeds[0]]["acc"] for c in order],
                                              [full[c][seeds[1]]["acc"] for c in order])
+        from itertools import combinations
+
+        from scipy.stats import kendalltau
+
+        out["tau_seed_pairs"] = [float(kendalltau([full[c][a]["acc"] for c in order],
+                                                  [full[c][b]["acc"] for c in order]).statistic)
+                                 for a, b in combinations(seeds, 2)]
     order = sorted(full)
     epochs = len(next(iter(full.values()))[seeds[0]]["curve"])
     early = max(1, epochs // 3)
@@ -153,6 +160,9 @@ def show(name: str, f: dict) -> str:
     if "median_seed_std" in f:
         lines.append(f"  median seed std {f['median_seed_std']:.4f}; spread / std {f['spread_over_std']:.1f} (>= 4)")
         lines.append(f"  tau between seeds {f['seeds'][0]} and {f['seeds'][1]}: {tau('tau_seeds')} (>= 0.6)")
+        if len(f["tau_seed_pairs"]) > 1:
+            pairs = ", ".join(f"{t:.3f}" for t in f["tau_seed_pairs"])
+            lines.append(f"  tau of every seed pair: {pairs} (mean {statistics.fmean(f['tau_seed_pairs']):.3f})")
     lines.append(f"  tau epoch {f['early_epoch']} vs final: {tau('tau_early_final')}")
     if "tau_reference" in f:
         lines.append(f"  tau vs reference ({f['cells_vs_reference']} cells): {tau('tau_reference')} (>= 0.7)")
