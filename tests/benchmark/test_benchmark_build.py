@@ -1,6 +1,7 @@
 """``raynas bench build`` and ground-truth lookups, for real: the CLI as a subprocess, a local Ray, torch
 training on the digits and Parquet files. A tiny protocol (1 epoch, C=4, N=1) keeps each cell under a second;
-the shipped protocol is only used where the shipped table is the subject."""
+the shipped protocol is only used where the shipped table is the subject. The ``tiny`` protocol fixture is in
+conftest.py."""
 
 from __future__ import annotations
 
@@ -19,22 +20,7 @@ from raynas.benchmark.protocol import protocol_hash
 from raynas.benchmark.table import SCHEMA, read_rows, shipped_table_path
 from raynas.config.loader import read_config_file
 
-TINY = """\
-data: {name: digits, noise_std: 1.0, test_fraction: 0.5}
-epochs: 1
-batch_size: 256
-lr: 0.05
-channels: 4
-layers: 1
-"""
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("protocol") / "tiny.yaml"
-    path.write_text(TINY)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,6 @@ from raynas.config import config_from_dict, read_config_file
 from raynas.errors import ConfigError
 from raynas.results import GROUND_TRUTH_METRICS, LEADERBOARD_COLUMNS, ResultsWriter, leaderboard, load_table
 
-TINY = """\
-data: {name: digits, noise_std: 1.0, test_fraction: 0.5}
-epochs: 1
-batch_size: 256
-lr: 0.05
-channels: 4
-layers: 1
-"""
 TABLE_CELLS = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
     "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|",
@@ -42,13 +34,12 @@ TABLE_CELLS = (
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The tiny protocol and a table of three cells trained under it (seed 0)."""
+def bench(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> dict[str, Path]:
+    """The tiny protocol (conftest.py) and a table of three cells trained under it (seed 0)."""
     from raynas.benchmark.training import train_cell
 
     root = tmp_path_factory.mktemp("bench")
-    protocol = root / "tiny.yaml"
-    protocol.write_text(TINY)
+    protocol = tiny
     rows = [train_cell(arch, 0, read_config_file(protocol)) for arch in TABLE_CELLS]
     write_part(rows, root / "table", "three")
     return {"protocol": protocol, "table": root / "table"}
