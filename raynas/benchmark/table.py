@@ -55,13 +55,22 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: str | os.PathLike) -> Path:
-    """Write ``table`` to ``path`` atomically (a hidden temporary file, then a rename): never half-written."""
+    """Write ``table`` (benchmark rows) to ``path`` atomically: never half-written."""
+    return _write_atomically(table.cast(SCHEMA), path)
+
+
+def _write_atomically(table: pa.Table, path: str | os.PathLike) -> Path:
+    """Write ``table`` through a hidden temporary file and a rename, readable as the umask allows (a shipped
+    file must not stay private to its writer, as mkstemp's files are)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table.cast(SCHEMA), tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -155,14 +164,4 @@ def cells_table() -> pa.Table:
 
 def write_cells_table(path: str | os.PathLike) -> Path:
     """Write :func:`cells_table` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(cells_table(), tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _write_atomically(cells_table(), path)
