@@ -79,15 +79,14 @@ def clip_to_params(params: Sequence[ParamSpec], config: dict[str, Any]) -> dict[
 
 
 def checkpoints_to_keep(cfg: ExperimentConfig) -> Optional[int]:
-    """Checkpoints each trial keeps: with PBT more than twice the perturbation interval.
+    """Checkpoints each trial keeps while the experiment runs: with PBT all of them (None).
 
-    A PBT trial that exploits another restores the checkpoint the source saved at its last perturbation;
-    Tune fails the trial when that one is gone ("Could not recover from checkpoint"), which happened here
-    with 2. The source moves at most one interval past it before it saves a newer one, so twice the interval
-    plus two leaves room for trials that run at different speeds.
+    Tune's retention is per trial, but under PBT a trial's checkpoint is also the restore point of the
+    trials that exploit it, possibly many epochs later; no window of the source's own checkpoints is safe
+    (see :mod:`raynas.tune.checkpoints`, which also removes the superseded ones once the population ends).
     """
     if cfg.tune.scheduler == "pbt":
-        return 2 * cfg.tune.pbt.perturbation_interval + 2
+        return None
     return CHECKPOINTS_TO_KEEP
 
 

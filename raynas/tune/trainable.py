@@ -3,7 +3,7 @@
 The trial's Tune config is ``{"overrides": {dotted key: value}}``; the resolved base config travels with
 :func:`ray.tune.with_parameters`. Every epoch reports the metrics of ``docs/architecture.md`` and a
 checkpoint holding :meth:`raynas.search.Search.get_state`; a restored trial continues from its last
-checkpoint. The state file is written atomically into a fresh folder (:func:`raynas.search.save_state`)
+checkpoint (the last one with ``done``). The state file is written atomically into a fresh folder (:func:`raynas.search.save_state`)
 and Tune copies that complete folder to storage before the report reaches the driver, so the checkpoint a
 trial restores from is never half written; it is read back with ``weights_only=True``. A search scored
 against the ground truth (``benchmark.score`` resolved to on by the driver) adds its derived cell's
@@ -49,9 +49,14 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
                 lineage = restore_state(search, load_state(os.path.join(folder, STATE_FILE)))
         while not search.done:
             report = {**search.run_epoch(), **lineage}
-            lineage = {}  # only the first report after a restore says where the state came from
+            lineage = {}  # only the first report after a restore says which state it went on from
             if truth is not None:  # before the report: schedulers and searchers may rank by it
                 report.update(ground_truth_columns(truth, report["genotype"]))
+            if search.done:
+                # The last report ends the trial: Tune stops it without asking the scheduler, so PBT does not
+                # exploit into a finished search (a restart that reports nothing and leaves the trial's latest
+                # checkpoint another trial's) and ASHA has nothing left to decide.
+                report["done"] = True
             with tempfile.TemporaryDirectory(prefix="raynas-ckpt-") as folder:
                 save_state(search.get_state(), os.path.join(folder, STATE_FILE))
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -65,19 +70,22 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
 def restore_state(search: Any, state: dict[str, Any]) -> dict[str, Any]:
     """Load a checkpointed ``state`` into ``search``; returns the lineage keys of the next report.
 
-    A state saved by this trial (a resume after a crash or a driver restart) continues as it was: no
-    lineage. A state saved by another trial is a PBT exploit: the search keeps that trial's weights,
-    architecture parameters and optimizer state but runs on with this trial's own meta-hyperparameters
-    (:meth:`raynas.search.Search.apply_hyperparameters`), and the next report carries ``restored_from``
-    (the source trial), ``restored_epoch`` (the source's epoch) and ``restored_fingerprint`` (the loaded
-    architecture parameters' fingerprint, equal to the source's ``state_fingerprint`` at that epoch).
+    The next report carries ``restored_epoch`` (the epoch the state was saved at) and
+    ``restored_fingerprint`` (the loaded architecture parameters' fingerprint, equal to the saver's
+    ``state_fingerprint`` at that epoch): which checkpoint the trial goes on from, whether after a resume, a
+    retry, a PBT pause or an exploit. A state saved by this trial continues as it was. A state saved by
+    another trial is a PBT exploit: the search keeps that trial's weights, architecture parameters and
+    optimizer state but runs on with this trial's own meta-hyperparameters
+    (:meth:`raynas.search.Search.apply_hyperparameters`), and the report also carries ``restored_from``
+    (the source trial).
     """
     search.set_state(state)
     owner = state.get("owner")
+    lineage = {"restored_epoch": search.epoch, "restored_fingerprint": search.fingerprint()}
     if owner is None or owner == search.owner:
-        return {}
+        return lineage
     search.apply_hyperparameters()
-    return {"restored_from": str(owner), "restored_epoch": search.epoch, "restored_fingerprint": search.fingerprint()}
+    return {"restored_from": str(owner), **lineage}
 
 
 def divergence_report(cfg: ExperimentConfig, err: SearchDivergedError) -> dict[str, Any]:

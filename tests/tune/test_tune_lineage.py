@@ -52,7 +52,7 @@ def test_state_of_another_trial_keeps_its_tensors_but_takes_own_hyperparameters(
                         0.08 * (1 + math.cos(math.pi * 3 / 4)) / 2, rel_tol=1e-9)  # the schedule goes on
 
 
-def test_own_state_resumes_without_lineage_and_unchanged() -> None:
+def test_own_state_resumes_unchanged_and_says_which_checkpoint() -> None:
     first = make_search("trial_00002")
     first.run_epoch()
     state = copy.deepcopy(first.get_state())  # the live tensors move on with the next epoch
@@ -61,7 +61,8 @@ def test_own_state_resumes_without_lineage_and_unchanged() -> None:
     expected = first.run_epoch()["state_fingerprint"]
 
     again = make_search("trial_00002")
-    assert restore_state(again, state) == {}  # a resume of the same trial is no exploit
+    # a resume of the same trial is no exploit: no source, but the epoch and state it goes on from
+    assert restore_state(again, state) == {"restored_epoch": 1, "restored_fingerprint": state["fingerprint"]}
     assert again.arch_optimizer.state_dict()["param_groups"] == groups
     assert again.weight_optimizer.param_groups[0]["lr"] == weight_lr
     assert again.run_epoch()["state_fingerprint"] == expected  # continues bit for bit
