@@ -40,11 +40,25 @@ def trial_error_line(trial: Any) -> Optional[str]:
     return lines[-1][:_MAX_ERROR_CHARS] if lines else None
 
 
+def planned_epochs(config: Optional[Mapping[str, Any]]) -> Optional[int]:
+    """Every epoch a trial of the resolved ``config`` reports (search and selection stage); None without one."""
+    if config is None:
+        return None
+    from raynas.config import config_from_dict
+    from raynas.selection import total_epochs
+
+    try:
+        return total_epochs(config_from_dict(dict(config)))
+    except Exception:  # a config this version cannot read: the column stays empty, the report is written
+        return None
+
+
 class ResultsCallback(Callback):
     """Writes each report of each trial to the experiment's result tables and keeps a trials row current.
 
     A trial's overrides come from its Tune config (see :func:`trial_overrides`); ``config_json`` is
-    ``base_config`` with them applied.
+    ``base_config`` with them applied, and ``epochs_planned`` that config's length. ``scheduler`` names the
+    trial scheduler that may end trials early (``asha``); a trial it ended gets ``stopped_by``.
 
     On every result: the report's epochs/alphas/genotypes parts and the trial's row (status RUNNING, best
     so far); on completion or error the row's final status; at the end of the experiment the parts are
@@ -53,12 +67,13 @@ class ResultsCallback(Callback):
     """
 
     def __init__(self, experiment_dir: Union[str, Path], experiment_name: str, metric: str, mode: str,
-                 base_config: Optional[Mapping[str, Any]] = None) -> None:
+                 base_config: Optional[Mapping[str, Any]] = None, scheduler: Optional[str] = None) -> None:
         super().__init__()
         self.writer = ResultsWriter(experiment_dir, experiment_name)
         self.metric = metric
         self.mode = check_mode(mode)
         self.base_config = copy.deepcopy(dict(base_config)) if base_config is not None else None
+        self.scheduler = scheduler
         self._history: dict[str, dict[int, dict[str, Any]]] = {}
         self._identity: dict[str, dict[str, Any]] = {}
 
@@ -77,6 +92,7 @@ class ResultsCallback(Callback):
                 "overrides": overrides, "config": config,
                 "space": (config or {}).get("space"), "method": (config or {}).get("method"),
                 "seed": search.get("seed") if isinstance(search, dict) else None,
+                "epochs_planned": planned_epochs(config),
             }
         return self._identity[trial.trial_id]
 
@@ -84,7 +100,7 @@ class ResultsCallback(Callback):
         history = self._history_of(trial.trial_id)
         row = summarise_trial(trial.trial_id, history.values(), self.metric, self.mode,
                               experiment=self.writer.experiment_name, status=status, error=error,
-                              **self._identity_of(trial))
+                              scheduler=self.scheduler, **self._identity_of(trial))
         self.writer.write_trial(row)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:

@@ -21,8 +21,11 @@ from raynas.results.schema import EPOCH_METRICS, TRIALS, check_schema, conform, 
 from raynas.results.select import select_rows
 from raynas.results.writer import ResultsWriter, check_mode, merge_history, summarise_trial
 
-LEADERBOARD_COLUMNS = ("trial_id", "status", "seed", "method", "metric_value", "best_derived_val_acc",
-                       "best_val_acc", "num_skip", "connected", "epochs_done", "wall_time_s", "genotype")
+LEADERBOARD_COLUMNS = ("trial_id", "status", "stopped_by", "seed", "method", "metric_value", "best_derived_val_acc",
+                       "best_val_acc", "num_skip", "connected", "epochs_done", "epochs_planned", "wall_time_s",
+                       "genotype")
+"""The leaderboard's columns; ``stopped_by`` names the scheduler (asha) that ended a trial before
+``epochs_planned``, so a trial stopped at a rung is told apart from one that ran its whole search."""
 
 LEADERBOARD_GT_COLUMNS = ("final_gt_test_acc", "final_gt_percentile", "final_gt_regret")
 """The leaderboard's ground-truth columns (after ``metric_value``), shown when some trial was scored."""

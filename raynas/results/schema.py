@@ -56,6 +56,8 @@ TRIALS = _schema("trials", [
     pa.field("num_skip", pa.int32()),
     pa.field("connected", pa.bool_()),
     pa.field("epochs_done", pa.int32()),
+    pa.field("epochs_planned", pa.int32()),  # search epochs plus the selection stage's
+    pa.field("stopped_by", pa.string()),  # the scheduler (asha) when it ended the trial before epochs_planned
     pa.field("best_epoch", pa.int32()),
     pa.field("metric", pa.string()),
     pa.field("mode", pa.string()),

@@ -182,7 +182,8 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
                     experiment: str, status: str = "RUNNING", space: Optional[str] = None,
                     method: Optional[str] = None, seed: Optional[int] = None,
                     overrides: Optional[Mapping[str, Any]] = None, config: Optional[Mapping[str, Any]] = None,
-                    wall_time_s: Optional[float] = None, error: Optional[str] = None) -> dict[str, Any]:
+                    wall_time_s: Optional[float] = None, error: Optional[str] = None,
+                    epochs_planned: Optional[int] = None, scheduler: Optional[str] = None) -> dict[str, Any]:
     """Build a trials-table row from a trial's epoch rows (see :func:`merge_history`).
 
     Each epoch row holds ``epoch`` and metric columns (an epochs-table row) and, when the epoch derived one,
@@ -192,6 +193,10 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
     architectures they return. ``best_epoch`` is the epoch where ``metric`` was best under ``mode`` (ties go
     to the earlier epoch) and ``best_*`` columns the best values seen, for spotting degradation over a
     search. ``wall_time_s`` defaults to the last epoch's.
+
+    ``epochs_planned`` is the trial's length (search and selection epochs); a trial that Tune finished
+    (TERMINATED) before it gets ``stopped_by`` = ``scheduler``, the scheduler that ended it early (ASHA at a
+    rung): raynas' searches never end themselves early, so nothing else finishes a trial short.
     """
     check_mode(mode)
     rows = sorted({int(row["epoch"]): row for row in epoch_rows}.items())
@@ -209,12 +214,16 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
         return max(values) if values else None
 
     last = rows[-1][1] if rows else {}
+    done = rows[-1][0] if rows else 0
+    stopped_early = status == "TERMINATED" and epochs_planned is not None and done < epochs_planned
     return {
         "experiment": experiment, "trial_id": trial_id, "status": status, "space": space, "method": method,
         "seed": seed, "overrides_json": _to_json(overrides), "config_json": _to_json(config),
         "genotype": chosen.get("genotype"), "num_skip": chosen.get("num_skip"),
         "connected": chosen.get("connected"),
-        "epochs_done": rows[-1][0] if rows else 0, "best_epoch": best_epoch, "metric": metric, "mode": mode,
+        "epochs_done": done, "epochs_planned": epochs_planned,
+        "stopped_by": scheduler if stopped_early else None,
+        "best_epoch": best_epoch, "metric": metric, "mode": mode,
         "metric_value": _metric_of(last, metric) if rows else None, "best_val_acc": best_of("val_acc"),
         "best_derived_val_acc": best_of("derived_val_acc"),
         "final_val_acc": _finite(last.get("val_acc")), "final_derived_val_acc": _finite(last.get("derived_val_acc")),

@@ -64,6 +64,7 @@ def test_tune_experiment_leaves_four_tables(ray_local, tmp_path):
     assert "ValueError: simulated divergence" in trials[99]["error"]
     good = trials[1]
     assert (good["epochs_done"], good["best_epoch"], good["space"], good["method"]) == (3, 3, "nb201", "darts")
+    assert (good["epochs_planned"], good["stopped_by"]) == (3, None)  # search.epochs of BASE, run to the end
     assert good["metric"] == "derived_val_acc" and good["metric_value"] == pytest.approx(0.42)
     assert good["genotype"] == make_report(3, 1)["genotype"]
     assert json.loads(good["overrides_json"]) == {"search.seed": 1, "supernet.channels": 8}

@@ -192,6 +192,22 @@ def test_summarise_trial_reports_final_result_and_best_values():
         summarise_trial("t0", rows, "val_loss", "lowest", experiment="exp")
 
 
+def test_summarise_trial_names_the_scheduler_that_ended_a_trial_before_its_epochs():
+    rows = [{"epoch": e, **make_report(e)} for e in (1, 2)]
+
+    def summary(status: str, planned, scheduler="asha"):
+        row = summarise_trial("t0", rows, "derived_val_acc", "max", experiment="exp", status=status,
+                              epochs_planned=planned, scheduler=scheduler)
+        return row["epochs_done"], row["epochs_planned"], row["stopped_by"]
+
+    assert summary("TERMINATED", 12) == (2, 12, "asha")  # ASHA stopped it at the rung after epoch 2
+    assert summary("TERMINATED", 2) == (2, 2, None)  # it ran its whole search
+    assert summary("RUNNING", 12) == (2, 12, None)  # still going
+    assert summary("ERROR", 12) == (2, 12, None)  # failed: the error says why, not a scheduler
+    assert summary("TERMINATED", 12, scheduler=None) == (2, 12, None)  # fifo stops nothing
+    assert summary("TERMINATED", None) == (2, None, None)  # length unknown (a config this version cannot read)
+
+
 def _decisions(ops: list[str], kept: str, round_index: int = 0) -> dict[str, list]:
     n = len(ops)
     return {"round": [round_index] * n, "cell": ["cell"] * n, "kind": ["op"] * n, "step": [0] * n,
