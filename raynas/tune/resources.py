@@ -5,7 +5,7 @@ Importing this module imports neither torch nor Ray (Tune is imported only to bu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from raynas.config import ExperimentConfig
 
@@ -33,20 +33,46 @@ def trial_resources(cfg: ExperimentConfig) -> Any:
     t(1,1)]``. GPUs appear in a bundle only when asked for.
     """
     res = cfg.resources
-    workers = _worker_bundles(cfg)
-    teachers = _teachers_per_search(cfg)
-    if res.shards == 1 and workers == 0 and teachers == 0:
+    bundles = trial_bundles(cfg)
+    if len(bundles) == 1:
         return {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
     from ray import tune
 
-    if res.shards > 1:  # the config keeps gpus_per_trial at 0 here: the shards hold the GPUs
-        bundles = [_bundle(res.cpus_per_trial, 0)]
-        bundles += [_bundle(res.cpus_per_shard, res.gpus_per_shard) for _ in range(res.shards)]
-    else:
-        bundles = [_bundle(res.cpus_per_trial, res.gpus_per_trial)]
-        bundles += [_bundle(res.cpus_per_selection_worker, res.gpus_per_selection_worker) for _ in range(workers)]
-    bundles += [_bundle(res.cpus_per_teacher, res.gpus_per_teacher) for _ in range(res.shards * teachers)]
     return tune.PlacementGroupFactory(bundles, strategy="PACK")
+
+
+class TrialPart(NamedTuple):
+    """One kind of process a trial runs: ``count`` of them, each asking ``cpus`` and ``gpus``."""
+
+    label: str  # "the trial", "shards", "selection workers", "teachers"
+    count: int
+    cpus: float
+    gpus: float
+
+
+def trial_parts(cfg: ExperimentConfig) -> list[TrialPart]:
+    """The processes of one trial of ``cfg`` in bundle order (see :func:`trial_resources`): the trial's own
+    first, then its shards or selection workers, then its teachers; kinds it does not run are left out."""
+    res = cfg.resources
+    workers = _worker_bundles(cfg)
+    teachers = _teachers_per_search(cfg)
+    if res.shards > 1:  # the config keeps gpus_per_trial at 0 here: the shards hold the GPUs
+        parts = [TrialPart("the trial", 1, res.cpus_per_trial, 0.0),
+                 TrialPart("shards", res.shards, res.cpus_per_shard, res.gpus_per_shard)]
+    else:
+        parts = [TrialPart("the trial", 1, res.cpus_per_trial, res.gpus_per_trial)]
+        if workers:
+            parts.append(TrialPart("selection workers", workers, res.cpus_per_selection_worker,
+                                   res.gpus_per_selection_worker))
+    if teachers:
+        parts.append(TrialPart("teachers", res.shards * teachers, res.cpus_per_teacher, res.gpus_per_teacher))
+    return parts
+
+
+def trial_bundles(cfg: ExperimentConfig) -> list[dict[str, float]]:
+    """The bundles of one trial of ``cfg`` in the order :func:`trial_resources` documents (a trial with
+    nothing but its own process: one bundle); Ray's resource names, GPUs only when asked for."""
+    return [_bundle(part.cpus, part.gpus) for part in trial_parts(cfg) for _ in range(part.count)]
 
 
 def teacher_bundles(cfg: ExperimentConfig, rank: int = 0, world_size: int = 1) -> list[int]:
