@@ -69,11 +69,12 @@ def evaluation_rows(source: Path) -> list[dict]:
 
 
 def load_run(source: Path) -> dict[str, dict[int, dict]]:
-    """Unique cell id -> seed -> {final test acc, per-epoch test acc, wall time} of a run's finished trials."""
+    """Unique cell id -> seed -> {final test acc, per-epoch test acc, wall time} of a run's finished trials;
+    ``a.parquet+b.parquet`` joins the runs of one protocol (e.g. its seeds trained apart)."""
     from raynas.benchmark.cells import unique_cells
 
     cells = unique_cells()
-    rows = evaluation_rows(source)
+    rows = [row for part in str(source).split("+") for row in evaluation_rows(Path(part))]
     out: dict[str, dict[int, dict]] = {}
     for row in rows:
         if row["status"] != "TERMINATED":
@@ -176,7 +177,8 @@ def main() -> None:
     cells.add_argument("--count", type=int, default=60)
     cells.add_argument("--seed", type=int, default=0)
     analyse = sub.add_parser("analyse", help="figures of finished raynas train runs (the first is the reference)")
-    analyse.add_argument("runs", nargs="+", type=Path, help="run folders or evaluations Parquet files")
+    analyse.add_argument("runs", nargs="+", type=Path,
+                         help="run folders or evaluations Parquet files; a+b joins two of one protocol")
     save = sub.add_parser("save", help="copy a run's finished evaluations into one Parquet file (to commit)")
     save.add_argument("run", type=Path)
     save.add_argument("out", type=Path)
@@ -196,9 +198,10 @@ def main() -> None:
         pq.write_table(pa.Table.from_pylist(rows), args.out)
         print(f"{len(rows)} finished evaluations -> {args.out}")
         return
-    runs = {folder.stem: load_run(folder) for folder in args.runs}
-    reference = runs[args.runs[0].stem]
-    result = {name: figures(run, None if name == args.runs[0].stem else reference) for name, run in runs.items()}
+    names = ["+".join(Path(part).stem for part in str(folder).split("+")) for folder in args.runs]
+    runs = {name: load_run(folder) for name, folder in zip(names, args.runs)}
+    reference = runs[names[0]]
+    result = {name: figures(run, None if name == names[0] else reference) for name, run in runs.items()}
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         print()
