@@ -6,16 +6,19 @@ Heavy imports (torch, Ray) happen inside the commands, so ``raynas --help`` stay
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
 from raynas.errors import RaynasError
 
 USAGE_ERROR = 2
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl+C (128 + SIGINT)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,11 +97,34 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     from raynas.experiment import prepare_experiment, run_experiment, summary_lines
 
     prepared = prepare_experiment(config, overrides, out=out, address=address)
-    outcome = run_experiment(prepared, echo=click.echo)
+    with resume_hint_on_interrupt(prepared.directory):
+        outcome = run_experiment(prepared, echo=click.echo)
     for line in summary_lines(outcome):
         click.echo(line)
+    if outcome.unfinished:
+        sys.exit(INTERRUPTED)
     if outcome.num_errors:
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def resume_hint_on_interrupt(directory: str | os.PathLike) -> Iterator[None]:
+    """On a Ctrl+C that Ray Tune did not catch (pressed twice, or before Tune started): print how to resume
+    the experiment instead of a traceback, and exit with code 130.
+
+    A first Ctrl+C during the run is Tune's: it saves the state and returns, and the summary says how to
+    resume (:func:`raynas.experiment.interrupted_lines`).
+    """
+    from pathlib import Path
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        from raynas.experiment import interrupted_lines
+
+        for line in interrupted_lines(Path(directory)):
+            click.echo(line)
+        sys.exit(INTERRUPTED)
 
 
 @main.command()
@@ -136,9 +162,12 @@ def resume(directory: str, address: str | None) -> None:
         _finish_evaluation(resume_evaluation(directory, address=address, echo=click.echo), as_json=False)
         return
 
-    outcome = resume_experiment(directory, address=address, echo=click.echo)
+    with resume_hint_on_interrupt(directory):
+        outcome = resume_experiment(directory, address=address, echo=click.echo)
     for line in summary_lines(outcome):
         click.echo(line)
+    if outcome.unfinished:
+        sys.exit(INTERRUPTED)
     if outcome.num_errors and not outcome.already_finished:
         sys.exit(1)
 

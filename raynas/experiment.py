@@ -14,14 +14,16 @@ import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from raynas.allocator import worker_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
 from raynas.errors import ConfigError
 from raynas.selection import total_epochs
+from raynas.tune.capacity import check_fits, check_local_cpus, is_local, waiting_line
 from raynas.tune.hold import hold_env
+from raynas.tune.logs import ray_logs_to
 
 DEFAULT_OUT = "raynas_results"
 RESOLVED_CONFIG = "config.yaml"
@@ -48,6 +50,7 @@ class ExperimentOutcome:
     metric: str
     failures: dict[str, str] = field(default_factory=dict)  # trial id -> one-line reason (trials table)
     already_finished: bool = False  # a resume that found nothing left to run
+    unfinished: int = 0  # trials Tune left unfinished: the run was interrupted (Ctrl+C); raynas resume goes on
 
 
 def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] = (), *,
@@ -57,6 +60,7 @@ def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] 
     if address:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     trials = distinct_seeds(cfg, expand_trials(cfg))
+    check_local_cpus(cfg)  # a trial a local instance cannot fit would wait for ever
     directory = Path(out) / cfg.name
     if directory.exists():
         raise ConfigError(f"experiment folder '{directory}' already exists; choose another --out or name "
@@ -157,6 +161,18 @@ def quiet_tune() -> None:
     logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)
 
 
+def check_capacity(cfg: ExperimentConfig) -> Optional[str]:
+    """After Ray started: refuse (:class:`ConfigError`) a trial that does not fit the local instance (its
+    GPUs are known now); on a joined cluster, the line that says what a trial waits for (None: it fits)."""
+    import ray
+
+    available = ray.cluster_resources()
+    if is_local(cfg):
+        check_fits(cfg, available)
+        return None
+    return waiting_line(cfg, available)
+
+
 def trial_base_config(cfg: ExperimentConfig) -> dict[str, Any]:
     """The plain config every trial starts from; torch threads default to the trial's CPUs."""
     base = config_to_dict(cfg)
@@ -169,25 +185,36 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
     """Create the experiment folder, run every trial through Ray Tune, and consolidate the tables."""
     cfg, directory = prepared.config, prepared.directory
     directory.mkdir(parents=True)
-    try:
-        if cfg.method == "e2nas":
-            from raynas.e2nas.prepare import prepare_autoencoder
+    with ray_logs_to(directory):  # Ray's and Tune's own log lines: <experiment>/logs/tune.log
+        try:
+            if cfg.method == "e2nas":
+                from raynas.e2nas.prepare import prepare_autoencoder
 
-            cfg = prepare_autoencoder(cfg, directory, echo=echo)
-        dump_config(cfg, directory / RESOLVED_CONFIG)
-        start_ray(cfg.ray)
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
-        raise
+                cfg = prepare_autoencoder(cfg, directory, echo=echo)
+            dump_config(cfg, directory / RESOLVED_CONFIG)
+            start_ray(cfg.ray)
+            waiting = check_capacity(cfg)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
+            raise
+        return _run_tuner(cfg, prepared, waiting, echo)
+
+
+def _run_tuner(cfg: ExperimentConfig, prepared: PreparedExperiment, waiting: Optional[str],
+               echo: Callable[[str], None]) -> ExperimentOutcome:
+    """Build the Tuner of a started experiment and run it to the end (or to an interruption)."""
     from ray import tune
 
     from raynas.results import TABLES
     from raynas.tune.schedulers import make_tune_objects
 
+    directory = prepared.directory
     base = trial_base_config(cfg)
     trainable = make_trainable(cfg, base)
-    results_cb, progress_cb = make_callbacks(cfg, directory, base)
+    results_cb, callbacks = make_callbacks(cfg, directory, base)
     echo(f"raynas: {len(prepared.trials)} trial(s) of '{cfg.name}' ({cfg.space}, {cfg.method}) -> {directory}")
+    if waiting:
+        echo(waiting)
     objects = make_tune_objects(cfg, prepared.trials)
     tuner = tune.Tuner(
         trainable,
@@ -195,16 +222,17 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
         tune_config=objects.tune_config,
         run_config=tune.RunConfig(
             name=TUNE_DIR, storage_path=str(directory.resolve()), verbose=0,
-            callbacks=[results_cb, progress_cb],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=objects.num_to_keep),  # PBT: more, see schedulers
+            callbacks=callbacks,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=objects.num_to_keep),  # PBT: all, see schedulers
             failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
         ),
     )
     grid = tuner.fit()
     tables = {name: results_cb.writer.table_path(name) for name in TABLES}  # consolidated at experiment end
+    unfinished = finish_tune_state(cfg, directory)
     failures = failed_trials(directory)
     return ExperimentOutcome(directory, tables, len(grid), max(grid.num_errors, len(failures)), cfg.tune.metric,
-                             failures)
+                             failures, unfinished=unfinished)
 
 
 def make_trainable(cfg: ExperimentConfig, base: dict[str, Any]) -> Any:
@@ -217,14 +245,34 @@ def make_trainable(cfg: ExperimentConfig, base: dict[str, Any]) -> Any:
     return tune.with_resources(tune.with_parameters(search_trainable, base=base), trial_resources(cfg))
 
 
-def make_callbacks(cfg: ExperimentConfig, directory: Path, base: dict[str, Any]) -> tuple[Any, Any]:
-    """raynas' Tune callbacks of an experiment folder: the results tables and the progress lines."""
+def make_callbacks(cfg: ExperimentConfig, directory: Path, base: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """raynas' Tune callbacks of an experiment folder: the results callback (its writer names the tables),
+    and the list Tune gets: the results tables and the progress lines."""
     from raynas.results.callback import ResultsCallback
     from raynas.tune.progress import ProgressCallback
 
-    results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base)
+    # fifo never ends a trial early; asha does (stopped_by), pbt does not but would be named if it did
+    scheduler = None if cfg.tune.scheduler == "fifo" else cfg.tune.scheduler
+    results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base,
+                                 scheduler=scheduler)
     progress_cb = ProgressCallback(lambda o: total_epochs(config_from_dict(with_overrides(base, o))))
-    return results_cb, progress_cb
+    return results_cb, [results_cb, progress_cb]
+
+
+def finish_tune_state(cfg: ExperimentConfig, directory: Path) -> int:
+    """After ``Tuner.fit`` returned: the trials Tune's saved state has neither finished nor failed (the run
+    was interrupted, Ctrl+C); when none, a PBT population's superseded checkpoints are removed (it keeps
+    all of them while it runs, :mod:`raynas.tune.checkpoints`)."""
+    from ray import tune
+
+    tune_dir = (directory / TUNE_DIR).resolve()
+    trials = tune.ExperimentAnalysis(str(tune_dir)).trials
+    unfinished = sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
+    if not unfinished and cfg.tune.scheduler == "pbt":
+        from raynas.tune.checkpoints import prune_superseded_checkpoints
+
+        prune_superseded_checkpoints(tune_dir)
+    return unfinished
 
 
 def failed_trials(directory: Path) -> dict[str, str]:
@@ -253,6 +301,7 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     cfg = resolve_benchmark(load_config(directory / RESOLVED_CONFIG), directory)
     if address:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
+    check_local_cpus(cfg)
     quiet_tune()
     from ray import tune
 
@@ -267,21 +316,26 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     if not unfinished and not not_started:
         echo(f"raynas: experiment '{cfg.name}' had already finished; nothing to resume")
         return _finished_outcome(cfg, directory, len(before))
-    start_ray(cfg.ray)
-    base = trial_base_config(cfg)
-    tuner = tune.Tuner.restore(str(tune_dir), trainable=make_trainable(cfg, base), resume_unfinished=True,
-                               resume_errored=True)
-    results_cb, progress_cb = make_callbacks(cfg, directory.resolve(), base)
-    reattach_callbacks(tuner, [results_cb, progress_cb])
-    echo(f"raynas: resuming '{cfg.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
-         f"{not_started} not started) -> {directory}")
-    grid = tuner.fit()
+    with ray_logs_to(directory):  # appends to the log of the run it continues
+        start_ray(cfg.ray)
+        waiting = check_capacity(cfg)
+        base = trial_base_config(cfg)
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=make_trainable(cfg, base), resume_unfinished=True,
+                                   resume_errored=True)
+        results_cb, callbacks = make_callbacks(cfg, directory.resolve(), base)
+        reattach_callbacks(tuner, callbacks)
+        echo(f"raynas: resuming '{cfg.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
+             f"{not_started} not started) -> {directory}")
+        if waiting:
+            echo(waiting)
+        grid = tuner.fit()
+        unfinished_now = finish_tune_state(cfg, directory)
     from raynas.results import TABLES
 
     tables = {name: results_cb.writer.table_path(name) for name in TABLES}
     failures = failed_trials(directory)
     return ExperimentOutcome(directory, tables, len(grid), max(grid.num_errors, len(failures)), cfg.tune.metric,
-                             failures)
+                             failures, unfinished=unfinished_now)
 
 
 def _finished_outcome(cfg: ExperimentConfig, directory: Path, num_trials: int) -> ExperimentOutcome:
@@ -309,22 +363,56 @@ def reattach_callbacks(tuner: Any, callbacks: list[Any]) -> None:
     local.get_run_config().callbacks = list(callbacks)
 
 
+def resume_hint(directory: Path) -> str:
+    """The command that continues the experiment in ``directory`` (shell-quoted)."""
+    import shlex
+
+    return f"raynas resume {shlex.quote(str(directory))}"
+
+
+def interrupted_lines(directory: Path, unfinished: Optional[int] = None, total: Optional[int] = None) -> list[str]:
+    """What ``raynas search``/``resume`` print when stopped (Ctrl+C): what is left and how to go on.
+
+    Replaces Ray Tune's own hint (``Tuner.restore(...)``, which the log file keeps): a raynas experiment is
+    continued with ``raynas resume``. Without Tune's saved state (stopped before Tune started) there is
+    nothing to resume.
+    """
+    if not (directory / TUNE_DIR).is_dir():
+        return ["raynas: interrupted before any trial started; nothing to resume"]
+    if unfinished is None or total is None:  # a second Ctrl+C: Tune's last save may have been skipped
+        state = f"raynas: interrupted; Ray Tune's last saved state is under {directory / TUNE_DIR}"
+    else:
+        state = f"raynas: interrupted: {unfinished} of {total} trial(s) unfinished; Ray Tune saved their state " \
+                f"under {directory / TUNE_DIR}"
+    return [state, f"resume with: {resume_hint(directory)}"]
+
+
 def summary_lines(outcome: ExperimentOutcome) -> list[str]:
-    """Each trial's genotype and metric, and where the tables are, for the end of ``raynas search``."""
+    """Each trial's metric, epochs and genotype, and where the tables are, for the end of ``raynas search``
+    (an interrupted run: how to resume it).
+
+    ``epochs`` is ``done/planned``; a trial the scheduler ended early (ASHA at a rung) says so.
+    """
+    if outcome.unfinished:
+        return interrupted_lines(outcome.directory, outcome.unfinished, outcome.num_trials)
     from raynas.results import leaderboard
 
     board = leaderboard(str(outcome.directory)).to_pylist()
     # the final cell's ground truth, when scored and not already the ranking metric
     scored = outcome.metric != "gt_test_acc" and any(row.get("final_gt_test_acc") is not None for row in board)
     lines = [f"{'trial':<12} {outcome.metric:>16}" + (f" {'gt_acc':>7}" if scored else "")
-             + f" {'skip':>4}  genotype (final)"]
+             + f" {'skip':>4} {'epochs':>7}  genotype (final)"]
     for row in board:
         value = row.get("metric_value")
         shown = "nan" if value is None else f"{value:.4f}"
         truth = row.get("final_gt_test_acc")
         gt = (f" {'':>7}" if truth is None else f" {truth:>7.4f}") if scored else ""
-        lines.append(f"{row['trial_id']:<12} {shown:>16}{gt} {row.get('num_skip')!s:>4}  {row.get('genotype')}"
-                     + ("" if row.get("connected") in (True, None) else "  (DISCONNECTED cell)"))
+        planned = row.get("epochs_planned")
+        epochs = f"{row.get('epochs_done')}" + (f"/{planned}" if planned is not None else "")
+        lines.append(f"{row['trial_id']:<12} {shown:>16}{gt} {row.get('num_skip')!s:>4} {epochs:>7}  "
+                     f"{row.get('genotype')}"
+                     + ("" if row.get("connected") in (True, None) else "  (DISCONNECTED cell)")
+                     + (f"  (stopped by {row['stopped_by']})" if row.get("stopped_by") else ""))
     lines.append(f"tables: {outcome.directory / 'tables'} ({', '.join(sorted(outcome.tables))})")
     if outcome.num_errors:
         lines.append(f"{outcome.num_errors} of {outcome.num_trials} trial(s) failed "

@@ -118,6 +118,27 @@ def saved_checkpoint_epoch(tune_dir: Path) -> int:
     return max((r.metrics.get("epoch", 0) for r in results if r is not None), default=0)
 
 
+def saved_latest_checkpoints(tune_dir: Path) -> dict[str, tuple[int, Path]]:
+    """Trial id -> (epoch, folder) of the checkpoint Tune's saved experiment state registers as each trial's
+    latest (what a resume restores; PBT: what an exploit of it reads); {} while no state is readable."""
+    import logging
+
+    from ray import tune
+
+    # without Tune's result files it warns on every read that it cannot fetch metrics: the tables hold them
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    try:
+        trials = tune.ExperimentAnalysis(str(tune_dir)).trials
+    except Exception:  # the state file is being written, or not yet there
+        return {}
+    latest = {}
+    for trial in trials:
+        result = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+        if result is not None:
+            latest[trial.trial_id] = (int(result.metrics.get("epoch", 0)), Path(result.checkpoint.path))
+    return latest
+
+
 @dataclass
 class Hold:
     """The run control of :mod:`raynas.tune.hold` for one run: trials wait after reporting ``epoch``.

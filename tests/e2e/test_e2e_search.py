@@ -101,7 +101,8 @@ def test_search_joins_a_running_cluster_with_address(ray_local, tmp_path):
     result = raynas("search", "search_configs/smoke/nb201.yaml", "--out", str(tmp_path), "--address", address,
                     "--set", "search.epochs=1")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Connecting to existing Ray cluster" in result.stderr
-    assert "Started a local Ray instance" not in result.stderr
+    log = (tmp_path / "smoke-nb201" / "logs" / "tune.log").read_text()  # Ray's own lines go to the log
+    assert "Connecting to existing Ray cluster" in log and "Connecting to existing" not in result.stderr
+    assert "Started a local Ray instance" not in log + result.stderr
     trials = pq.read_table(tmp_path / "smoke-nb201" / "tables" / "trials.parquet")
     assert trials.num_rows == 2 and set(trials.column("status").to_pylist()) == {"TERMINATED"}

@@ -11,7 +11,7 @@ import pytest
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from cli_helpers import run_watching_sockets  # noqa: E402
+from cli_helpers import raynas, run_watching_sockets  # noqa: E402
 
 STRONG, WEAK = 0.1, 1.0e-5
 
@@ -41,3 +41,18 @@ def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
     assert ran["weak"] == [2, 2], ran  # stopped at the first rung (grace period 2): below every strong trial
     assert max(ran["strong"]) == 4, ran  # the first strong trial meets no better one and runs to max_t
     assert sum(ran["strong"]) > sum(ran["weak"])
+
+    # The leaderboard tells the stopped trials from the finished ones: epochs run of planned, and who stopped them.
+    for trial in trials:
+        stopped = trial["epochs_done"] < 4
+        assert (trial["epochs_planned"], trial["stopped_by"]) == (4, "asha" if stopped else None), trial
+    summary = {line.split()[0]: line for line in run.stdout.splitlines() if line.split()[:1] in
+               ([t["trial_id"]] for t in trials)}
+    for trial in trials:
+        line = summary[trial["trial_id"]]
+        assert f" {trial['epochs_done']}/4 " in line
+        assert line.endswith("(stopped by asha)") == (trial["epochs_done"] < 4), line
+    board = raynas("results", str(tmp_path / "asha-nb201"), "--format", "json")
+    rows = {row["trial_id"]: row for row in json.loads(board.stdout)}
+    assert {(row["epochs_done"], row["epochs_planned"], row["stopped_by"]) for row in rows.values()} >= \
+        {(2, 4, "asha"), (4, 4, None)}

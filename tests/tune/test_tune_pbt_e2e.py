@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import pyarrow.parquet as pq
+from pbt_checks import check_latest_checkpoints, check_restores, noise_lines
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cli_helpers import run_watching_sockets  # noqa: E402
@@ -50,3 +51,10 @@ def test_pbt_exploits_with_lineage_and_own_hyperparameters(tmp_path: Path) -> No
     # The exploiting trial runs on with its own (perturbed: x0.8, x1.2 or resampled) architecture lr.
     assert any(row["arch_lr"] != source["arch_lr"] for row, source in proven)
     assert all(row["arch_lr"] > 0 for row, _ in proven)
+    # After the exploits: no Tune error anywhere, every restart (a PBT pause) went on from the state its
+    # trial had reported, and each trial's latest registered checkpoint is the one it wrote last.
+    exp = tmp_path / "pbt-nb201"
+    assert not noise_lines(run.stdout, run.stderr, (exp / "logs" / "tune.log").read_text())
+    exploits, own = check_restores({(r["trial_id"], r["epoch"]): r for r in rows})
+    assert exploits == 3 and own >= 1, (exploits, own)
+    check_latest_checkpoints(exp, {(r["trial_id"], r["epoch"]): r for r in rows})

@@ -1,0 +1,58 @@
+"""Checks of a PBT experiment folder shared by the PBT end-to-end tests: Tune's noise, the state every restore
+went on from, and each trial's latest registered checkpoint."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from cli_helpers import saved_latest_checkpoints  # noqa: E402
+
+
+def noise_lines(*texts: str) -> list[str]:
+    """Lines of Tune's own errors and tracebacks."""
+    return [line for text in texts for line in text.splitlines() if "ERROR" in line or "Traceback" in line]
+
+
+def epoch_rows(exp: Path) -> dict[tuple[str, int], dict]:
+    """(trial id, epoch) -> the epochs-table row."""
+    rows = pq.read_table(exp / "tables" / "epochs.parquet").to_pylist()
+    return {(row["trial_id"], row["epoch"]): row for row in rows}
+
+
+def fingerprint(row: dict) -> float:
+    """The state fingerprint an epoch row reported."""
+    return dict(row["extra"])["state_fingerprint"]
+
+
+def check_restores(rows: dict[tuple[str, int], dict]) -> tuple[int, int]:
+    """Every first report after a restore went on from the state its source (another trial: an exploit; the
+    trial itself: a PBT pause or a resume) reported at that epoch; returns (exploits, own restores)."""
+    exploits = own = 0
+    for (trial_id, epoch), row in rows.items():
+        extra = dict(row["extra"])
+        if "restored_epoch" not in extra:
+            continue
+        source = row["restored_from"] or trial_id
+        exploits, own = (exploits + 1, own) if row["restored_from"] else (exploits, own + 1)
+        saved = rows[(source, int(extra["restored_epoch"]))]
+        assert extra["restored_fingerprint"] == fingerprint(saved), (trial_id, epoch, source)
+    return exploits, own
+
+
+def check_latest_checkpoints(exp: Path, rows: dict[tuple[str, int], dict]) -> None:
+    """Each trial's latest registered checkpoint exists, loads, and is the state of its last reported epoch."""
+    from raynas.search import load_state
+
+    latest = saved_latest_checkpoints(exp / "tune")
+    last_epoch: dict[str, int] = {}
+    for trial_id, epoch in rows:
+        last_epoch[trial_id] = max(epoch, last_epoch.get(trial_id, 0))
+    assert set(latest) == set(last_epoch)
+    for trial_id, (epoch, folder) in latest.items():
+        state = load_state(str(folder / "search_state.pt"))
+        assert (state["owner"], state["epoch"], epoch) == (trial_id, last_epoch[trial_id], last_epoch[trial_id])
+        assert state["fingerprint"] == fingerprint(rows[(trial_id, epoch)])
