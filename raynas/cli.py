@@ -148,13 +148,9 @@ def resume(directory: str, address: str | None) -> None:
     from raynas.benchmark.build import is_build_folder
 
     if is_build_folder(directory):
-        from raynas.benchmark.build import build_summary, resume_build
+        from raynas.benchmark.build import resume_build
 
-        build = resume_build(directory, address=address, echo=click.echo)
-        for line in build_summary(build):
-            click.echo(line)
-        if build.num_errors:
-            sys.exit(1)
+        _finish_build(resume_build(directory, address=address, echo=click.echo))
         return
     if (Path(directory) / EVALUATION_PLAN).is_file():
         from raynas.evaluation import resume_evaluation
@@ -595,7 +591,7 @@ def bench_build(cells: int | None, seeds: list[int], name: str | None, out: str,
     """
     import datetime
 
-    from raynas.benchmark.build import build_summary, prepare_build, run_build
+    from raynas.benchmark.build import prepare_build, run_build
     from raynas.config import RayConfig
 
     protocol = _bench_protocol(protocol_path)
@@ -604,11 +600,19 @@ def bench_build(cells: int | None, seeds: list[int], name: str | None, out: str,
                                     cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
                                     max_failures=max_failures, base=list(bases) or None,
                                     ray=RayConfig(address=address, num_cpus=num_cpus))
-    outcome = run_build(plan, directory, echo=click.echo)
+    _finish_build(run_build(plan, directory, echo=click.echo))
+
+
+def _finish_build(outcome: Any) -> None:
+    """Print a build's summary; exit code 1 when a trial failed, 130 when it was interrupted."""
+    from raynas.benchmark.build import build_summary
+
     for line in build_summary(outcome):
         click.echo(line)
     if outcome.num_errors:
         sys.exit(1)
+    if outcome.pairs_left:
+        sys.exit(INTERRUPTED)
 
 
 @bench.command("lookup")

@@ -175,6 +175,7 @@ class BuildOutcome:
     new_rows: int
     total_rows: int
     already_finished: bool = False
+    pairs_left: int = 0  # planned (cell, seed) pairs without a row: an interrupted build (raynas resume goes on)
 
 
 def prepare_build(*, name: str, out: str | os.PathLike, protocol: Mapping[str, Any], seeds: Sequence[int],
@@ -247,7 +248,10 @@ def run_build(plan: BuildPlan, directory: Path, *, echo: Callable[[str], None] =
          f"{len(plan.trials)} trial(s) of up to {plan.cells_per_trial} cells -> {directory}")
     if not plan.trials:
         return consolidate(directory, plan, num_trials=0, num_errors=0, already_finished=True)
-    grid = _tuner(plan, directory).fit()
+    from raynas.tune.logs import ray_logs_to
+
+    with ray_logs_to(directory):  # Ray's and Tune's own log lines: <build>/logs/tune.log
+        grid = _tuner(plan, directory).fit()
     return consolidate(directory, plan, num_trials=len(grid), num_errors=grid.num_errors)
 
 
@@ -283,7 +287,10 @@ def resume_build(directory: str | os.PathLike, *, address: str | None = None,
     reattach_callbacks(tuner, _callbacks(plan, directory.resolve(), done_before))
     echo(f"raynas: resuming benchmark build '{plan.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
          f"{not_started} not started, {done_before} of {plan.num_pairs()} pair(s) done) -> {directory}")
-    grid = tuner.fit()
+    from raynas.tune.logs import ray_logs_to
+
+    with ray_logs_to(directory):  # appends to the log of the build it continues
+        grid = tuner.fit()
     return consolidate(directory, plan, num_trials=len(grid), num_errors=grid.num_errors)
 
 
@@ -302,7 +309,10 @@ def consolidate(directory: str | os.PathLike, plan: BuildPlan | None = None, *, 
     table = read_rows([*plan.base, directory / PARTS_DIR, *checkpoint_rows(directory)], plan.protocol_hash)
     path = write_table(table, directory / BUILD_TABLE)
     write_cells_table(directory / CELLS_TABLE)
-    return BuildOutcome(directory, path, num_trials, num_errors, new.num_rows, table.num_rows, already_finished)
+    planned = {(int(cell), int(spec["seed"])) for spec in plan.trials for cell, _ in spec["cells"]}
+    left = len(planned - done_pairs(new))
+    return BuildOutcome(directory, path, num_trials, num_errors, new.num_rows, table.num_rows, already_finished,
+                        left)
 
 
 def build_summary(outcome: BuildOutcome) -> list[str]:
@@ -315,4 +325,9 @@ def build_summary(outcome: BuildOutcome) -> list[str]:
              f"row(s) over {cells} unique cell(s)"]
     if outcome.num_errors:
         lines.append(f"raynas: {outcome.num_errors} trial(s) failed; raynas resume {outcome.directory} retries them")
+    elif outcome.pairs_left:  # stopped (Ctrl+C) before every planned pair was trained
+        from raynas.experiment import resume_hint
+
+        lines.append(f"raynas: interrupted: {outcome.pairs_left} planned (cell, seed) pair(s) not trained yet")
+        lines.append(f"resume with: {resume_hint(outcome.directory)}")
     return lines
