@@ -283,6 +283,17 @@ def failed_trials(directory: Path) -> dict[str, str]:
     return {row["trial_id"]: row["error"] or "unknown error" for row in rows if row["status"] == "ERROR"}
 
 
+
+def saved_trial_statuses(tune_dir: Path, what: str, again: str) -> dict[str, str]:
+    """Trial id -> status in the Ray Tune state saved under ``tune_dir`` (what a resume starts from); a
+    one-line ConfigError naming ``what`` and how to start ``again`` when Tune saved nothing there."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(tune_dir)):
+        raise ConfigError(f"{what} cannot be resumed: {tune_dir} holds no Ray Tune experiment state (it stopped "
+                          f"before Tune started); remove the folder and {again}")
+    return {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tune_dir)).trials}
+
 def resume_experiment(directory: str | os.PathLike, *, address: str | None = None,
                       echo: Callable[[str], None] = print) -> ExperimentOutcome:
     """Continue an interrupted experiment (driver killed, machine rebooted) from its folder.
@@ -306,10 +317,7 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     from ray import tune
 
     tune_dir = (directory / TUNE_DIR).resolve()
-    if not tune.Tuner.can_restore(str(tune_dir)):
-        raise ConfigError(f"experiment '{directory}' cannot be resumed: {tune_dir} holds no Ray Tune experiment "
-                          "state (it stopped before Tune started); remove the folder and run raynas search again")
-    before = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tune_dir)).trials}
+    before = saved_trial_statuses(tune_dir, f"experiment '{directory}'", "run raynas search again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
     # Every searcher runs one Tune trial per entry of the expanded trial list (raynas.tune.schedulers).
     not_started = max(0, len(expand_trials(cfg)) - len(before))

@@ -259,7 +259,7 @@ def resume_build(directory: str | os.PathLike, *, address: str | None = None,
                  echo: Callable[[str], None] = print) -> BuildOutcome:
     """Continue an interrupted build: finished trials stay finished, the others continue after their last
     finished cell (errored ones too), and trials not started yet start."""
-    from raynas.experiment import quiet_tune, reattach_callbacks, start_ray
+    from raynas.experiment import quiet_tune, reattach_callbacks, saved_trial_statuses, start_ray
 
     directory = Path(directory)
     plan = read_plan(directory)
@@ -271,10 +271,7 @@ def resume_build(directory: str | os.PathLike, *, address: str | None = None,
     tune_dir = (directory / TUNE_DIR).resolve()
     if not plan.trials:
         return consolidate(directory, plan, num_trials=0, num_errors=0, already_finished=True)
-    if not tune.Tuner.can_restore(str(tune_dir)):
-        raise ConfigError(f"benchmark build '{directory}' cannot be resumed: {tune_dir} holds no Ray Tune "
-                          "experiment state (it stopped before Tune started); remove the folder and build again")
-    before = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tune_dir)).trials}
+    before = saved_trial_statuses(tune_dir, f"benchmark build '{directory}'", "build again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
     not_started = max(0, len(plan.trials) - len(before))
     if not unfinished and not not_started:

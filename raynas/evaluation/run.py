@@ -104,7 +104,7 @@ def resume_evaluation(directory: str | os.PathLike, *, address: str | None = Non
                       echo: Callable[[str], None] = print) -> EvaluationOutcome:
     """Continue an interrupted evaluation run from its folder: finished trials stay finished, the others
     continue from their last checkpoint (errored ones too) and trials not started yet start."""
-    from raynas.experiment import reattach_callbacks, quiet_tune, start_ray
+    from raynas.experiment import reattach_callbacks, quiet_tune, saved_trial_statuses, start_ray
 
     directory = Path(directory)
     plan = read_plan(directory)
@@ -114,10 +114,7 @@ def resume_evaluation(directory: str | os.PathLike, *, address: str | None = Non
     from ray import tune
 
     tune_dir = (directory / TUNE_DIR).resolve()
-    if not tune.Tuner.can_restore(str(tune_dir)):
-        raise ConfigError(f"evaluation '{directory}' cannot be resumed: {tune_dir} holds no Ray Tune experiment "
-                          "state (it stopped before Tune started); remove the folder and run raynas train again")
-    before = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tune_dir)).trials}
+    before = saved_trial_statuses(tune_dir, f"evaluation '{directory}'", "run raynas train again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
     not_started = max(0, len(plan.trial_specs()) - len(before))
     if not unfinished and not not_started:
