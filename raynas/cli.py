@@ -203,7 +203,8 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
               help="Print this table (trials, epochs, alphas, genotypes, decisions, evaluations) instead of the "
                    "leaderboard.")
 @click.option("--where", "where", default=None, metavar="EXPR",
-              help="Keep the rows EXPR holds for (pandas syntax), e.g. \"method == 'darts' and seed > 0\".")
+              help="Keep the rows EXPR holds for: comparisons, and/or/not, in [...], .isin, .between, .isnull, "
+                   ".str.contains/startswith/endswith (README, Results), e.g. \"method == 'darts' and seed > 0\".")
 @click.option("--sort", "sort_keys", multiple=True, metavar="COLUMN",
               help="Order by COLUMN (-COLUMN: descending); repeat for ties.")
 @friendly_errors

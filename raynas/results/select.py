@@ -1,9 +1,10 @@
 """Which rows of a result table, in which order: a filter expression and column sorting.
 
 Used by ``raynas results --where/--sort`` and the Python API (:func:`raynas.results.load_table`,
-:func:`raynas.results.leaderboard`). Filters are pandas expressions (``DataFrame.eval`` syntax: ``method ==
-'darts' and seed > 0``, ``num_skip <= 2``, ``genotype.str.contains('nor_conv_3x3')``); the rows are kept
-from the Arrow table itself, so column types are unchanged. Nothing here imports torch or ray.
+:func:`raynas.results.leaderboard`). Filters are written in the small language of
+:mod:`raynas.results.filter_expression` (pandas spellings: ``method == 'darts' and seed > 0``, ``num_skip <= 2``,
+``genotype.str.contains('nor_conv_3x3')``), compiled to Arrow masks, never evaluated as Python; the rows are
+kept from the Arrow table itself, so column types are unchanged. Nothing here imports torch or ray.
 """
 
 from __future__ import annotations
@@ -13,22 +14,13 @@ from typing import Any, Optional, Sequence
 import pyarrow as pa
 
 from raynas.errors import ResultsError
+from raynas.results.filter_expression import filter_table
 
 
 def where(table: pa.Table, expression: str) -> pa.Table:
-    """The rows of ``table`` for which ``expression`` is true (a one-line :class:`ResultsError` otherwise)."""
-    if not expression.strip():
-        return table
-    frame = table.to_pandas()
-    try:
-        mask = frame.eval(expression)
-    except Exception as exc:  # pandas raises NameError, SyntaxError, TypeError, ValueError, ... for bad input
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ResultsError(f"--where {expression!r}: {detail}; columns: {', '.join(table.column_names)}") from None
-    if getattr(mask, "dtype", None) != bool or len(mask) != table.num_rows:
-        raise ResultsError(f"--where {expression!r}: must be a condition on the rows (true or false per row), "
-                           f"e.g. \"method == 'darts' and seed > 0\"; columns: {', '.join(table.column_names)}")
-    return table.filter(pa.array(mask.to_numpy(), type=pa.bool_()))
+    """The rows of ``table`` for which ``expression`` is true (a one-line :class:`ResultsError` otherwise);
+    the language is :mod:`raynas.results.filter_expression`, never Python or pandas evaluation."""
+    return filter_table(table, expression)
 
 
 def sort(table: pa.Table, keys: Sequence[str]) -> pa.Table:
