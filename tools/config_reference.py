@@ -52,10 +52,17 @@ def _allowed(meta: typing.Mapping[str, Any]) -> str:
         parts.append(", ".join(f"`{c}`" for c in meta["choices"]))
     if "registry" in meta:
         parts.append(", ".join(f"`{n}`" for n in registry_for(meta["registry"]).names()))
-    bounds = [f"{symbol} {meta[key]:g}" for key, symbol in _BOUND_SYMBOLS if key in meta]
+    bounds = [f"{symbol} {_number(meta[key])}" for key, symbol in _BOUND_SYMBOLS if key in meta]
     if bounds:
         parts.append(", ".join(bounds))
     return "; ".join(parts)
+
+
+def _number(bound: float) -> str:
+    """A bound as written: integers in full with thousands separators (4,294,967,295), others as ``%g``."""
+    if isinstance(bound, int) and not isinstance(bound, bool):
+        return f"{bound:,}"
+    return f"{bound:g}"
 
 
 def section_table(cls: type, prefix: str) -> list[str]:

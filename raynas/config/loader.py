@@ -23,6 +23,7 @@ from typing import Any, TypeVar, Union, overload
 import yaml
 
 from raynas.config.checks import SECTION_CHECKS, SECTION_NORMALIZERS, join_path
+from raynas.config.yaml_input import load_yaml
 from raynas.config.overrides import apply_overrides
 from raynas.config.schema import ExperimentConfig, TrainConfig
 from raynas.errors import ConfigError
@@ -35,6 +36,8 @@ _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 _BOUNDS = (("gt", ">", lambda v, b: v > b), ("ge", ">=", lambda v, b: v >= b),
            ("lt", "<", lambda v, b: v < b), ("le", "<=", lambda v, b: v <= b))
 _MAX_SHOWN = 80
+#: the largest config file read (configs are a few KiB)
+MAX_CONFIG_BYTES = 4 * 2**20
 
 
 class FieldError(ConfigError):
@@ -302,10 +305,16 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The top-level mapping of a YAML config file; a missing, unreadable or malformed file raises ConfigError."""
+    """The top-level mapping of a YAML config file; a missing, unreadable, oversized or malformed file raises
+    ConfigError, and so do duplicate keys, deep nesting and alias bombs (:mod:`raynas.config.yaml_input`)."""
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        with source.open("rb") as stream:
+            raw = stream.read(MAX_CONFIG_BYTES + 1)  # bounded: a config named /dev/zero must not fill memory
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES // 2**20} MiB; a config file may hold at "
+                              f"most {MAX_CONFIG_BYTES // 2**20} MiB")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{source}: config file not found") from None
     except IsADirectoryError:
@@ -315,7 +324,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the config file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: {_yaml_problem(exc)}") from None
     if data is None:

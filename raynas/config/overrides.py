@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from raynas.config.schema import ExperimentConfig
+from raynas.config.yaml_input import load_yaml
 from raynas.errors import ConfigError
 
 _USAGE = "expected KEY=VALUE, e.g. search.epochs=5"
@@ -80,7 +81,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not key or not all(key.split(".")):
         raise ConfigError(f"--set '{item}': {_USAGE}")
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError as exc:
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise ConfigError(f"--set '{item}': the value is not valid YAML ({problem}); quote text, "

@@ -6,7 +6,8 @@ turns into the README's config reference:
 - ``doc``: one line saying what the field is;
 - ``choices``: the allowed values (for names of registered things, see ``registry`` instead);
 - ``registry``: the name of a registry whose names are the allowed values ("spaces", "datasets", "selections");
-- ``ge`` / ``gt`` / ``le`` / ``lt``: numeric bounds;
+- ``ge`` / ``gt`` / ``le`` / ``lt``: numeric bounds (every size and count has a finite upper one, from
+  :mod:`raynas.config.limits`);
 - ``bool_words``: a text setting whose words YAML reads as booleans (``on``/``off``): false and true are
   read as these two words.
 
@@ -20,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from raynas.allocator import ALLOCATORS
+from raynas.config.limits import (MAX_BATCH_SIZE, MAX_CHANNELS, MAX_CLASSES, MAX_CPUS, MAX_EPOCHS, MAX_GPUS,
+                                  MAX_IMAGE_SIZE, MAX_LAYERS, MAX_SAMPLES, MAX_SEED, MAX_STEPS, MAX_TRIALS,
+                                  MAX_WORKERS)
 
 
 #: ``tune.metric`` values that are ground-truth columns, and the mode each is ranked by
@@ -42,42 +46,46 @@ class DataConfig:
     root: Optional[str] = _f(None, "folder holding the files (cifar10, cifar100, imagefolder)")
     download: bool = _f(False, "cifar10/cifar100: let torchvision download into root (needs internet)")
     noise_std: float = _f(0.0, "std of fixed, seeded Gaussian noise added to every input (0: clean)", ge=0.0)
-    image_size: Optional[int] = _f(None, "resize inputs to this square size (default: native size)", ge=4)
+    image_size: Optional[int] = _f(None, "resize inputs to this square size (default: native size)",
+                                   ge=4, le=MAX_IMAGE_SIZE)
     test_fraction: float = _f(0.2, "share held out as test split (data sets without their own)", gt=0.0, lt=1.0)
     train_portion: float = _f(0.5, "share of the search split that trains weights; the rest trains alphas",
                               gt=0.0, lt=1.0)
-    limit: Optional[int] = _f(None, "use at most this many samples of the search split (quick runs)", ge=2)
-    seed: int = _f(0, "seed of the splits and of the noise (shared by every trial)", ge=0)
-    num_samples: int = _f(512, "synthetic: number of samples", ge=10)
-    num_classes: int = _f(10, "synthetic: number of classes", ge=2)
-    channels: int = _f(3, "synthetic: input channels", ge=1)
+    limit: Optional[int] = _f(None, "use at most this many samples of the search split (quick runs)",
+                              ge=2, le=MAX_SAMPLES)
+    seed: int = _f(0, "seed of the splits and of the noise (shared by every trial)", ge=0, le=MAX_SEED)
+    num_samples: int = _f(512, "synthetic: number of samples", ge=10, le=MAX_SAMPLES)
+    num_classes: int = _f(10, "synthetic: number of classes", ge=2, le=MAX_CLASSES)
+    channels: int = _f(3, "synthetic: input channels", ge=1, le=MAX_CHANNELS)
     cutout: Optional[int] = _f(None, "cutout length for training from scratch (null: the protocol's, half the image "
-                                     "side for DARTS spaces (16 on CIFAR), off for NB201; 0: off)", ge=0)
-    num_workers: int = _f(0, "DataLoader worker processes for file-backed data sets", ge=0)
+                                     "side for DARTS spaces (16 on CIFAR), off for NB201; 0: off)",
+                                     ge=0, le=MAX_IMAGE_SIZE)
+    num_workers: int = _f(0, "DataLoader worker processes for file-backed data sets", ge=0, le=MAX_WORKERS)
 
 
 @dataclass(frozen=True)
 class SupernetConfig:
     """Size of the weight-sharing supernet."""
 
-    channels: int = _f(16, "initial channels C", ge=1)
-    layers: int = _f(8, "darts spaces: number of cells; nb201: cells per stage N", ge=1)
-    stem_multiplier: int = _f(3, "darts spaces: stem outputs stem_multiplier * C channels", ge=1)
+    channels: int = _f(16, "initial channels C", ge=1, le=MAX_CHANNELS)
+    layers: int = _f(8, "darts spaces: number of cells; nb201: cells per stage N", ge=1, le=MAX_LAYERS)
+    stem_multiplier: int = _f(3, "darts spaces: stem outputs stem_multiplier * C channels", ge=1, le=64)
     channels_last: bool = _f(False, "keep weights and activations channels-last (NHWC): the same function, "
                                     "faster convolutions on CPUs (oneDNN); see docs/performance.md")
     checkpoint_cells: int = _f(0, "activation checkpointing: the first N cells (NB201: blocks) keep only their "
                                   "inputs and recompute the rest in the backward pass; the same function, less "
-                                  "memory, one more forward of those cells (see docs/performance.md)", ge=0)
+                                  "memory, one more forward of those cells (see docs/performance.md)",
+                                  ge=0, le=MAX_LAYERS)
 
 
 @dataclass(frozen=True)
 class SearchConfig:
     """The bilevel search loop (defaults: DARTS, Liu et al. 2019)."""
 
-    epochs: int = _f(50, "search epochs", ge=1)
-    batch_size: int = _f(64, "batch size of both splits", ge=1)
+    epochs: int = _f(50, "search epochs", ge=1, le=MAX_EPOCHS)
+    batch_size: int = _f(64, "batch size of both splits", ge=1, le=MAX_BATCH_SIZE)
     order: int = _f(1, "DARTS order: 1 (first) or 2 (unrolled, second)", choices=(1, 2))
-    seed: int = _f(0, "seed of the search (weights, alphas, batch order)", ge=0)
+    seed: int = _f(0, "seed of the search (weights, alphas, batch order)", ge=0, le=MAX_SEED)
     weight_lr: float = _f(0.025, "weight SGD learning rate (cosine-annealed)", gt=0.0)
     weight_lr_min: float = _f(0.001, "final weight learning rate of the cosine schedule", ge=0.0)
     weight_momentum: float = _f(0.9, "weight SGD momentum", ge=0.0, lt=1.0)
@@ -88,16 +96,16 @@ class SearchConfig:
     arch_beta2: float = _f(0.999, "architecture Adam beta2", ge=0.0, lt=1.0)
     arch_weight_decay: float = _f(1e-3, "architecture Adam weight decay", ge=0.0)
     unrolled_eps: float = _f(0.01, "order 2: finite-difference step is unrolled_eps / ||grad||", gt=0.0)
-    warmup_epochs: int = _f(0, "epochs that train weights only before alphas start to move", ge=0)
+    warmup_epochs: int = _f(0, "epochs that train weights only before alphas start to move", ge=0, le=MAX_EPOCHS)
     steps_per_epoch: Optional[int] = _f(None, "cap on steps per epoch (default: one pass over the weight split)",
-                                        ge=1)
+                                        ge=1, le=MAX_STEPS)
     eval_derived: bool = _f(True, "evaluate the derived architecture with inherited weights every epoch")
     sharpness_every: int = _f(0, "every N epochs, log the dominant Hessian eigenvalue of the architecture loss "
-                                 "w.r.t. the alphas (arch_sharpness; 0: off)", ge=0)
+                                 "w.r.t. the alphas (arch_sharpness; 0: off)", ge=0, le=MAX_EPOCHS)
     sharpness_iters: int = _f(20, "power-iteration steps of that estimate (on the first architecture-split batch)",
-                              ge=1)
+                              ge=1, le=10_000)
     device: str = _f("auto", "auto (a GPU when the trial has one), cpu or cuda", choices=("auto", "cpu", "cuda"))
-    threads: Optional[int] = _f(None, "torch threads per trial (default: the trial's CPUs)", ge=1)
+    threads: Optional[int] = _f(None, "torch threads per trial (default: the trial's CPUs)", ge=1, le=MAX_WORKERS)
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ class SelectionConfig:
     criterion: str = _f("acc", "perturbation: keep the op whose removal lowers validation accuracy most (acc) or "
                                "raises validation loss most (loss)", choices=("acc", "loss"))
     proj_intv: int = _f(5, "perturbation: fine-tuning epochs between two decisions (0: decide without "
-                           "fine-tuning)", ge=0)
+                           "fine-tuning)", ge=0, le=MAX_EPOCHS)
     edge_order: str = _f("random", "perturbation: next undecided edge drawn at random (seeded by search.seed) "
                                    "or fixed (lowest first)", choices=("random", "fixed"))
     topology: bool = _f(True, "perturbation, darts spaces: pick each node's 2 inputs by perturbation too "
@@ -119,13 +127,13 @@ class SelectionConfig:
     batch_stats: bool = _f(True, "perturbation, sampling: evaluate candidates with BatchNorm batch statistics (DARTS-PT's "
                                  "code) rather than running statistics")
     eval_batches: Optional[int] = _f(None, "perturbation, sampling: validation batches per candidate evaluation "
-                                           "(default: the whole architecture split)", ge=1)
+                                           "(default: the whole architecture split)", ge=1, le=MAX_STEPS)
     finetune_lr_factor: float = _f(0.1, "perturbation: fine-tuning restarts the weight lr at search.weight_lr "
                                         "times this, cosine to search.weight_lr_min", gt=0.0)
     workers: int = _f(1, "perturbation, sampling: Ray actors evaluating one decision's candidates in parallel "
-                         "(1: in the trial's process)", ge=1)
+                         "(1: in the trial's process)", ge=1, le=MAX_WORKERS)
     samples: int = _f(100, "sampling: architectures drawn uniformly from the space and scored with the "
-                           "supernet's weights (with objectives.na: by their neighbourhood)", ge=1)
+                           "supernet's weights (with objectives.na: by their neighbourhood)", ge=1, le=MAX_SAMPLES)
 
 
 @dataclass(frozen=True)
@@ -133,8 +141,8 @@ class NAConfig:
     """NA-DARTS / NA-RS (Wang et al. 2021): score an architecture by its neighbourhood [recon]."""
 
     neighbors: int = _f(4, "neighbours M sampled per architecture step (NA-DARTS) or per scored architecture "
-                           "(NA-RS)", ge=1)
-    radius: int = _f(1, "edges whose op changes in a neighbour (Hamming distance r)", ge=1)
+                           "(NA-RS)", ge=1, le=MAX_WORKERS)
+    radius: int = _f(1, "edges whose op changes in a neighbour (Hamming distance r)", ge=1, le=MAX_LAYERS)
     aggregation: str = _f("mean", "how the neighbourhood's losses (NA-RS: accuracies) combine: mean, or max: the "
                                   "worst member (highest loss; NA-RS: lowest accuracy)", choices=("mean", "max"))
     representation: str = _f("dominant", "NA-DARTS neighbour: move the dominant op's mass to the other ops "
@@ -149,8 +157,9 @@ class NAConfig:
 class SDConfig:
     """SD-DARTS (Zhu et al. 2023): distil voting teachers (earlier supernet snapshots) into the weight step [recon]."""
 
-    teachers: int = _f(3, "snapshots K that vote; distillation starts once K exist", ge=1)
-    interval: Optional[int] = _f(None, "steps between snapshots (default: a quarter of an epoch's steps)", ge=1)
+    teachers: int = _f(3, "snapshots K that vote; distillation starts once K exist", ge=1, le=MAX_WORKERS)
+    interval: Optional[int] = _f(None, "steps between snapshots (default: a quarter of an epoch's steps)",
+                                 ge=1, le=MAX_STEPS)
     temperature: float = _f(4.0, "softmax temperature tau of teachers and student", gt=0.0)
     weight: float = _f(0.5, "beta: loss = CE + beta * tau^2 * KL(teachers || student)", ge=0.0)
     voting: str = _f("soft", "teacher prediction: mean of probabilities (soft) or majority of argmax labels "
@@ -158,7 +167,7 @@ class SDConfig:
     distill_arch: bool = _f(False, "add the distillation term to the architecture step too")
     placement: str = _f("local", "where snapshots live: in the trial's process (local) or in Ray actors "
                                  "(actor) that answer one batch ahead", choices=("local", "actor"))
-    actors: int = _f(1, "placement actor: teacher actors per search (snapshots spread over them)", ge=1)
+    actors: int = _f(1, "placement actor: teacher actors per search (snapshots spread over them)", ge=1, le=MAX_WORKERS)
 
 
 @dataclass(frozen=True)
@@ -167,14 +176,15 @@ class TAConfig:
 
     aux: str = _f("resnet", "auxiliary model: a CIFAR-style ResNet (resnet) or the derived network of "
                             "aux_genotype (genotype)", choices=("resnet", "genotype"))
-    aux_depth: int = _f(20, "aux resnet: depth 6n + 2 (20: ResNet-20; 8: one block per stage)", ge=8)
-    aux_channels: int = _f(16, "auxiliary model's initial channels C", ge=1)
+    aux_depth: int = _f(20, "aux resnet: depth 6n + 2 (20: ResNet-20; 8: one block per stage)",
+                        ge=8, le=6 * MAX_LAYERS + 2)
+    aux_channels: int = _f(16, "auxiliary model's initial channels C", ge=1, le=MAX_CHANNELS)
     aux_genotype: Optional[str] = _f(None, "aux genotype: a genotype text (NB201 arch string or DARTS "
                                            "Genotype(...)) whose network is the auxiliary model")
     aux_space: Optional[str] = _f(None, "aux genotype: the space of aux_genotype (default: the search's space)",
                                   registry="spaces")
     aux_layers: Optional[int] = _f(None, "aux genotype: cells (NB201: per stage) of its network (default: the "
-                                         "supernet's)", ge=1)
+                                         "supernet's)", ge=1, le=MAX_LAYERS)
     aux_lr: float = _f(0.025, "auxiliary SGD learning rate (follows the weights' cosine schedule)", gt=0.0)
     aux_momentum: float = _f(0.9, "auxiliary SGD momentum", ge=0.0, lt=1.0)
     aux_weight_decay: float = _f(3.0e-4, "auxiliary SGD weight decay", ge=0.0)
@@ -186,7 +196,7 @@ class TAConfig:
                        choices=("bce", "mse", "hinge"))
     margin: float = _f(0.0, "matching hinge: the margin", ge=0.0)
     quadruples: int = _f(1024, "QRS quadruples sampled per batch (0: every quadruple; fine up to ~100 samples)",
-                         ge=0)
+                         ge=0, le=MAX_SAMPLES)
     hypergradient: str = _f("nested", "how the auxiliary loss reaches alpha: through the unrolled transfer and "
                                       "weight steps (nested) or not at all (none: only gamma * L_val acts)",
                             choices=("nested", "none"))
@@ -199,14 +209,16 @@ class E2NASConfig:
     autoencoder: Optional[str] = _f(None, "file written by `raynas e2nas pretrain SPACE` for the search's space, "
                                           "read by every trial and shard (default: `raynas search` pretrains one "
                                           "into the experiment folder first)")
-    pretrain_epochs: int = _f(5, "autoencoder unset: epochs of that pretraining (seed 0, the CLI's defaults)", ge=1)
+    pretrain_epochs: int = _f(5, "autoencoder unset: epochs of that pretraining (seed 0, the CLI's defaults)",
+                              ge=1, le=MAX_EPOCHS)
     init_scale: float = _f(1.0e-3, "std of the latent vector's random start (the released code's 1e-3)", ge=0.0)
     exploration: str = _f("density", "exploration enhancement: a differentiable archive-density term (density), "
                                       "the released code's detached novelty that only rescales the step "
                                       "(detached), or none", choices=("density", "detached", "none"))
     exploration_weight: float = _f(1.0, "weight of the density term: arch loss = (1 - eta) * L_val + eta * weight "
                                          "* density, eta = 1 - sigmoid(10 * (2 * epoch / epochs - 1))", ge=0.0)
-    archive: int = _f(50, "recent distinct architectures whose latents form the density's archive", ge=1)
+    archive: int = _f(50, "recent distinct architectures whose latents form the density's archive",
+                      ge=1, le=MAX_SAMPLES)
     bandwidth: float = _f(1.0, "Gaussian kernel width of the archive density, in RMS latent units", gt=0.0)
     complement: float = _f(0.5, "lam: weight loss = (1 - lam) L(a_t) + lam / 2 (L(a_t-1) + L(a_c)) (0: off)",
                            ge=0.0, le=1.0)
@@ -228,16 +240,16 @@ class ObjectivesConfig:
 class AshaConfig:
     """Asynchronous successive halving (Li et al. 2020): stops weak trials at rungs."""
 
-    grace_period: int = _f(1, "epochs every trial runs before it can be stopped", ge=1)
+    grace_period: int = _f(1, "epochs every trial runs before it can be stopped", ge=1, le=MAX_EPOCHS)
     reduction_factor: float = _f(3.0, "keep the top 1/reduction_factor of trials at each rung", gt=1.0)
-    max_t: Optional[int] = _f(None, "last rung in epochs (default: search.epochs)", ge=1)
+    max_t: Optional[int] = _f(None, "last rung in epochs (default: search.epochs)", ge=1, le=MAX_EPOCHS)
 
 
 @dataclass(frozen=True)
 class PbtConfig:
     """Population based training (Jaderberg et al. 2017): exploit better trials' state, explore params."""
 
-    perturbation_interval: int = _f(2, "epochs between exploit/explore decisions", ge=1)
+    perturbation_interval: int = _f(2, "epochs between exploit/explore decisions", ge=1, le=MAX_EPOCHS)
     quantile_fraction: float = _f(0.25, "bottom fraction that copies the top fraction", gt=0.0, le=0.5)
     resample_probability: float = _f(0.25, "chance to resample a mutated value instead of scaling it",
                                      ge=0.0, le=1.0)
@@ -254,7 +266,7 @@ class TuneConfig:
     grid: dict = _f({}, "dotted config key -> list of values; one trial per combination (cartesian product)")
     params: dict = _f({}, "dotted config key -> distribution, e.g. {loguniform: [1.0e-4, 1.0e-2]}; "
                           "kinds: choice, uniform, loguniform, randint (random/optuna searchers, PBT mutations)")
-    num_samples: int = _f(1, "repeats of the grid, or trials drawn by the random/optuna searcher", ge=1)
+    num_samples: int = _f(1, "repeats of the grid, or trials drawn by the random/optuna searcher", ge=1, le=MAX_TRIALS)
     metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers; the gt_* "
                                         "ones are the derived cell's ground truth (section benchmark; gt_regret "
                                         "with mode min, the others max)",
@@ -264,9 +276,10 @@ class TuneConfig:
     scheduler: str = _f("fifo", "trial scheduler", choices=("fifo", "asha", "pbt"))
     asha: AshaConfig = field(default_factory=AshaConfig, metadata={"doc": "ASHA settings (scheduler: asha)"})
     pbt: PbtConfig = field(default_factory=PbtConfig, metadata={"doc": "PBT settings (scheduler: pbt)"})
-    seed: Optional[int] = _f(None, "seed of the random/optuna searcher and of PBT's choices", ge=0)
-    max_concurrent_trials: Optional[int] = _f(None, "trials running at once (default: as many as fit)", ge=1)
-    max_failures: int = _f(0, "retries of a trial whose process dies, from its last checkpoint", ge=0)
+    seed: Optional[int] = _f(None, "seed of the random/optuna searcher and of PBT's choices", ge=0, le=MAX_SEED)
+    max_concurrent_trials: Optional[int] = _f(None, "trials running at once (default: as many as fit)",
+                                              ge=1, le=MAX_TRIALS)
+    max_failures: int = _f(0, "retries of a trial whose process dies, from its last checkpoint", ge=0, le=MAX_WORKERS)
     reuse_actors: bool = _f(True, "reuse trial processes between trials (saves start-up time)")
 
 
@@ -274,15 +287,21 @@ class TuneConfig:
 class ResourcesConfig:
     """What one trial asks Ray for."""
 
-    cpus_per_trial: float = _f(1.0, "CPUs of the trial's own process (with shards: the coordinator)", gt=0.0)
-    gpus_per_trial: float = _f(0.0, "GPUs of the trial's own process (shards: 1 only)", ge=0.0)
-    shards: int = _f(1, "data-parallel supernet replicas per trial, each a Ray actor (1: no actors)", ge=1)
-    cpus_per_shard: float = _f(1.0, "CPUs of each shard actor (shards > 1)", gt=0.0)
-    gpus_per_shard: float = _f(0.0, "GPUs of each shard actor (shards > 1); one shard per GPU", ge=0.0)
-    cpus_per_selection_worker: float = _f(1.0, "CPUs of each selection worker (selection.workers > 1)", gt=0.0)
-    gpus_per_selection_worker: float = _f(0.0, "GPUs of each selection worker (selection.workers > 1)", ge=0.0)
-    cpus_per_teacher: float = _f(1.0, "CPUs of each teacher actor (objectives.sd.placement: actor)", gt=0.0)
-    gpus_per_teacher: float = _f(0.0, "GPUs of each teacher actor (objectives.sd.placement: actor)", ge=0.0)
+    cpus_per_trial: float = _f(1.0, "CPUs of the trial's own process (with shards: the coordinator)",
+                               gt=0.0, le=MAX_CPUS)
+    gpus_per_trial: float = _f(0.0, "GPUs of the trial's own process (shards: 1 only)", ge=0.0, le=MAX_GPUS)
+    shards: int = _f(1, "data-parallel supernet replicas per trial, each a Ray actor (1: no actors)",
+                     ge=1, le=MAX_WORKERS)
+    cpus_per_shard: float = _f(1.0, "CPUs of each shard actor (shards > 1)", gt=0.0, le=MAX_CPUS)
+    gpus_per_shard: float = _f(0.0, "GPUs of each shard actor (shards > 1); one shard per GPU", ge=0.0, le=MAX_GPUS)
+    cpus_per_selection_worker: float = _f(1.0, "CPUs of each selection worker (selection.workers > 1)",
+                                          gt=0.0, le=MAX_CPUS)
+    gpus_per_selection_worker: float = _f(0.0, "GPUs of each selection worker (selection.workers > 1)",
+                                          ge=0.0, le=MAX_GPUS)
+    cpus_per_teacher: float = _f(1.0, "CPUs of each teacher actor (objectives.sd.placement: actor)",
+                                 gt=0.0, le=MAX_CPUS)
+    gpus_per_teacher: float = _f(0.0, "GPUs of each teacher actor (objectives.sd.placement: actor)",
+                                 ge=0.0, le=MAX_GPUS)
 
 
 @dataclass(frozen=True)
@@ -290,7 +309,7 @@ class RayConfig:
     """Where Ray runs."""
 
     address: Optional[str] = _f(None, "join this cluster (host:port or 'auto'); default: start a local one")
-    num_cpus: Optional[int] = _f(None, "CPUs of the local instance (default: all of this machine's)", ge=1)
+    num_cpus: Optional[int] = _f(None, "CPUs of the local instance (default: all of this machine's)", ge=1, le=MAX_CPUS)
     allocator: str = _f("mimalloc", "memory allocator of the Ray worker processes that run trials, shards, "
                                     "teachers and selection workers: mimalloc (preloaded; about 10 % less "
                                     "peak memory and time in a DARTS search step) or system (malloc); "
@@ -350,19 +369,19 @@ class TrainConfig:
     space: str = _f("nb201", "search space of the genotype (raynas train: from SOURCE / --space)", registry="spaces")
     genotype: str = _f("", "genotype text, DARTS Genotype(...) or NB201 arch string (raynas train: SOURCE)")
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "data set and splits"})
-    epochs: Optional[int] = _f(None, "training epochs", ge=1)
-    batch_size: Optional[int] = _f(None, "batch size", ge=1)
+    epochs: Optional[int] = _f(None, "training epochs", ge=1, le=MAX_EPOCHS)
+    batch_size: Optional[int] = _f(None, "batch size", ge=1, le=MAX_BATCH_SIZE)
     lr: Optional[float] = _f(None, "initial SGD learning rate (cosine to lr_min)", gt=0.0)
     lr_min: float = _f(0.0, "final learning rate", ge=0.0)
     momentum: float = _f(0.9, "SGD momentum", ge=0.0, lt=1.0)
     nesterov: Optional[bool] = _f(None, "Nesterov momentum")
     weight_decay: Optional[float] = _f(None, "weight decay", ge=0.0)
     grad_clip: float = _f(5.0, "gradient-norm clip (0: off)", ge=0.0)
-    channels: Optional[int] = _f(None, "initial channels C", ge=1)
-    layers: Optional[int] = _f(None, "darts: cells; nb201: cells per stage", ge=1)
+    channels: Optional[int] = _f(None, "initial channels C", ge=1, le=MAX_CHANNELS)
+    layers: Optional[int] = _f(None, "darts: cells; nb201: cells per stage", ge=1, le=MAX_LAYERS)
     auxiliary: Optional[bool] = _f(None, "darts: auxiliary head")
     auxiliary_weight: float = _f(0.4, "weight of the auxiliary head's loss", ge=0.0)
     drop_path_prob: Optional[float] = _f(None, "darts: drop-path probability", ge=0.0, lt=1.0)
-    seed: int = _f(0, "seed of initialisation and batch order (raynas train: --seeds)", ge=0)
+    seed: int = _f(0, "seed of initialisation and batch order (raynas train: --seeds)", ge=0, le=MAX_SEED)
     device: str = _f("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
-    threads: Optional[int] = _f(None, "torch threads (default: torch's)", ge=1)
+    threads: Optional[int] = _f(None, "torch threads (default: torch's)", ge=1, le=MAX_WORKERS)

@@ -13,14 +13,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from raynas.config.limits import MAX_TRIALS  # a guard against a grid of more trials than anyone means to run
 from raynas.config.loader import FieldError, config_from_dict, config_to_dict, show_value
 from raynas.config.overrides import set_path
 from raynas.config.params import check_population, check_setting_key, get_path
 from raynas.config.schema import ExperimentConfig
 from raynas.errors import ConfigError
 
-#: A guard against a grid that would expand into more trials than anyone means to run.
-MAX_TRIALS = 10_000
 
 
 @dataclass(frozen=True)
