@@ -22,6 +22,20 @@ NB201_FORMAT = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0
 
 _DARTS_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
+#: the longest genotype text read (a DARTS genotype is about 400 characters)
+MAX_GENOTYPE_CHARS = 20_000
+#: the most nodes a concat may list (a DARTS cell concatenates 4); ``range(0, 10**12)`` must not be built
+MAX_CONCAT_NODES = 100
+#: the most digits of an NB201 source node number
+_MAX_SOURCE_DIGITS = 6
+
+
+def _check_length(text: str, what: str) -> None:
+    """Refuse a text too long to be a genotype before parsing it."""
+    if len(text) > MAX_GENOTYPE_CHARS:
+        raise GenotypeError(f"{what}: {len(text)} characters; a genotype text may have at most "
+                            f"{MAX_GENOTYPE_CHARS}")
+
 
 def _format_edges(edges: tuple[Edge, ...]) -> str:
     return "[" + ", ".join(f"({op!r}, {src})" for op, src in edges) + "]"
@@ -90,6 +104,7 @@ class _DartsParser:
     def parse(self) -> DartsGenotype:
         if not isinstance(self.text, str):
             raise self.fail(f"expected a string, got {type(self.text).__name__}")
+        _check_length(self.text, "malformed DARTS genotype")
         source = self.text.strip()
         if source.startswith("("):
             source = "Genotype" + source
@@ -150,11 +165,17 @@ class _DartsParser:
             if node.keywords or not 1 <= len(bounds) <= 2 or not all(
                     isinstance(b, int) and not isinstance(b, bool) for b in bounds):
                 raise self.fail(f"{field} = {ast.unparse(node)} is not range(start, stop) with integers")
-            return tuple(range(*bounds))
+            nodes = range(*bounds)
+            if len(nodes) > MAX_CONCAT_NODES:
+                raise self.fail(f"{field} = {ast.unparse(node)} has {len(nodes)} nodes; a concat may have at "
+                                f"most {MAX_CONCAT_NODES}")
+            return tuple(nodes)
         value = self._literal(field, node)
         if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise self.fail(f"{field} must be a list of node indices, got {value!r}")
+        if len(value) > MAX_CONCAT_NODES:
+            raise self.fail(f"{field} has {len(value)} nodes; a concat may have at most {MAX_CONCAT_NODES}")
         return tuple(value)
 
 
@@ -192,6 +213,7 @@ class NB201Genotype:
 
         if not isinstance(text, str):
             raise fail(f"expected a string, got {type(text).__name__}")
+        _check_length(text, "malformed NB201 arch string")
         source = "".join(text.split())
         if not source:
             raise fail("the text is empty")
@@ -202,8 +224,11 @@ class NB201Genotype:
             node = []
             for token in part[1:-1].split("|"):
                 op, sep, src = token.partition("~")
-                if not sep or not op or not src.isdigit():
-                    raise fail(f"node {number} entry {token!r} is not op~src with a source node number")
+                # isascii: str.isdigit() also accepts digits int() refuses, such as '²'
+                if not sep or not op or not (src.isascii() and src.isdigit()) or len(src) > _MAX_SOURCE_DIGITS:
+                    shown = token if len(token) <= 40 else token[:37] + "..."
+                    raise fail(f"node {number} entry {shown!r} is not op~src with a source node number "
+                               f"(at most {_MAX_SOURCE_DIGITS} digits)")
                 node.append((op, int(src)))
             nodes.append(tuple(node))
         return cls(nodes=tuple(nodes))
