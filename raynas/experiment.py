@@ -303,7 +303,9 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     ``resume_unfinished=True, resume_errored=True``: finished trials stay finished, running and errored
     ones continue from their last checkpoint, trials not started yet start. A diverged trial is finished as
     far as Tune is concerned (the trainable ends it with a divergence report), so it is not run again.
-    Raises :class:`ConfigError` for a folder that is not a raynas experiment or has no restorable state.
+    Raises :class:`ConfigError` for a folder that is not a raynas experiment or has no restorable state,
+    and :class:`ResultsError` (before anything runs or is written) when result parts were deleted or lost
+    while the tables hold their rows (:meth:`raynas.results.writer.ResultsWriter.consolidate`).
     """
     directory = Path(directory)
     if not (directory / RESOLVED_CONFIG).is_file():
@@ -324,6 +326,11 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     if not unfinished and not not_started:
         echo(f"raynas: experiment '{cfg.name}' had already finished; nothing to resume")
         return _finished_outcome(cfg, directory, len(before))
+    from raynas.results.writer import ResultsWriter
+
+    # Before Ray starts: refuse a folder whose parts were deleted or lost (its tables are the only copy of
+    # those rows, and the run's end would have to drop them), repair a torn part from the tables.
+    ResultsWriter(directory, cfg.name).consolidate()
     with ray_logs_to(directory):  # appends to the log of the run it continues
         start_ray(cfg.ray)
         waiting = check_capacity(cfg)

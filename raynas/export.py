@@ -13,8 +13,9 @@ then writes
 ==========  ===========================================================================================
 
 The batch dimension is dynamic (named ``batch`` in the ONNX file) unless ``dynamic_batch=False``.
-Files are written all-or-nothing: each goes to a temp file in the target folder, and only when every
-requested format has been written are they moved into place with ``os.replace``.
+Files are written all-or-nothing (:func:`raynas.files.replace_together`): each goes to a fresh temp file in
+the target folder, and only when every requested format has been written are they moved into place,
+readable as the umask allows.
 
 ONNX opsets: the exporter's operator library is written in opset 18 and it converts upwards; asked for
 less it silently keeps 18, so ``MIN_OPSET`` is 18 and ``MAX_OPSET`` is torch's highest ONNX opset (23).
@@ -29,11 +30,11 @@ import contextlib
 import copy
 import importlib.util
 import os
-import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Mapping, Sequence, Union
 
 from raynas.errors import ConfigError, RaynasError
+from raynas.files import replace_together
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,27 +110,17 @@ def export_network(model: "nn.Module", example_input: "torch.Tensor", out_dir: P
         raise ConfigError(f"out_dir = {str(out)!r}: is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
 
-    staged: dict[str, Path] = {}
-    try:
-        with _eval_mode(model):
-            program, trace_input = _trace(model, example_input, dynamic_batch)
-            if "pt2" in fmts:
-                staged["pt2"] = _stage(out, name, "pt2", lambda handle: _save_program(program, handle))
-            if "onnx" in fmts:
-                data = _onnx_bytes(program, trace_input, opset)
-                staged["onnx"] = _stage(out, name, "onnx", lambda handle: handle.write(data))
-        written: dict[str, Path] = {}
-        for fmt, tmp in staged.items():
-            target = out / f"{name}.{fmt}"
-            os.replace(tmp, target)
-            written[fmt] = target
-        _fsync_folder(out)
-        return written
-    except BaseException:
-        for tmp in staged.values():
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise
+    targets = {fmt: out / f"{name}.{fmt}" for fmt in EXPORT_FORMATS if fmt in fmts}
+    # every format is written before any file is renamed into place (raynas.files.replace_together)
+    with replace_together(list(targets.values())) as temps, _eval_mode(model):
+        staged = dict(zip(targets, temps))
+        program, trace_input = _trace(model, example_input, dynamic_batch)
+        if "pt2" in staged:
+            with open(staged["pt2"], "wb") as handle:
+                _save_program(program, handle)
+        if "onnx" in staged:
+            staged["onnx"].write_bytes(_onnx_bytes(program, trace_input, opset))
+    return targets
 
 
 def load_exported(path: PathLike) -> "nn.Module":
@@ -292,31 +283,6 @@ def _name_batch_dim(proto: object) -> None:
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param == symbol:
                 dim.dim_param = BATCH_DIM
-
-
-def _stage(folder: Path, name: str, fmt: str, write: Callable[[BinaryIO], object]) -> Path:
-    """Write a hidden temp file in ``folder`` with ``write``, flushed to disk; removed again if writing fails."""
-    tmp = folder / f".{name}.{fmt}.{secrets.token_hex(6)}.tmp"
-    try:
-        with open(tmp, "xb") as handle:  # "x": never reuse a file; default permissions (mkstemp's are 0600)
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return tmp
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the renames in ``folder`` durable where the platform allows opening a folder."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _require(packages: Sequence[str], what: str) -> None:

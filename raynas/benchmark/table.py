@@ -10,7 +10,6 @@ row per (cell, seed, protocol).
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from importlib import resources
 from pathlib import Path
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from raynas.errors import ConfigError
+from raynas.files import atomic_path
 
 SHIPPED_TABLE = "nb201_digits.parquet"
 SHIPPED_CELLS = "nb201_cells.parquet"
@@ -60,21 +60,11 @@ def write_table(table: pa.Table, path: str | os.PathLike) -> Path:
 
 
 def _write_atomically(table: pa.Table, path: str | os.PathLike) -> Path:
-    """Write ``table`` through a hidden temporary file and a rename, readable as the umask allows (a shipped
-    file must not stay private to its writer, as mkstemp's files are)."""
+    """Write ``table`` atomically and durably (:func:`raynas.files.atomic_path`), readable as the umask
+    allows (a shipped file must not stay private to its writer, as mkstemp's files are)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

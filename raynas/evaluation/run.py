@@ -113,15 +113,16 @@ def resume_evaluation(directory: str | os.PathLike, *, address: str | None = Non
     quiet_tune()
     from ray import tune
 
+    from raynas.results.writer import ResultsWriter
+
     tune_dir = (directory / TUNE_DIR).resolve()
     before = saved_trial_statuses(tune_dir, f"evaluation '{directory}'", "run raynas train again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
     not_started = max(0, len(plan.trial_specs()) - len(before))
+    # before anything runs: refuses a run whose parts were deleted or lost, repairs a torn part
+    ResultsWriter(directory, plan.name).consolidate(["evaluations"])
     if not unfinished and not not_started:
         echo(f"raynas: evaluation '{plan.name}' had already finished; nothing to resume")
-        from raynas.results.writer import ResultsWriter
-
-        ResultsWriter(directory, plan.name).consolidate(["evaluations"])
         return _outcome(directory, len(before), already_finished=True)
     start_ray(plan.ray)
     tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(plan), resume_unfinished=True,

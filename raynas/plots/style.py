@@ -6,9 +6,7 @@ global state, so plotting works in any process (no display, no GUI backend) and 
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Iterable
@@ -18,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from raynas.errors import ConfigError, ResultsError
+from raynas.files import atomic_path
 
 DPI = 150
 """Resolution of every PNG; a figure of ``w x h`` inches becomes ``round(w * DPI) x round(h * DPI)`` pixels."""
@@ -109,16 +108,10 @@ def save_figure(fig: Figure, stem: Path, formats: Iterable[str] = FORMATS) -> li
             path = stem.parent / f"{stem.name}.{fmt}"
             # no date or software version in the files: the same data gives the same bytes
             metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-            tmp = None
             try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-                os.close(fd)
-                fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
-                os.replace(tmp, path)
+                with atomic_path(path) as tmp:  # readable as the umask allows, never half an image
+                    fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
             except OSError as exc:
                 raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
-            finally:
-                if tmp is not None and os.path.exists(tmp):
-                    os.unlink(tmp)
             paths.append(path)
     return paths

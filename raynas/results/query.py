@@ -1,7 +1,8 @@
 """Read the result tables of an experiment folder: whole tables, a leaderboard of trials, text renderings.
 
-Reading consolidates first when parts are newer than the consolidated file (a running or killed
-experiment), so a reader always sees every report written so far. Nothing here imports torch or ray.
+Reading never writes: when parts are newer than the consolidated file (a running or killed experiment),
+they are merged in memory, so a reader sees every report written so far and leaves the folder as it was.
+Nothing here imports torch or ray.
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def evaluation_runs(directory: Union[str, Path]) -> list[Path]:
 
 def load_table(experiment_dir: Union[str, Path], name: str, *, where: Optional[str] = None,
                sort: Sequence[str] = (), as_pandas: bool = False) -> Any:
-    """Table ``name`` (trials, epochs, alphas, genotypes, decisions, evaluations) of an experiment, consolidating
-    stale parts first: a pyarrow Table, or a pandas DataFrame with ``as_pandas``. ``where`` keeps the rows an
-    expression holds for and ``sort`` orders them (:mod:`raynas.results.select`).
+    """Table ``name`` (trials, epochs, alphas, genotypes, decisions, evaluations) of an experiment, with the
+    parts newer than its consolidated file merged in (in memory: reading writes nothing): a pyarrow Table,
+    or a pandas DataFrame with ``as_pandas``. ``where`` keeps the rows an expression holds for and ``sort``
+    orders them (:mod:`raynas.results.select`).
 
     ``evaluations`` of a search experiment gathers every evaluation run under its ``evaluations/`` folder
     (``raynas train`` of that experiment's genotypes); of an evaluation run folder, that run's rows."""
@@ -83,20 +85,26 @@ def _load_evaluations(directory: Union[str, Path]) -> pa.Table:
 
 
 def _load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:
+    """Table ``name`` as the folder holds it now; reads only, never writes.
+
+    The consolidated file when it is current; when parts are newer (a running or killed experiment) or it
+    is missing, the parts merged in memory (:meth:`ResultsWriter.read_current`: rows whose parts were
+    deleted or lost still show). Only the drivers (search, resume, train) write tables.
+    """
     schema_for(name)  # an unknown name fails before the folder is looked at
-    writer = ResultsWriter(_experiment(experiment_dir), Path(experiment_dir).name)
+    writer = ResultsWriter(_experiment(experiment_dir), Path(experiment_dir).name, read_only=True)
     path = writer.table_path(name)
     changed = writer.parts_changed_ns(name)
     # ">=": a part written within the same clock tick as the consolidated file may be missing from it
     if not path.exists() or (changed is not None and changed >= path.stat().st_mtime_ns):
-        try:
-            writer.consolidate([name])
-        except PermissionError:  # a read-only copy of an experiment: merge the parts in memory
-            return writer.read_parts(name)
+        return writer.read_current(name)
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise ResultsError(f"cannot read results table {path}: {exc}") from None
+        if changed is None:  # no parts to fall back on
+            raise ResultsError(f"cannot read results table {path}: {exc}") from None
+        writer.warn(f"cannot read results table {path} ({' '.join(str(exc).split())[:200]}); showing its parts")
+        return writer.read_current(name)
     check_schema(table.schema, name, path)
     return conform(table, name)
 

@@ -8,8 +8,10 @@ Layout of an experiment folder::
     <experiment>/tables/<table>.parquet                                 consolidated (sorted, one row per key)
 
 A part is named by its key, so a replayed report (a resumed trial re-reports the epochs after its last
-checkpoint) overwrites the part instead of adding a duplicate. Every file is written to a temporary file
-in the same folder and moved into place with ``os.replace``, so a reader never sees half a file.
+checkpoint) overwrites the part instead of adding a duplicate. Every file is written through
+:func:`raynas.files.replace_together` (a fresh temporary file flushed to disk, renamed into place, its
+folder flushed), so neither a reader nor a crash sees half a file; the consolidated tables are renamed
+together once all are written, and never replaced by tables with fewer rows (:meth:`ResultsWriter.consolidate`).
 Nothing here imports torch or ray.
 """
 
@@ -20,20 +22,25 @@ import math
 import numbers
 import os
 import re
-import tempfile
+import sys
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from raynas.errors import ResultsError
+from raynas.files import atomic_path, replace_together
 from raynas.results.schema import (ALPHA_COLUMNS, DECISION_COLUMNS, EPOCH_METRICS, EVALUATIONS, KEYS, TABLES,
                                    TRIAL_STATUSES, TRIALS, check_schema, conform, schema_for)
 
 PER_EPOCH_TABLES = ("epochs", "alphas", "genotypes", "decisions")
 PER_TRIAL_TABLES = ("trials", "evaluations")
 """Tables with one part per trial, rewritten with every report."""
+
+TORN_SUFFIX = ".torn"
+"""An unreadable part that a writer replaced keeps its bytes as ``<part>.torn`` (never read again)."""
 
 # Keys of a report that have their own columns or tables, and keys Ray Tune adds to every result; every
 # other numeric key goes to the epochs table's ``extra`` map.
@@ -262,16 +269,13 @@ def merge_history(epochs: Iterable[Mapping[str, Any]],
 
 
 def _atomic_write(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` through a hidden temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """Write ``table`` to ``path`` atomically and durably (:func:`raynas.files.atomic_path`)."""
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def _warn_on_stderr(message: str) -> None:
+    print(f"raynas: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _sorted_unique(table: pa.Table, name: str) -> pa.Table:
@@ -289,13 +293,21 @@ def _sorted_unique(table: pa.Table, name: str) -> pa.Table:
 
 
 class ResultsWriter:
-    """Writes the result tables of one experiment folder: idempotent parts and their consolidation."""
+    """Writes the result tables of one experiment folder: idempotent parts and their consolidation.
 
-    def __init__(self, experiment_dir: Union[str, Path], experiment_name: str) -> None:
+    With ``read_only`` it only reads (``raynas results``, plots, reports): :meth:`read_parts` never repairs a
+    part, and the write methods are not called. ``warn`` receives the one-line warnings (a torn part
+    replaced by the consolidated table's rows); by default they go to stderr.
+    """
+
+    def __init__(self, experiment_dir: Union[str, Path], experiment_name: str, *, read_only: bool = False,
+                 warn: Optional[Callable[[str], None]] = None) -> None:
         self.experiment_dir = Path(experiment_dir)
         self.experiment_name = experiment_name
         self.tables_dir = self.experiment_dir / "tables"
         self.parts_dir = self.tables_dir / "parts"
+        self.read_only = read_only
+        self.warn = warn or _warn_on_stderr
 
     def table_path(self, name: str) -> Path:
         """Path of the consolidated file of table ``name``."""
@@ -317,14 +329,14 @@ class ResultsWriter:
         self.write_rows(trial_id, rows_from_report(trial_id, result))
 
     def write_rows(self, trial_id: str, rows: Mapping[str, pa.Table]) -> None:
-        """Write the per-epoch rows :func:`rows_from_report` made; an empty table removes a stale part."""
+        """Write the per-epoch rows :func:`rows_from_report` made. An empty table writes no part, but
+        replaces a stale one (a replayed epoch that no longer has such rows) by an empty part: the key's
+        rows are gone on purpose, which :meth:`consolidate` tells apart from a part that was lost."""
         epoch = rows["epochs"]["epoch"][0].as_py()
         for name in PER_EPOCH_TABLES:
             path = self.part_path(name, trial_id, epoch)
-            if rows[name].num_rows:
+            if rows[name].num_rows or path.exists():
                 _atomic_write(rows[name], path)
-            else:
-                path.unlink(missing_ok=True)
 
     def write_trial(self, row: Mapping[str, Any]) -> None:
         """Write (or overwrite) the one-row part of a trial; ``experiment`` defaults to this writer's name."""
@@ -378,7 +390,14 @@ class ResultsWriter:
         return latest
 
     def read_parts(self, name: str, trial_id: Optional[str] = None) -> pa.Table:
-        """All parts of table ``name`` (or of one trial) as one table: one row per key, sorted by key."""
+        """All parts of table ``name`` (or of one trial) as one table: one row per key, sorted by key.
+
+        A part that cannot be read (torn by a crash before its data reached the disk) is replaced by the
+        rows of its key (trial, and epoch for per-epoch tables) in the consolidated table, with a warning:
+        a writer also rewrites the part from them and keeps the torn file as ``<part>.torn``; a reader
+        changes nothing. When the consolidated table has no such rows, a :class:`ResultsError` says which
+        part and what to do: nothing is guessed and nothing is changed.
+        """
         schema = schema_for(name)
         tables = []
         for path in self.part_files(name, trial_id):
@@ -388,12 +407,84 @@ class ResultsWriter:
             except FileNotFoundError:  # a stale part removed by a running writer since we listed it
                 continue
             except (OSError, pa.ArrowInvalid) as exc:
-                raise ResultsError(f"cannot read result part {path}: {exc}") from None
+                tables.append(self._torn_part(name, path, exc))
+                continue
             check_schema(table.schema, name, path)
             tables.append(conform(table, name))
         if not tables:
             return schema.empty_table()
         return _sorted_unique(pa.concat_tables(tables), name)
+
+    def _part_key(self, name: str, path: Path) -> Optional[tuple[str, Optional[int]]]:
+        """(trial id, epoch or None) of a part from its path; None when the path is not a part's name."""
+        relative = path.relative_to(self.parts_dir / name)
+        if name in PER_TRIAL_TABLES:
+            return (relative.stem, None) if len(relative.parts) == 1 else None
+        if len(relative.parts) != 2 or not relative.stem.isdigit():
+            return None
+        return relative.parts[0], int(relative.stem)
+
+    def _torn_part(self, name: str, path: Path, exc: Exception) -> pa.Table:
+        """The consolidated table's rows of an unreadable part's key (see :meth:`read_parts`)."""
+        reason = " ".join(str(exc).split())[:200]
+        key = self._part_key(name, path)
+        rows = self._consolidated_rows(name, *key) if key is not None else None
+        what = f"trial {key[0]}" + ("" if key[1] is None else f", epoch {key[1]}") if key else "its rows"
+        if rows is None or rows.num_rows == 0:
+            raise ResultsError(
+                f"result part {path} cannot be read ({reason}) and the consolidated table "
+                f"{self.table_path(name)} holds no copy of its rows ({what}); nothing was changed: move the part "
+                f"away (e.g. to {path.name}.torn) to go on without these rows") from None
+        if self.read_only:
+            self.warn(f"result part {path} cannot be read ({reason}); using its {rows.num_rows} row(s) ({what}) "
+                      f"from {self.table_path(name)}")
+            return rows
+        torn = path.with_name(path.name + TORN_SUFFIX)
+        os.replace(path, torn)
+        _atomic_write(rows, path)
+        self.warn(f"result part {path} could not be read ({reason}); rewrote it from its {rows.num_rows} row(s) "
+                  f"({what}) in {self.table_path(name)}; the torn file is kept as {torn.name}")
+        return rows
+
+    def _consolidated_rows(self, name: str, trial_id: str, epoch: Optional[int]) -> Optional[pa.Table]:
+        """The rows of ``trial_id`` (and ``epoch``) in the consolidated file of ``name``; None without one."""
+        table = self._read_consolidated(name)
+        if table is None:
+            return None
+        mask = pc.equal(table["trial_id"], trial_id)
+        if epoch is not None:
+            mask = pc.and_(mask, pc.equal(table["epoch"], epoch))
+        return table.filter(mask)
+
+    def _read_consolidated(self, name: str) -> Optional[pa.Table]:
+        """The consolidated file of ``name`` as read, or None when it is missing or cannot be read."""
+        path = self.table_path(name)
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid):
+            return None
+        check_schema(table.schema, name, path)
+        return conform(table, name)
+
+    def consolidated_rows(self, name: str) -> Optional[int]:
+        """How many rows the consolidated file of ``name`` holds (its footer); None when it is missing or
+        cannot be read (a torn table: its parts rebuild it)."""
+        try:
+            with pq.ParquetFile(self.table_path(name)) as table:
+                return table.metadata.num_rows
+        except (OSError, pa.ArrowInvalid):
+            return None
+
+    def read_current(self, name: str) -> pa.Table:
+        """What table ``name`` holds now, for a reader: its parts merged, plus the rows of its consolidated
+        file that no part holds any more (deleted or lost: shown, with a warning, never dropped)."""
+        merged = self.read_parts(name)
+        lost = self.lost_rows(name)
+        if lost is None or not lost.num_rows:
+            return merged
+        self.warn(f"{lost.num_rows} row(s) of table {name} have no part under {self.parts_dir / name} any more "
+                  f"(deleted or lost); showing them from {self.table_path(name)}")
+        return _sorted_unique(pa.concat_tables([merged, lost]), name)
 
     def trial_history(self, trial_id: str) -> list[dict[str, Any]]:
         """The epoch rows (with their genotypes) already written for one trial, for :func:`summarise_trial`."""
@@ -402,10 +493,59 @@ class ResultsWriter:
         return merge_history(epochs, genotypes).get(trial_id, [])
 
     def consolidate(self, names: Sequence[str] = tuple(TABLES)) -> dict[str, Path]:
-        """Merge the parts of each table into ``tables/<table>.parquet`` (zero rows when there are none)."""
-        written = {}
-        for name in names:
-            path = self.table_path(name)
-            _atomic_write(self.read_parts(name), path)
-            written[name] = path
-        return written
+        """Merge the parts of each table into ``tables/<table>.parquet`` (zero rows when there are none).
+
+        A table is never replaced by one with fewer rows (its parts deleted or lost): a
+        :class:`ResultsError` names each such table with its row counts, and no table is changed. All
+        tables are written to temporary files first and renamed together once every one is written.
+        """
+        if self.read_only:
+            raise ResultsError(f"the results of {self.experiment_dir} were opened read-only; nothing is written")
+        merged = {name: self.read_parts(name) for name in names}
+        self.check_no_rows_lost(merged)
+        paths = {name: self.table_path(name) for name in names}
+        with replace_together(list(paths.values())) as temps:
+            for name, tmp in zip(names, temps):
+                pq.write_table(merged[name], tmp)
+        return paths
+
+    def check_no_rows_lost(self, merged: Mapping[str, pa.Table]) -> None:
+        """Refuse (:class:`ResultsError`, one line) to replace any consolidated table by ``merged[name]``
+        (its parts merged) when that would drop rows whose parts are gone (see :meth:`lost_rows`)."""
+        lost = []
+        for name, table in merged.items():
+            dropped = self.lost_rows(name)
+            if dropped is not None and dropped.num_rows:
+                lost.append((name, self.consolidated_rows(name), table.num_rows))
+        if not lost:
+            return
+        counts = ", ".join(f"{name} {held} -> {rows}" for name, held, rows in lost)
+        missing = [name for name, _, _ in lost if not (self.parts_dir / name).is_dir()]
+        why = (f"the parts of {', '.join(missing)} are missing under {self.parts_dir}" if missing
+               else f"parts under {self.parts_dir} were deleted")
+        raise ResultsError(f"refusing to replace result tables of {self.experiment_dir} by ones with fewer rows "
+                           f"({counts}): {why}; nothing was changed: restore the parts from a backup, or move "
+                           f"the tables away to rebuild them from the parts that are left")
+
+    def lost_rows(self, name: str) -> Optional[pa.Table]:
+        """The rows of the consolidated file of ``name`` that no part holds any more: rows of a key (trial,
+        and epoch for per-epoch tables) that has no part file. None when there is no readable file.
+
+        A key's part is replaced, never removed, by a newer report (an empty part when the key has no rows
+        now), so rows are dropped on purpose only through their part; a key without one was deleted or lost.
+        """
+        table = self._read_consolidated(name)
+        if table is None:
+            return None
+        keys = ["trial_id"] if name in PER_TRIAL_TABLES else ["trial_id", "epoch"]
+        found = [key for key in (self._part_key(name, path) for path in self.part_files(name)) if key]
+        if not found:
+            return table
+        parts = pa.table({"trial_id": pa.array([key[0] for key in found], pa.string()),
+                          "epoch": pa.array([key[1] for key in found], pa.int64())}).select(keys)
+        # key columns and a row index only: Arrow joins cannot carry the tables' map and list columns
+        rows = table.select(keys).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+        if "epoch" in keys:
+            rows = rows.set_column(1, "epoch", rows["epoch"].cast(pa.int64()))
+        orphans = rows.join(parts, keys=keys, join_type="left anti", use_threads=False)["_row"]
+        return table.take(pc.take(orphans, pc.sort_indices(orphans)))  # in the file's order

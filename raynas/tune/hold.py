@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from raynas.files import write_text_atomically
+
 #: The folder of held markers and of the release file.
 HOLD_DIR_ENV = "RAYNAS_HOLD_DIR"
 #: The epoch after whose report trials are held.
@@ -81,8 +83,6 @@ def hold_point(trial_id: str, epoch: int, done: bool) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     marker = held_marker(folder, trial_id)
-    partial = marker.with_name(f".{marker.name}.{os.getpid()}")
-    partial.write_text(f"{epoch}\n")
-    os.replace(partial, marker)  # a watcher sees the marker whole or not at all
+    write_text_atomically(marker, f"{epoch}\n")  # a watcher sees the marker whole or not at all
     while not release.exists():
         time.sleep(POLL_S)

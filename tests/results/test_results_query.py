@@ -67,12 +67,14 @@ def test_leaderboard_refuses_unknown_metric_and_mode(tmp_path):
         leaderboard(tmp_path, mode="best")
 
 
-def test_load_table_consolidates_newer_parts(tmp_path):
+def test_load_table_merges_newer_parts_without_writing(tmp_path):
     writer = _experiment(tmp_path, seeds=(0,))
     assert load_table(tmp_path, "epochs").num_rows == 3
     writer.write_report("t0", make_report(4))
+    before = writer.table_path("epochs").read_bytes()
     assert load_table(tmp_path, "epochs")["epoch"].to_pylist() == [1, 2, 3, 4]
-    assert pq.read_table(writer.table_path("epochs")).num_rows == 4
+    assert writer.table_path("epochs").read_bytes() == before  # reading never writes
+    assert pq.read_table(writer.table_path("epochs")).num_rows == 3
 
 
 def test_load_table_errors(tmp_path):
