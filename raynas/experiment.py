@@ -20,6 +20,7 @@ from raynas.allocator import worker_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
 from raynas.errors import ConfigError
+from raynas.output_paths import check_output_parent
 from raynas.selection import total_epochs
 from raynas.tune.capacity import check_fits, check_local_cpus, is_local, waiting_line
 from raynas.tune.hold import hold_env
@@ -65,6 +66,7 @@ def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] 
     if directory.exists():
         raise ConfigError(f"experiment folder '{directory}' already exists; choose another --out or name "
                           f"(e.g. --set name={cfg.name}-2), or remove it")
+    check_output_parent("--out", out)  # a file or /proc on the way fails now, not after Ray started
     return PreparedExperiment(resolve_benchmark(cfg, directory), trials, directory)
 
 

@@ -32,7 +32,9 @@ from raynas.benchmark.protocol import check_protocol, protocol_hash
 from raynas.benchmark.table import (ROWS_FILE, done_pairs, read_rows, shipped_table_path, write_cells_table,
                                     write_table)
 from raynas.config import RayConfig, config_to_dict
+from raynas.config.limits import MAX_CPUS, MAX_SEED, MAX_SEEDS, MAX_WORKERS, check_int
 from raynas.errors import ConfigError
+from raynas.output_paths import check_folder_name, check_output_parent
 
 BUILD_PLAN = "benchmark.yaml"
 PARTS_DIR = "parts"
@@ -129,14 +131,18 @@ def check_build_args(*, seeds: Sequence[int], cells: Optional[int], cells_per_tr
     total = len(unique_cells())
     if not seeds:
         raise ConfigError("--seeds: at least one seed is needed")
+    if len(seeds) > MAX_SEEDS or not all(0 <= seed <= MAX_SEED for seed in seeds):
+        raise ConfigError(f"--seeds: {len(seeds)} seed(s) from {min(seeds)} to {max(seeds)}; allowed: at most "
+                          f"{MAX_SEEDS} seeds, each >= 0 and <= {MAX_SEED}")
     if cells is not None and not 1 <= cells <= total:
         raise ConfigError(f"--cells: {cells} is out of range; allowed: 1 to {total} (NB201's unique cells)")
-    if cells_per_trial < 1:
-        raise ConfigError(f"--cells-per-trial: {cells_per_trial} is out of range; allowed: 1 or more")
-    if cpus_per_trial <= 0:
-        raise ConfigError(f"--cpus-per-trial: {cpus_per_trial} is out of range; allowed: more than 0")
-    if max_failures < 0:
-        raise ConfigError(f"--max-failures: {max_failures} is out of range; allowed: 0 or more")
+    if not 1 <= cells_per_trial <= total:
+        raise ConfigError(f"--cells-per-trial: {cells_per_trial} is out of range; allowed: 1 to {total}")
+    if not 0 < cpus_per_trial <= MAX_CPUS:
+        raise ConfigError(f"--cpus-per-trial: {cpus_per_trial} is out of range; allowed: more than 0 and at most "
+                          f"{MAX_CPUS}")
+    if not 0 <= max_failures <= MAX_WORKERS:
+        raise ConfigError(f"--max-failures: {max_failures} is out of range; allowed: 0 to {MAX_WORKERS}")
 
 
 def write_plan(plan: BuildPlan, directory: Path) -> Path:
@@ -186,10 +192,13 @@ def prepare_build(*, name: str, out: str | os.PathLike, protocol: Mapping[str, A
     the shipped table)."""
     check_build_args(seeds=seeds, cells=cells, cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
                      max_failures=max_failures)
+    check_int("--num-cpus", (ray or RayConfig()).num_cpus, 1, MAX_CPUS)
+    check_folder_name("--name", name)  # the build folder stays inside --out
     directory = Path(out) / name
     if directory.exists():
         raise ConfigError(f"--name: '{directory}' exists already; resume it with raynas resume {directory}, "
                           "or pick another --name")
+    check_output_parent("--out", out)
     base_paths = tuple(str(Path(b).resolve()) for b in (base if base is not None else [shipped_table_path()]))
     plan = BuildPlan(name=name, protocol=check_protocol(protocol), seeds=tuple(dict.fromkeys(int(s) for s in seeds)),
                      cells=cells, cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,

@@ -10,7 +10,6 @@ section may be normalised (``data.root`` becomes an absolute path).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -18,12 +17,11 @@ from raynas.config.schema import (GROUND_TRUTH_METRICS, GROUND_TRUTH_MODES, Benc
                                   E2NASConfig, ExperimentConfig, ResourcesConfig, SDConfig, SearchConfig, TAConfig,
                                   TrainConfig, TuneConfig)
 from raynas.errors import ConfigError
+from raynas.output_paths import folder_name_problem
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
 FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
 DOWNLOADABLE_DATASETS = ("cifar10", "cifar100")
-
-_FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class Problem(NamedTuple):
@@ -131,9 +129,9 @@ def check_resources(cfg: ResourcesConfig, path: str) -> Optional[Problem]:
 
 def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     """The experiment name becomes a folder under ``--out``, so it must not contain a path."""
-    if not isinstance(cfg.name, str) or not _FOLDER_NAME.fullmatch(cfg.name):
-        return Problem(join_path(path, "name"), cfg.name,
-                       "must be a folder name: letters, digits, '.', '_' or '-', starting with a letter or digit")
+    name_problem = folder_name_problem(cfg.name)
+    if name_problem is not None:
+        return Problem(join_path(path, "name"), cfg.name, name_problem)
     return (check_selection_fits(cfg, path) or check_sharpness_fits(cfg, path) or check_objectives_fit(cfg, path)
             or check_e2nas_fits(cfg, path) or check_ground_truth_fits(cfg, path))
 

@@ -18,7 +18,10 @@ import yaml
 
 from raynas.config import (RayConfig, TrainConfig, apply_overrides, config_to_dict, load_config,
                            train_config_from_dict, with_overrides)
+from raynas.config.limits import (MAX_CPUS, MAX_GPUS, MAX_SEED, MAX_SEEDS, MAX_TRIALS, MAX_WORKERS, check_int,
+                                  check_number)
 from raynas.errors import ConfigError, GenotypeError, RaynasError
+from raynas.output_paths import check_folder_name, check_output_parent
 from raynas.results.query import EVALUATION_PLAN, EVALUATIONS_DIR
 
 PER_TRIAL_KEYS = ("genotype", "space", "seed")
@@ -114,9 +117,24 @@ def read_plan(directory: Path) -> EvaluationPlan:
     return EvaluationPlan.from_dict(data, str(path))
 
 
+def path_kind(text: str | os.PathLike) -> str:
+    """``"dir"``, ``"file"`` or ``""`` for a SOURCE: no such path, or a text no path can be (a DARTS genotype
+    is longer than a file name may be, and ``Path.is_dir`` raises for that rather than saying False)."""
+    try:
+        path = Path(text)
+        if path.is_dir():
+            return "dir"
+        if path.is_file():
+            return "file"
+    except (OSError, ValueError):  # ENAMETOOLONG; ValueError: a NUL character
+        pass
+    return ""
+
+
 def is_search_experiment(path: Path) -> bool:
     """Whether ``path`` is a search experiment folder (``raynas search``'s ``<out>/<name>``)."""
-    return path.is_dir() and (path / "config.yaml").is_file() and not (path / EVALUATION_PLAN).is_file()
+    return (path_kind(path) == "dir" and (path / "config.yaml").is_file()
+            and not (path / EVALUATION_PLAN).is_file())
 
 
 def guess_space(genotype: str) -> str:
@@ -216,15 +234,18 @@ def plan_evaluation(sources: Sequence[str], *, space: Optional[str] = None, data
         raise ConfigError("SOURCE: give a genotype, a genotype file or a search experiment folder")
     if not seeds:
         raise ConfigError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
-    if any(seed < 0 for seed in seeds):
-        raise ConfigError(f"--seeds = {','.join(map(str, seeds))}: seeds must be >= 0")
-    if top < 1:
-        raise ConfigError(f"--top = {top}: must be >= 1")
-    for option, value in (("--cpus-per-trial", cpus_per_trial), ("--gpus-per-trial", gpus_per_trial)):
-        if value < 0 or (option == "--cpus-per-trial" and value == 0):
-            raise ConfigError(f"{option} = {value}: must be {'> 0' if option == '--cpus-per-trial' else '>= 0'}")
-    if max_failures < 0:
-        raise ConfigError(f"--max-failures = {max_failures}: must be >= 0")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: {len(seeds)} seeds; at most {MAX_SEEDS} are allowed at once")
+    if not all(0 <= seed <= MAX_SEED for seed in seeds):
+        shown = ",".join(map(str, seeds[:10])) + (",..." if len(seeds) > 10 else "")
+        raise ConfigError(f"--seeds = {shown}: seeds must be >= 0 and <= {MAX_SEED}")
+    check_int("--top", top, 1, MAX_TRIALS)
+    check_number("--cpus-per-trial", cpus_per_trial, MAX_CPUS, positive=True)
+    check_number("--gpus-per-trial", gpus_per_trial, MAX_GPUS)
+    check_int("--max-failures", max_failures, 0, MAX_WORKERS)
+    check_int("--num-cpus", num_cpus, 1, MAX_CPUS)
+    if name is not None:
+        check_folder_name("--name", name)  # the run folder stays inside --out
     architectures: list[Architecture] = []
     experiments: list[Path] = []
     for text in sources:
@@ -232,9 +253,9 @@ def plan_evaluation(sources: Sequence[str], *, space: Optional[str] = None, data
         if is_search_experiment(path):
             experiments.append(path)
             architectures += genotypes_from_experiment(path, trials, top)
-        elif path.is_dir():
+        elif path_kind(text) == "dir":
             raise ConfigError(f"SOURCE {text!r}: a folder but not a search experiment (no config.yaml in it)")
-        elif path.is_file():
+        elif path_kind(text) == "file":
             architectures += genotypes_from_file(path, space)
         else:
             architectures.append(Architecture(text, space or guess_space(text)))
@@ -261,6 +282,10 @@ def plan_evaluation(sources: Sequence[str], *, space: Optional[str] = None, data
                           seeds=tuple(dict.fromkeys(seeds)), cpus_per_trial=cpus_per_trial,
                           gpus_per_trial=gpus_per_trial, max_failures=max_failures,
                           ray=RayConfig(address=address, num_cpus=num_cpus))
+    trials = len(plan.architectures) * len(plan.seeds)
+    if trials > MAX_TRIALS:
+        raise ConfigError(f"{len(plan.architectures)} architecture(s) x {len(plan.seeds)} seed(s) = {trials} "
+                          f"trials; at most {MAX_TRIALS} are allowed in one run")
     for spec in plan.trial_specs():
         plan.trial_config(spec["overrides"])  # every trial's config is valid before anything runs
     if out is None:
@@ -268,4 +293,5 @@ def plan_evaluation(sources: Sequence[str], *, space: Optional[str] = None, data
     directory = Path(out) / plan.name
     if directory.exists():
         raise ConfigError(f"evaluation folder '{directory}' already exists; choose another --name or --out")
+    check_output_parent("--out", out)
     return PreparedEvaluation(plan, directory)
