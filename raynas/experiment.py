@@ -288,13 +288,42 @@ def failed_trials(directory: Path) -> dict[str, str]:
 
 def saved_trial_statuses(tune_dir: Path, what: str, again: str) -> dict[str, str]:
     """Trial id -> status in the Ray Tune state saved under ``tune_dir`` (what a resume starts from); a
-    one-line ConfigError naming ``what`` and how to start ``again`` when Tune saved nothing there."""
+    one-line ConfigError naming ``what`` and how to start ``again`` when Tune saved nothing there or its
+    state cannot be read. A torn newest state with an intact older one: the older one, said on stderr
+    (:func:`raynas.tune.saved_state.usable_experiment_state`)."""
+    import sys
+
     from ray import tune
+
+    from raynas.tune.saved_state import usable_experiment_state
 
     if not tune.Tuner.can_restore(str(tune_dir)):
         raise ConfigError(f"{what} cannot be resumed: {tune_dir} holds no Ray Tune experiment state (it stopped "
                           f"before Tune started); remove the folder and {again}")
-    return {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tune_dir)).trials}
+    usable_experiment_state(tune_dir, what, again,
+                            warn=lambda line: print(f"raynas: warning: {line}", file=sys.stderr, flush=True))
+    try:
+        trials = tune.ExperimentAnalysis(str(tune_dir)).trials
+    except Exception as exc:  # whatever Tune trips over in a damaged folder: one line, not its traceback
+        reason = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"{what} cannot be resumed: Ray Tune cannot read its saved state under {tune_dir} "
+                          f"({type(exc).__name__}: {reason}); {again} in a new folder") from None
+    return {trial.trial_id: trial.status for trial in trials}
+
+def restore_tuner(tune_dir: Path, trainable: Any, what: str, again: str) -> Any:
+    """``tune.Tuner.restore`` of ``tune_dir`` (unfinished and errored trials resume); a torn ``tuner.pkl``
+    (a crash while Tune wrote it) is a one-line ConfigError naming ``what`` and how to start ``again``."""
+    import pickle
+
+    from ray import tune
+
+    try:
+        return tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    except (EOFError, pickle.UnpicklingError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:200] or "truncated"
+        raise ConfigError(f"{what} cannot be resumed: Ray Tune's saved settings {tune_dir / 'tuner.pkl'} cannot be "
+                          f"read ({type(exc).__name__}: {reason}); {again} in a new folder") from None
+
 
 def resume_experiment(directory: str | os.PathLike, *, address: str | None = None,
                       echo: Callable[[str], None] = print) -> ExperimentOutcome:
@@ -318,8 +347,6 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     check_local_cpus(cfg)
     quiet_tune()
-    from ray import tune
-
     tune_dir = (directory / TUNE_DIR).resolve()
     before = saved_trial_statuses(tune_dir, f"experiment '{directory}'", "run raynas search again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
@@ -337,8 +364,8 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
         start_ray(cfg.ray)
         waiting = check_capacity(cfg)
         base = trial_base_config(cfg)
-        tuner = tune.Tuner.restore(str(tune_dir), trainable=make_trainable(cfg, base), resume_unfinished=True,
-                                   resume_errored=True)
+        tuner = restore_tuner(tune_dir, make_trainable(cfg, base), f"experiment '{directory}'",
+                              "run raynas search again")
         results_cb, callbacks = make_callbacks(cfg, directory.resolve(), base)
         reattach_callbacks(tuner, callbacks)
         echo(f"raynas: resuming '{cfg.name}' ({unfinished} of {len(before)} trial(s) unfinished, "

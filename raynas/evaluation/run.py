@@ -104,15 +104,13 @@ def resume_evaluation(directory: str | os.PathLike, *, address: str | None = Non
                       echo: Callable[[str], None] = print) -> EvaluationOutcome:
     """Continue an interrupted evaluation run from its folder: finished trials stay finished, the others
     continue from their last checkpoint (errored ones too) and trials not started yet start."""
-    from raynas.experiment import reattach_callbacks, quiet_tune, saved_trial_statuses, start_ray
+    from raynas.experiment import reattach_callbacks, quiet_tune, restore_tuner, saved_trial_statuses, start_ray
 
     directory = Path(directory)
     plan = read_plan(directory)
     if address:
         plan = replace(plan, ray=replace(plan.ray, address=address))
     quiet_tune()
-    from ray import tune
-
     from raynas.results.writer import ResultsWriter
 
     tune_dir = (directory / TUNE_DIR).resolve()
@@ -125,8 +123,7 @@ def resume_evaluation(directory: str | os.PathLike, *, address: str | None = Non
         echo(f"raynas: evaluation '{plan.name}' had already finished; nothing to resume")
         return _outcome(directory, len(before), already_finished=True)
     start_ray(plan.ray)
-    tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(plan), resume_unfinished=True,
-                               resume_errored=True)
+    tuner = restore_tuner(tune_dir, _trainable(plan), f"evaluation '{directory}'", "run raynas train again")
     reattach_callbacks(tuner, _callbacks(plan, directory.resolve()))
     echo(f"raynas: resuming evaluation '{plan.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
          f"{not_started} not started) -> {directory}")

@@ -16,6 +16,10 @@ _MAX_ERROR_CHARS = 2000
 DIVERGED_KEY = "diverged"
 """Report key of a diverged search's last report: its one-line reason (raynas.tune.trainable sends it)."""
 
+CHECKPOINT_FALLBACK_KEY = "checkpoint_fallback"
+"""Report key of the first report after a restore from an older checkpoint because the latest one could
+not be loaded: the one line that says so (:func:`raynas.tune.checkpoints.load_newest_intact`)."""
+
 
 def trial_overrides(trial_config: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     """The dotted overrides of a trial from its Tune config.

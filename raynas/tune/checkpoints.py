@@ -1,5 +1,10 @@
-"""Checkpoint retention of PBT populations: every checkpoint is kept while the population runs, each
-trial's last one after it finished.
+"""Checkpoints of trials: loading the newest one that is intact, and the retention of PBT populations
+(every checkpoint is kept while the population runs, each trial's last one after it finished).
+
+:func:`load_newest_intact` restores a trial from its latest checkpoint, or, when that one cannot be read
+(torn by a crash or a full disk after Tune registered it), from the newest older checkpoint of the same
+trial folder that loads (Tune keeps ``num_to_keep`` of them per trial, all of them under PBT), and says
+so; a trial with no loadable checkpoint fails with one line naming them.
 
 Tune's retention (``CheckpointConfig.num_to_keep``) is per trial: each trial's checkpoint manager deletes
 its oldest checkpoints as it registers new ones. Under population based training a trial's checkpoint is
@@ -21,8 +26,65 @@ nothing is deleted while any trial may still need a checkpoint. Once every trial
 
 from __future__ import annotations
 
+import os
+import pickle
+import posixpath
+import re
 import shutil
 from pathlib import Path
+from typing import Any, Callable, Optional
+
+from raynas.errors import ResultsError
+
+#: What a torn or missing state file raises when loaded (torch.load's truncated zip, a short pickle, ...).
+UNREADABLE = (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError)
+
+_CHECKPOINT_NAME = re.compile(r"^checkpoint_(\d+)$")
+
+
+def older_checkpoints(checkpoint: Any) -> list[Any]:
+    """The checkpoints in ``checkpoint``'s trial folder older than it (by Tune's index), newest first."""
+    from pyarrow.fs import FileSelector, FileType
+    from ray import tune
+
+    parent, name = posixpath.split(checkpoint.path.rstrip("/"))
+    own = _CHECKPOINT_NAME.match(name)
+    if own is None:
+        return []
+    try:
+        infos = checkpoint.filesystem.get_file_info(FileSelector(parent))
+    except OSError:
+        return []
+    found = []
+    for info in infos:
+        match = _CHECKPOINT_NAME.match(info.base_name)
+        if info.type == FileType.Directory and match and int(match.group(1)) < int(own.group(1)):
+            found.append((int(match.group(1)), info.path))
+    return [tune.Checkpoint(path, filesystem=checkpoint.filesystem) for _, path in sorted(found, reverse=True)]
+
+
+def load_newest_intact(checkpoint: Any, state_file: str,
+                       load: Callable[[str], dict[str, Any]]) -> tuple[dict[str, Any], Optional[str]]:
+    """``load`` the ``state_file`` of ``checkpoint`` (a Tune checkpoint), else of the newest older
+    checkpoint of its trial folder that loads; returns the state and, after a fallback, the one line that
+    says so (None when the latest loaded). Raises :class:`ResultsError` when none loads."""
+    reason = ""
+    tried = 0
+    for candidate in [checkpoint, *older_checkpoints(checkpoint)]:
+        tried += 1
+        try:
+            with candidate.as_directory() as folder:
+                state = load(os.path.join(folder, state_file))
+        except UNREADABLE as exc:
+            if not reason:
+                reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200]
+            continue
+        if candidate is checkpoint:
+            return state, None
+        return state, (f"checkpoint {checkpoint.path} cannot be loaded ({reason}); continuing from "
+                       f"{posixpath.basename(candidate.path)}, the newest older checkpoint that loads")
+    raise ResultsError(f"no checkpoint of this trial loads: {checkpoint.path} ({reason})"
+                       + (f" and {tried - 1} older one(s)" if tried > 1 else ", and it has no older one"))
 
 
 def prune_superseded_checkpoints(tune_dir: Path) -> int:

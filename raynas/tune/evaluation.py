@@ -5,7 +5,8 @@ The trial's Tune config is ``{"evaluation": {"overrides": {"genotype", "space", 
 :func:`ray.tune.with_parameters`. Every epoch reports :meth:`raynas.train.ScratchTraining.run_epoch` (which
 carries the whole history, so the evaluations row is complete from any single report) with a checkpoint of
 :meth:`~raynas.train.ScratchTraining.get_state`, written atomically into a fresh folder; a restored trial
-continues from its last checkpoint bit for bit on the CPU.
+continues from its last checkpoint bit for bit on the CPU (from the newest older one that loads when the
+latest is torn, :func:`raynas.tune.checkpoints.load_newest_intact`, which the progress output says).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 from ray import tune
 
 from raynas.config import train_config_from_dict, with_overrides
+from raynas.results.callback import CHECKPOINT_FALLBACK_KEY
 from raynas.results.evaluation_callback import evaluation_spec
+from raynas.tune.checkpoints import load_newest_intact
 from raynas.tune.hold import hold_point
 
 
@@ -29,11 +32,14 @@ def evaluation_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     overrides = evaluation_spec(config)["overrides"]
     training = ScratchTraining(train_config_from_dict(with_overrides(base, overrides)))
     checkpoint = tune.get_checkpoint()
+    fallback = None
     if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            training.set_state(load_state(os.path.join(folder, TRAIN_STATE_FILE)))
+        state, fallback = load_newest_intact(checkpoint, TRAIN_STATE_FILE, load_state)
+        training.set_state(state)
     while not training.done:
         report = training.run_epoch()
+        if fallback:  # the first report after a restore from an older checkpoint says so
+            report[CHECKPOINT_FALLBACK_KEY], fallback = fallback, None
         with tempfile.TemporaryDirectory(prefix="raynas-train-ckpt-") as folder:
             save_state(training.get_state(), os.path.join(folder, TRAIN_STATE_FILE))
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))

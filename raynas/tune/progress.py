@@ -7,7 +7,7 @@ from typing import Any, Callable, TextIO
 
 from ray import tune
 
-from raynas.results.callback import DIVERGED_KEY
+from raynas.results.callback import CHECKPOINT_FALLBACK_KEY, DIVERGED_KEY
 
 
 def overrides_label(overrides: dict[str, Any]) -> str:
@@ -41,6 +41,8 @@ class ProgressCallback(tune.Callback):
         if result.get(DIVERGED_KEY):
             self._say(f"{self._name(trial)} DIVERGED: {result[DIVERGED_KEY]}")
             return
+        if result.get(CHECKPOINT_FALLBACK_KEY):
+            self._say(f"{self._name(trial)} {result[CHECKPOINT_FALLBACK_KEY]}")
         epochs = self._epochs(trial.config.get("overrides", {}))
         stage = f"  decided {result['decided_edges']}" if "decided_edges" in result else ""
         self._say(f"{self._name(trial)} epoch {result['epoch']:>3}/{epochs}"
@@ -88,6 +90,8 @@ class EvaluationProgress(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         from raynas.train import epoch_line
 
+        if result.get(CHECKPOINT_FALLBACK_KEY):
+            self._say(f"{self._name(trial)} {result[CHECKPOINT_FALLBACK_KEY]}")
         self._say(f"{self._name(trial)} {epoch_line(result)}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

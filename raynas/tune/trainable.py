@@ -3,7 +3,9 @@
 The trial's Tune config is ``{"overrides": {dotted key: value}}``; the resolved base config travels with
 :func:`ray.tune.with_parameters`. Every epoch reports the metrics of ``docs/architecture.md`` and a
 checkpoint holding :meth:`raynas.search.Search.get_state`; a restored trial continues from its last
-checkpoint (the last one with ``done``). The state file is written atomically into a fresh folder (:func:`raynas.search.save_state`)
+checkpoint (the last one with ``done``), or from the newest older one that loads when the latest is torn
+(:func:`raynas.tune.checkpoints.load_newest_intact`; the first report then carries
+``checkpoint_fallback``, the line the progress output prints). The state file is written atomically into a fresh folder (:func:`raynas.search.save_state`)
 and Tune copies that complete folder to storage before the report reaches the driver, so the checkpoint a
 trial restores from is never half written; it is read back with ``weights_only=True``. A search scored
 against the ground truth (``benchmark.score`` resolved to on by the driver) adds its derived cell's
@@ -27,7 +29,8 @@ from ray import tune
 from raynas.benchmark.scoring import ground_truth_columns, ground_truth_for
 from raynas.config import ExperimentConfig, config_from_dict, with_overrides
 from raynas.errors import SearchDivergedError
-from raynas.results.callback import DIVERGED_KEY
+from raynas.results.callback import CHECKPOINT_FALLBACK_KEY, DIVERGED_KEY
+from raynas.tune.checkpoints import load_newest_intact
 from raynas.tune.hold import hold_point
 
 STATE_FILE = "search_state.pt"
@@ -45,8 +48,10 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     try:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                lineage = restore_state(search, load_state(os.path.join(folder, STATE_FILE)))
+            state, fallback = load_newest_intact(checkpoint, STATE_FILE, load_state)
+            lineage = restore_state(search, state)
+            if fallback:  # the driver's progress line says so (a worker's own output is not shown)
+                lineage[CHECKPOINT_FALLBACK_KEY] = fallback
         while not search.done:
             report = {**search.run_epoch(), **lineage}
             lineage = {}  # only the first report after a restore says which state it went on from

@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import LOOPBACK, ROOT, BackgroundRun, Hold, raynas, saved_checkpoint_epoch  # noqa: E402
+from cli_helpers import (LOOPBACK, ROOT, BackgroundRun, Hold, raynas, saved_checkpoint_epoch,  # noqa: E402
+                         saved_latest_checkpoints)
 
 CONFIG = ROOT / "search_configs" / "smoke" / "resume.yaml"
 EPOCH_LINE = re.compile(r"^\[(\S+) search\.epochs=(\d+)\] epoch +(\d+)/", re.M)
@@ -72,13 +73,15 @@ def resumed(tmp_path_factory):
         first.wait_until(killed_mid_run(exp, hold))
         first.kill_driver()
         before = first.stdout
+    killed = work / "killed"  # the folder as the kill left it, for the damaged-folder tests below
+    shutil.copytree(exp, killed, symlinks=True)
     ids = {total: trial for trial, total, _ in epoch_lines(before)}
     short_parts = {p: p.stat().st_mtime_ns for p in (exp / "tables" / "parts").rglob(f"{ids[SHORT]}*")}
     with BackgroundRun("resume", str(exp)) as second:  # from the repository root, not the search's folder
         code = second.wait(timeout=300)
         after, errors = second.stdout, second.stderr
     return {"exp": exp, "before": before, "after": after, "stderr": errors, "code": code, "ids": ids,
-            "short_parts": short_parts, "listening": (first.listening, second.listening)}
+            "short_parts": short_parts, "listening": (first.listening, second.listening), "killed": killed}
 
 
 def test_search_and_resume_listen_on_loopback_only(resumed):
@@ -147,3 +150,63 @@ def test_resume_refuses_an_experiment_without_tune_state(tmp_path):
     result = raynas("resume", str(tmp_path))
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "cannot be resumed" in lines[0], result.stderr
+
+
+# ------------------------------------------------------------------ damaged folders (copies of the run)
+def _copy(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+def _tables(exp: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (exp / "tables").glob("*.parquet")}
+
+
+@pytest.mark.parametrize("state", ["finished", "killed"])
+def test_resume_refuses_a_folder_whose_parts_were_deleted(resumed, tmp_path, state):
+    exp = _copy(resumed["exp"] if state == "finished" else resumed["killed"], tmp_path / "exp")
+    if state == "killed":  # the kill left no consolidated tables: give it those of the finished run
+        for table in (resumed["exp"] / "tables").glob("*.parquet"):
+            shutil.copy2(table, exp / "tables" / table.name)
+    tables = _tables(exp)
+    held = {name: pq.read_metadata(exp / "tables" / name).num_rows for name in tables}
+    assert held["trials.parquet"] == 2 and held["epochs.parquet"] >= SHORT + HELD
+    shutil.rmtree(exp / "tables" / "parts")
+    result = raynas("resume", str(exp))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert f"trials 2 -> 0, epochs {held['epochs.parquet']} -> 0" in lines[0] and "nothing was changed" in lines[0]
+    assert _tables(exp) == tables  # not rewritten empty
+    assert not epoch_lines(result.stdout)  # nothing ran
+
+
+def test_resume_goes_on_from_an_older_checkpoint_when_the_latest_is_torn(resumed, tmp_path):
+    exp = _copy(resumed["killed"], tmp_path / "exp")
+    long = resumed["ids"][LONG]
+    epoch, latest = saved_latest_checkpoints(exp / "tune")[long]
+    assert epoch == HELD and (latest.parent / f"checkpoint_{HELD - 2:06d}").is_dir()  # Tune keeps 2 per trial
+    state = next(latest.glob("*.pt"))
+    state.write_bytes(state.read_bytes()[:1000])  # torn after Tune had registered it
+    with BackgroundRun("resume", str(exp)) as run:
+        code = run.wait(timeout=300)
+        out, err = run.stdout, run.stderr
+    assert code == 0, err[-3000:]
+    said = [line for line in out.splitlines() if "cannot be loaded" in line]
+    assert len(said) == 1 and said[0].startswith(f"[{long} ") and \
+        f"continuing from checkpoint_{HELD - 2:06d}, the newest older checkpoint that loads" in said[0], out
+    first_new = [e for _, total, e in epoch_lines(out) if total == LONG][0]
+    assert first_new == HELD  # epoch HELD runs again from the checkpoint of epoch HELD - 1
+    epochs = pq.read_table(exp / "tables" / "epochs.parquet")
+    keys = list(zip(epochs.column("trial_id").to_pylist(), epochs.column("epoch").to_pylist()))
+    assert len(keys) == len(set(keys)) and sorted(e for t, e in keys if t == long) == list(range(1, LONG + 1))
+
+
+def test_resume_of_a_truncated_experiment_state_is_one_line(resumed, tmp_path):
+    exp = _copy(resumed["killed"], tmp_path / "exp")
+    (state,) = (exp / "tune").glob("experiment_state-*.json")
+    state.write_bytes(state.read_bytes()[:200])
+    result = raynas("resume", str(exp))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith(f"error: experiment '{exp}' cannot be resumed: Ray Tune's saved state {state}")
+    assert "no older state" in lines[0] and "Traceback" not in result.stderr
