@@ -1,7 +1,9 @@
 """The ``raynas`` command line: thin wrappers that parse, call the library and print.
 
 Heavy imports (torch, Ray) happen inside the commands, so ``raynas --help`` stays fast. Every
-:class:`raynas.errors.RaynasError` becomes a one-line ``error: ...`` on stderr with exit code 2.
+:class:`raynas.errors.RaynasError` becomes a one-line ``error: ...`` on stderr with exit code 2, and so do
+click's usage errors (unknown option, bad value: :class:`RaynasGroup`) and, as a last resort, an OSError,
+MemoryError or RecursionError no check caught (``RAYNAS_DEBUG=1`` shows their traceback instead).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import functools
 import json
 import os
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import click
 
@@ -33,11 +35,73 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+DEBUG_ENV = "RAYNAS_DEBUG"  # set to 1: last-resort errors show their traceback (exit 1) instead of one line
+
+
+class _OneLineError(click.ClickException):
+    """A ClickException that click shows as our one line, ``error: ...``, with its exit code."""
+
+    def __init__(self, message: str, exit_code: int = USAGE_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _last_resort_message(err: BaseException) -> str:
+    """One line for an error no check turned into a RaynasError: the file and the OS's reason, or what ran out."""
+    if isinstance(err, OSError):
+        where = f"'{err.filename}': " if err.filename is not None else ""
+        return f"{where}{err.strerror or err}"
+    if isinstance(err, MemoryError):
+        return "out of memory (an input far too large?)"
+    return "input nested too deeply to process (RecursionError)"
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn click's usage errors, RaynasErrors raised outside a command's body (option callbacks) and, as a
+    last resort, OSError, MemoryError and RecursionError into one line and exit code 2."""
+    try:
+        yield
+    except (_OneLineError, getattr(click.exceptions, "NoArgsIsHelpError", _OneLineError)):
+        raise  # already one line; or ``raynas`` alone, which prints the help
+    except click.UsageError as err:
+        where = f"; see '{err.ctx.command_path} --help'" if err.ctx is not None else ""
+        raise _OneLineError(f"{err.format_message().rstrip('.')}{where}", err.exit_code) from None
+    except click.ClickException as err:
+        raise _OneLineError(err.format_message(), err.exit_code) from None
+    except RaynasError as err:
+        raise _OneLineError(str(err)) from None
+    except BrokenPipeError:
+        raise  # a closed pipe (raynas results | head): click ends quietly
+    except (OSError, MemoryError, RecursionError) as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        raise _OneLineError(f"{_last_resort_message(err)} ({type(err).__name__}; {DEBUG_ENV}=1 shows the "
+                            f"traceback)") from None
+
+
+class RaynasGroup(click.Group):
+    """The root command: every error a user can cause ends as one line ``error: ...`` (exit code 2), never as
+    click's three-line usage message or a traceback (:func:`_one_line_errors`)."""
+
+    def make_context(self, info_name: Optional[str], args: list[str], parent: Optional[click.Context] = None,
+                     **extra: Any) -> click.Context:
+        with _one_line_errors():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_errors():  # subcommands parse and run inside: their errors pass here
+            return super().invoke(ctx)
+
+
 SET_OPTION = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                           help="Override a config value, e.g. --set search.epochs=5 (repeatable).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RaynasGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="raynas")
 def main() -> None:
     """raynas: differentiable neural architecture search (DARTS family) orchestrated by Ray Tune."""
@@ -316,18 +380,10 @@ def arch_show(genotype: str, space: str, channels: int | None, layers: int | Non
 
 
 def _seed_list(ctx: Any, param: Any, value: str) -> list[int]:
-    """``--seeds 0,1,2`` (or ``0-2``) as a list of ints; a usage error names the option and the value."""
-    seeds: list[int] = []
-    try:
-        for part in (p.strip() for p in value.split(",") if p.strip()):
-            if "-" in part[1:]:
-                low, high = part.split("-", 1)
-                seeds.extend(range(int(low), int(high) + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give seeds as 0,1,2 or 0-2") from None
-    return seeds
+    """``--seeds 0,1,2`` (or ``0-2``) as a list of ints, bounded (:func:`raynas.config.limits.parse_seeds`)."""
+    from raynas.config.limits import parse_seeds
+
+    return parse_seeds("--seeds", value)
 
 
 @main.command()
@@ -429,11 +485,15 @@ def export(source: str, trial_id: str | None, formats: str, opset: int, out_dir:
 
     import torch
 
+    from raynas.config.limits import (MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_SIZE, MAX_LAYERS, MAX_SEED,
+                                      check_int)
     from raynas.errors import ConfigError
     from raynas.export import check_export_options, export_network, verify_export
 
+    from raynas.evaluation.plan import path_kind
+
     fmts = check_export_options([f.strip() for f in formats.split(",") if f.strip()], opset, name)
-    if Path(source).is_dir():
+    if path_kind(source) == "dir":  # not Path.is_dir: it raises for a genotype longer than a file name
         from raynas.evaluation import load_trained_network
 
         trained = load_trained_network(source, trial_id)
@@ -452,8 +512,12 @@ def export(source: str, trial_id: str | None, formats: str, opset: int, out_dir:
             shape = tuple(int(v) for v in input_shape.split(","))
         except ValueError:
             shape = ()
-        if len(shape) != 3 or min(shape) < 1:
-            raise ConfigError(f"--input-shape = {input_shape!r}: give channels,height,width, e.g. 3,32,32")
+        if len(shape) != 3 or min(shape) < 1 or shape[0] > MAX_CHANNELS or max(shape[1:]) > MAX_IMAGE_SIZE:
+            raise ConfigError(f"--input-shape = {input_shape!r}: give channels,height,width, e.g. 3,32,32 "
+                              f"(channels <= {MAX_CHANNELS}, sides <= {MAX_IMAGE_SIZE})")
+        for option, value, low, high in (("--channels", channels, 1, MAX_CHANNELS), ("--layers", layers, 1, MAX_LAYERS),
+                                         ("--classes", num_classes, 1, MAX_CLASSES), ("--seed", seed, 0, MAX_SEED)):
+            check_int(option, value, low, high)
         sp = get_space(space or guess_space(source))
         defaults = sp.default_network_args()
         seed_everything(seed)
@@ -462,6 +526,9 @@ def export(source: str, trial_id: str | None, formats: str, opset: int, out_dir:
                                  auxiliary=False, drop_path_prob=0.0).eval()
         target = Path(out_dir or "exported")
         click.echo(f"exporting an untrained {sp.name} network (seed {seed}): {source}")
+    from raynas.output_paths import check_output_parent
+
+    check_output_parent("--out", target)
     example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(seed))
     paths = export_network(model, example, target, formats=fmts, opset=opset, name=name)
     check = torch.randn(3, *shape, generator=torch.Generator().manual_seed(seed + 1))  # another batch size
@@ -508,13 +575,16 @@ def e2nas_pretrain(space: str, out_path: str | None, epochs: int, samples: int |
     from raynas.e2nas import pretrain, save
     from raynas.spaces import get_space
 
+    from raynas.config.limits import (MAX_BATCH_SIZE, MAX_CHANNELS, MAX_EPOCHS, MAX_SAMPLES, MAX_SEED, MAX_WORKERS,
+                                      check_int)
     from raynas.errors import ConfigError
 
     get_space(space)  # an unknown space is a usage error before anything runs
-    for name, value, minimum in (("--epochs", epochs, 0), ("--samples", samples, 1), ("--latent", latent, 1),
-                                 ("--hidden", hidden, 1), ("--batch-size", batch_size, 1), ("--threads", threads, 1)):
-        if value is not None and value < minimum:
-            raise ConfigError(f"{name} = {value}: must be >= {minimum}")
+    for name, value, low, high in (("--epochs", epochs, 0, MAX_EPOCHS), ("--samples", samples, 1, MAX_SAMPLES),
+                                   ("--latent", latent, 1, MAX_CHANNELS), ("--hidden", hidden, 1, MAX_CHANNELS),
+                                   ("--batch-size", batch_size, 1, MAX_BATCH_SIZE),
+                                   ("--threads", threads, 1, MAX_WORKERS), ("--seed", seed, 0, MAX_SEED)):
+        check_int(name, value, low, high)
     if not 0 <= holdout < 1:
         raise ConfigError(f"--holdout = {holdout}: must be a share in [0, 1)")
     if not lr > 0:
@@ -523,6 +593,9 @@ def e2nas_pretrain(space: str, out_path: str | None, epochs: int, samples: int |
     target = Path(out_path or f"{space}-vgae.pt")
     if target.is_dir():
         raise ConfigError(f"--out = {str(target)!r}: a folder; give a file path")
+    from raynas.output_paths import check_output_parent
+
+    check_output_parent("--out", target.parent, str(target))  # before the training, not when saving its result
 
     def progress(row: dict[str, float]) -> None:
         click.echo(f"epoch {int(row['epoch'])}/{epochs}: loss {row['loss']:.4f} (reconstruction "
@@ -688,4 +761,4 @@ def bench_info(tables: tuple[str, ...], protocol_path: str | None, as_json: bool
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    main(prog_name="raynas")  # messages say 'raynas ...', not 'python -m raynas.cli ...'
