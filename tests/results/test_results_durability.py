@@ -142,3 +142,15 @@ def test_raynas_results_never_writes_even_when_it_fails(tmp_path):
     board = _results_cli(str(tmp_path))
     assert board.returncode == 0 and "t0" in board.stdout
     assert _snapshot(tmp_path) == before
+
+
+def test_an_evaluation_run_without_its_parts_is_refused(tmp_path):
+    writer = ResultsWriter(tmp_path, "run")
+    for trial_id in ("e0", "e1"):
+        writer.write_evaluation({"trial_id": trial_id, "status": "TERMINATED"})
+    writer.consolidate(["evaluations"])
+    writer.part_path("evaluations", "e1").unlink()
+    before = _snapshot(tmp_path)
+    with pytest.raises(ResultsError, match=r"fewer rows \(evaluations 2 -> 1\)"):
+        writer.consolidate(["evaluations"])
+    assert _snapshot(tmp_path) == before
