@@ -534,18 +534,22 @@ class ResultsWriter:
         A key's part is replaced, never removed, by a newer report (an empty part when the key has no rows
         now), so rows are dropped on purpose only through their part; a key without one was deleted or lost.
         """
-        table = self._read_consolidated(name)
-        if table is None:
-            return None
         keys = ["trial_id"] if name in PER_TRIAL_TABLES else ["trial_id", "epoch"]
-        found = [key for key in (self._part_key(name, path) for path in self.part_files(name)) if key]
-        if not found:
-            return table
+        path = self.table_path(name)
+        try:  # the key columns only: every consolidation asks, and alphas tables grow large
+            rows = pq.read_table(path, columns=keys)
+        except (OSError, pa.ArrowInvalid):
+            return None
+        check_schema(pq.read_schema(path), name, path)
+        found = [key for key in (self._part_key(name, part) for part in self.part_files(name)) if key]
         parts = pa.table({"trial_id": pa.array([key[0] for key in found], pa.string()),
                           "epoch": pa.array([key[1] for key in found], pa.int64())}).select(keys)
         # key columns and a row index only: Arrow joins cannot carry the tables' map and list columns
-        rows = table.select(keys).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+        rows = rows.append_column("_row", pa.array(range(rows.num_rows), pa.int64()))
         if "epoch" in keys:
             rows = rows.set_column(1, "epoch", rows["epoch"].cast(pa.int64()))
         orphans = rows.join(parts, keys=keys, join_type="left anti", use_threads=False)["_row"]
-        return table.take(pc.take(orphans, pc.sort_indices(orphans)))  # in the file's order
+        if not len(orphans):
+            return schema_for(name).empty_table()
+        table = self._read_consolidated(name)
+        return table.take(pc.take(orphans, pc.sort_indices(orphans))) if table is not None else None  # file order
