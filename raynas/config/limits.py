@@ -34,6 +34,8 @@ MAX_SEED = 2**32 - 1
 MAX_SEEDS = 1000
 #: trials of one population (grid combinations x num_samples, architectures x seeds)
 MAX_TRIALS = 10_000
+#: values of one ``{choice: [...]}`` distribution of ``tune.params``
+MAX_CHOICES = 1000
 #: processes per trial or per population (Ray actors, shards, workers, retries, threads)
 MAX_WORKERS = 1024
 #: CPUs of a local Ray instance or of one trial's process

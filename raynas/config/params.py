@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from raynas.config.limits import MAX_CHOICES
 from raynas.config.loader import (FieldError, config_from_dict, config_to_dict, describe_type, resolve_field,
                                   section_type, show_value)
 from raynas.config.overrides import set_path, split_key
@@ -155,6 +156,8 @@ def parse_param(cfg_dict: dict[str, Any], key: str, raw: Any) -> ParamSpec:
         if not isinstance(spec, list) or not spec:
             raise ConfigError(f"{entry} = {show_value(raw)}: choice takes a non-empty list of values, "
                               f"e.g. {{choice: [0.0, 0.001]}}")
+        if len(spec) > MAX_CHOICES:  # each value is validated as a whole config below
+            raise ConfigError(f"{entry}: choice of {len(spec)} values; at most {MAX_CHOICES} are allowed")
         for value in spec:
             if not isinstance(value, _SCALARS):
                 raise ConfigError(f"{entry}: choice value {show_value(value)} must be a single value "

@@ -162,3 +162,16 @@ def test_seed_lists_and_ranges_parse() -> None:
         parse_seeds("--seeds", "3-1")
     with pytest.raises(ConfigError, match="give seeds as 0,1,2 or 0-2"):
         parse_seeds("--seeds", "a")
+
+
+def test_a_choice_of_more_values_than_the_limit_is_refused_before_validating_them(tmp_path: Path) -> None:
+    from raynas.config import expand_trials
+    from raynas.config.limits import MAX_CHOICES
+
+    values = ", ".join(str(i) for i in range(MAX_CHOICES + 1))
+    path = _write(tmp_path, "space: nb201\ntune:\n  searcher: random\n  params:\n"
+                            f"    search.seed: {{choice: [{values}]}}\n")
+    with pytest.raises(ConfigError) as err:
+        expand_trials(load_config(path))
+    assert _one_line(err) == (f"tune.params['search.seed']: choice of {MAX_CHOICES + 1} values; at most "
+                              f"{MAX_CHOICES} are allowed")
