@@ -33,6 +33,7 @@ from raynas.benchmark.table import (ROWS_FILE, done_pairs, read_rows, shipped_ta
                                     write_table)
 from raynas.config import RayConfig, config_to_dict
 from raynas.config.limits import MAX_CPUS, MAX_SEED, MAX_SEEDS, MAX_WORKERS, check_int
+from raynas.config.yaml_input import load_yaml
 from raynas.errors import ConfigError
 from raynas.output_paths import check_folder_name, check_output_parent
 
@@ -159,7 +160,11 @@ def read_plan(directory: Path) -> BuildPlan:
     path = Path(directory) / BUILD_PLAN
     if not path.is_file():
         raise ConfigError(f"'{directory}' is not a raynas benchmark build folder: it has no {BUILD_PLAN}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{path}: not a raynas benchmark build plan ({detail})") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: not a raynas benchmark build plan (expected a mapping)")
     return BuildPlan.from_dict(data, str(path))

@@ -20,6 +20,7 @@ from raynas.config import (RayConfig, TrainConfig, apply_overrides, config_to_di
                            train_config_from_dict, with_overrides)
 from raynas.config.limits import (MAX_CPUS, MAX_GPUS, MAX_SEED, MAX_SEEDS, MAX_TRIALS, MAX_WORKERS, check_int,
                                   check_number)
+from raynas.config.yaml_input import load_yaml
 from raynas.errors import ConfigError, GenotypeError, RaynasError
 from raynas.output_paths import check_folder_name, check_output_parent
 from raynas.results.query import EVALUATION_PLAN, EVALUATIONS_DIR
@@ -111,7 +112,11 @@ def read_plan(directory: Path) -> EvaluationPlan:
     if not path.is_file():
         raise ConfigError(f"'{directory}' is not a raynas evaluation folder: it has no {EVALUATION_PLAN} "
                           "(pass the folder raynas train created, printed when it started)")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{path}: not a raynas evaluation plan ({detail})") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: not a raynas evaluation plan (expected a mapping)")
     return EvaluationPlan.from_dict(data, str(path))

@@ -120,3 +120,17 @@ def test_config_file_may_not_set_the_genotype(tmp_path: Path):
     settings.write_text(f"genotype: '{CONV}'\n")
     with pytest.raises(ConfigError, match="come from SOURCE"):
         plan_evaluation([CONV], config_path=str(settings), out=tmp_path, name="x")
+
+
+@pytest.mark.parametrize("text", ["name: a\nname: b\n", "seeds: [" * 100 + "]" * 100 + "\n", "a: [\n"])
+def test_a_damaged_plan_file_is_a_one_line_error(tmp_path: Path, text: str):
+    from raynas.benchmark.build import BUILD_PLAN
+    from raynas.benchmark.build import read_plan as read_build_plan
+    from raynas.results import EVALUATION_PLAN
+
+    readers = ((EVALUATION_PLAN, read_plan, "evaluation"), (BUILD_PLAN, read_build_plan, "benchmark build"))
+    for name, read, what in readers:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match=f"not a raynas {what} plan") as err:
+            read(tmp_path)
+        assert "\n" not in str(err.value)
