@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from raynas import ray_auth
 from raynas.allocator import worker_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
@@ -97,8 +98,9 @@ def distinct_seeds(cfg: ExperimentConfig, trials: list[TrialSpec]) -> list[Trial
 
 
 def start_ray(ray_cfg: RayConfig) -> None:
-    """Join ``ray_cfg.address`` or start a local Ray bounded to ``ray_cfg.num_cpus`` on 127.0.0.1 only; the
-    job's worker processes run on ``ray_cfg.allocator`` (:mod:`raynas.allocator`)."""
+    """Join ``ray_cfg.address`` or start a local Ray bounded to ``ray_cfg.num_cpus`` on 127.0.0.1 only, with
+    token authentication (:mod:`raynas.ray_auth`); the job's worker processes run on ``ray_cfg.allocator``
+    (:mod:`raynas.allocator`)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet_tune()
     if not ray_cfg.address or is_loopback_address(ray_cfg.address):
@@ -111,8 +113,10 @@ def start_ray(ray_cfg: RayConfig) -> None:
     env_vars = {**worker_env(ray_cfg.allocator), **hold_env()}  # hold_env: the off-by-default run control
     runtime_env = {"env_vars": env_vars} if env_vars else None
     if ray_cfg.address:
+        ray_auth.enable_for_join()  # sends the token when there is one
         ray.init(address=ray_cfg.address, log_to_driver=False, runtime_env=runtime_env)
         return
+    ray_auth.enable_for_local_ray()  # token auth on, with a private token file
     ray.init(num_cpus=ray_cfg.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
              _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"), runtime_env=runtime_env)
 
@@ -142,8 +146,6 @@ def keep_local_ray_on_loopback() -> None:
     import sys
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    # Without this the first init writes ~/.ray/auth_token and later heads turn token auth on by themselves.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None:
         constants.ENABLE_RAY_CLUSTER = False

@@ -1,18 +1,29 @@
 """Shared test set-up: one bounded, loopback-only Ray fixture and single-threaded torch.
 
 Environment variables are set before anything imports Ray: a local Ray instance then listens on 127.0.0.1
-only, never writes an auth token into the home folder, sends no usage statistics, and runs its workers at
-the default niceness.
+only, authenticates with a token as raynas' own does (from a private token file of this session, never the
+home folder's), sends no usage statistics, and runs its workers at the default niceness.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from raynas.ray_auth import ensure_private_token
+
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Token authentication on, as where the product runs (raynas.ray_auth): every Ray a test starts, in this
+# process or in a CLI subprocess (which inherits these), refuses clients without the token. The token file
+# lives in a private folder of this session, so no test reads or writes ~/.ray/auth_token.
+_AUTH_DIR = tempfile.mkdtemp(prefix="raynas-auth-")  # mode 0700
+os.environ.pop("RAY_AUTH_TOKEN", None)
+os.environ["RAY_AUTH_TOKEN_PATH"] = str(ensure_private_token(Path(_AUTH_DIR, "auth_token")))
+os.environ["RAY_AUTH_MODE"] = "token"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Ray starts its workers at niceness 15: on a machine busy with anything at the default niceness they get a
@@ -29,6 +40,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImportError:  # pragma: no cover - torch is a hard dependency
         return
     torch.set_num_threads(1)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove this session's token folder."""
+    shutil.rmtree(_AUTH_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

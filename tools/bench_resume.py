@@ -44,7 +44,7 @@ class TrackedCli:
     """
 
     def __init__(self, args: list[str], ray_temp: str, extra_env: dict[str, str] | None = None) -> None:
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
                "RAYNAS_RAY_TEMP_DIR": ray_temp, **(extra_env or {})}
         self.seen: dict[int, psutil.Process] = {}
         self.proc = subprocess.Popen([sys.executable, "-m", "raynas.cli", *args], cwd=ROOT, env=env,

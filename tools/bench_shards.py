@@ -79,8 +79,10 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first one is not timed)")
     from raynas.experiment import keep_local_ray_on_loopback
+    from raynas.ray_auth import enable_for_local_ray
 
     keep_local_ray_on_loopback()  # before Ray is imported
+    enable_for_local_ray()  # token auth with a private token file, as raynas' own local Ray
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 

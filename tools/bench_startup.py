@@ -58,9 +58,9 @@ def console_script() -> Path:
 
 
 def cli_env() -> dict[str, str]:
-    """Environment of the CLI runs: no auth token, no usage statistics (nothing here should start Ray)."""
+    """Environment of the CLI runs: no usage statistics (nothing here should start Ray)."""
     env = dict(os.environ)
-    env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"})
+    env.update({"RAY_USAGE_STATS_ENABLED": "0"})
     return env
 
 

@@ -74,7 +74,7 @@ def step_seconds(space: str, genotype: str, steps: int) -> dict[str, float]:
 def population(trials: int, epochs: int) -> dict[str, float]:
     """Wall seconds of ``raynas train`` (trials = seeds) vs the same trainings as bare processes, 2 at a time."""
     work = Path(tempfile.mkdtemp(prefix="rn-bench-train-"))
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", RAYNAS_RAY_TEMP_DIR=str(work))
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAYNAS_RAY_TEMP_DIR=str(work))
     seeds = ",".join(str(i) for i in range(trials))
     args = [sys.executable, "-m", "raynas.cli", "train", TINY, "--seeds", seeds, "--epochs", str(epochs),
             *[f"--set={s}" for s in TINY_SETTINGS], "--out", str(work / "out"), "--name", "bench", "--num-cpus", "2"]

@@ -48,10 +48,10 @@ for seed in sys.argv[2].split(","):
 
 
 def env_for_ray(ray_temp: str) -> dict[str, str]:
-    """Environment of the raynas run: its own short Ray temp folder, no auth token, no usage stats."""
+    """Environment of the raynas run: its own short Ray temp folder, no usage stats (token auth as a user's)."""
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
-    env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAYNAS_RAY_TEMP_DIR": ray_temp})
+    env.update({"RAY_USAGE_STATS_ENABLED": "0", "RAYNAS_RAY_TEMP_DIR": ray_temp})
     return env
 
 

@@ -27,7 +27,7 @@ if [ -d .whl ]; then
     --upgrade --target "$site" .whl/*.whl 2>&1 | tail -3 | tee -a "$figures"
 fi
 export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 PYTHONUNBUFFERED=1
+export RAY_USAGE_STATS_ENABLED=0 PYTHONUNBUFFERED=1
 $PY - <<'PY' 2>&1 | tee -a "$figures"
 import importlib
 for name in ("torch", "ray", "optuna", "pyarrow", "raynas"):

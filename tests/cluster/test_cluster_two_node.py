@@ -61,12 +61,16 @@ print(" ".join(ips))
 
 
 def ray_env() -> dict[str, str]:
-    """Environment of every Ray process here: no auth token, no usage stats, multi-node allowed."""
+    """Environment of every Ray process here: token authentication, no usage stats, multi-node allowed.
+
+    Every node, the driver and the node poller share the session's private token file (``RAY_AUTH_TOKEN_PATH``,
+    tests/conftest.py), as the nodes of a real cluster share one token.
+    """
     env = dict(os.environ)
     # Set to 0 (as the local test fixture does), a joining node aborts: "Multi-node Ray clusters are not supported".
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
     env.pop("RAY_ADDRESS", None)
-    env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"})
+    env.update({"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"})
     return env
 
 

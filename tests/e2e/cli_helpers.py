@@ -19,14 +19,16 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
 def cli_env(ray_temp: str | None = None) -> dict[str, str]:
-    """The environment of a CLI subprocess: no auth token, no usage stats, Ray's temp folder short.
+    """The environment of a CLI subprocess: no usage stats, Ray's temp folder short.
 
-    The loopback switch the test process itself runs with is removed: the CLI must keep its own local Ray
-    on 127.0.0.1, as it does on a user's machine.
+    The loopback switch and the auth mode the test process itself runs with are removed: the CLI must keep
+    its own local Ray on 127.0.0.1 and turn token authentication on itself, as it does on a user's machine.
+    It inherits the session's private token file (``RAY_AUTH_TOKEN_PATH``, tests/conftest.py).
     """
     env = dict(os.environ)
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-    env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"})
+    env.pop("RAY_AUTH_MODE", None)
+    env.update({"RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"})
     if ray_temp:
         env["RAYNAS_RAY_TEMP_DIR"] = ray_temp
     return env
