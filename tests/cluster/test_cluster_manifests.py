@@ -2,7 +2,10 @@
 
 The launcher config is checked against the JSON schema Ray ships with its autoscaler; the KubeRay
 manifests for the fields raynas depends on: autoscaling bounds, GPUs, a shared ReadWriteMany volume on
-every node, the dashboard kept inside the cluster, and a RayJob whose command is a valid raynas search.
+every node, the dashboard kept inside the cluster, a RayJob whose command is a valid raynas search, and the
+hardening: token authentication from a Secret everywhere, a NetworkPolicy that admits only the cluster,
+the submitter and the operator, and restricted pods (non-root, no capabilities, no privilege escalation,
+RuntimeDefault seccomp, no service-account token but the autoscaler's).
 """
 
 from __future__ import annotations
@@ -153,3 +156,96 @@ def test_rayjob_runs_a_valid_raynas_search_on_the_cluster(tmp_path: Path) -> Non
     local = [o for o in overrides if not o.startswith("data.root=")] + [f"data.root={tmp_path}"]
     cfg = load_config(ROOT / config, local)
     assert cfg.resources.gpus_per_trial >= 1
+
+
+AUTH_SECRET = {"name": "raynas-ray-auth", "key": "auth_token"}
+SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def ray_pod_specs() -> dict[str, dict[str, Any]]:
+    """Every pod spec the manifests define, by role: the head, each worker group, the RayJob submitter."""
+    spec = load(KUBERAY / "raycluster.yaml")["spec"]
+    pods = {"head": spec["headGroupSpec"]["template"]["spec"]}
+    pods.update({f"worker {g['groupName']}": g["template"]["spec"] for g in spec["workerGroupSpecs"]})
+    pods["submitter"] = load(KUBERAY / "rayjob.yaml")["spec"]["submitterPodTemplate"]["spec"]
+    return pods
+
+
+def auth_env(env: list[dict[str, Any]]) -> dict[str, Any]:
+    """RAY_AUTH_MODE's value and RAY_AUTH_TOKEN's entry in a container's env list."""
+    by_name = {e["name"]: e for e in env}
+    return {"mode": by_name.get("RAY_AUTH_MODE", {}).get("value"), "token": by_name.get("RAY_AUTH_TOKEN", {})}
+
+
+def test_every_ray_process_authenticates_with_the_token_from_the_secret() -> None:
+    """Token auth on in every pod (and the autoscaler), the token only ever from the Secret, never inline."""
+    spec = load(KUBERAY / "raycluster.yaml")["spec"]
+    assert spec["authOptions"] == {"mode": "token", "secretName": AUTH_SECRET["name"]}  # the operator's calls
+    envs = {role: pod["containers"][0].get("env", []) for role, pod in ray_pod_specs().items()}
+    envs["autoscaler"] = spec["autoscalerOptions"].get("env", [])
+    for role, env in envs.items():
+        found = auth_env(env)
+        assert found["mode"] == "token", role
+        assert found["token"] == {"name": "RAY_AUTH_TOKEN", "valueFrom": {"secretKeyRef": AUTH_SECRET}}, role
+    for manifest in sorted(KUBERAY.glob("*.yaml")):  # no Secret object with a token checked into the repo
+        assert load(manifest)["kind"] != "Secret", manifest.name
+    readme = (CLUSTER / "README.md").read_text()
+    assert f"kubectl create secret generic {AUTH_SECRET['name']} --from-literal={AUTH_SECRET['key']}=" in readme
+
+
+def restricted(context: dict[str, Any]) -> bool:
+    """A container securityContext without privilege escalation, with every capability dropped."""
+    return (context.get("allowPrivilegeEscalation") is False and "ALL" in context.get("capabilities", {}).get("drop", [])
+            and not context.get("capabilities", {}).get("add") and not context.get("privileged"))
+
+
+def test_every_pod_runs_restricted_without_an_api_token() -> None:
+    """Non-root, no capabilities, no privilege escalation, RuntimeDefault seccomp, no service-account token."""
+    for role, pod in ray_pod_specs().items():
+        assert pod["automountServiceAccountToken"] is False, role
+        context = pod["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] != 0, role
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, role
+        for container in pod["containers"] + pod.get("initContainers", []):
+            assert restricted(container["securityContext"]), (role, container["name"])
+            assert not any(m["mountPath"].startswith(SA_TOKEN_PATH) for m in container.get("volumeMounts", []))
+    # The autoscaler (injected into the head pod) scales the worker group through the Kubernetes API: it
+    # alone mounts a service-account token, projected by a volume of the head pod.
+    spec = load(KUBERAY / "raycluster.yaml")["spec"]
+    autoscaler = spec["autoscalerOptions"]
+    assert restricted(autoscaler["securityContext"])
+    mounts = {m["mountPath"]: m["name"] for m in autoscaler["volumeMounts"]}
+    head_volumes = {v["name"]: v for v in spec["headGroupSpec"]["template"]["spec"]["volumes"]}
+    projected = head_volumes[mounts[SA_TOKEN_PATH]]["projected"]["sources"]
+    assert any("serviceAccountToken" in source for source in projected)
+
+
+def test_network_policy_admits_only_the_cluster_the_submitter_and_the_operator() -> None:
+    """Ingress to the cluster's pods: from its own pods, from the submitter and the operator to 8265 only."""
+    policy = load(KUBERAY / "networkpolicy.yaml")
+    cluster = load(KUBERAY / "raycluster.yaml")
+    submitter = load(KUBERAY / "rayjob.yaml")["spec"]["submitterPodTemplate"]
+    own = {"ray.io/cluster": cluster["metadata"]["name"]}  # the label KubeRay puts on every pod of the cluster
+    assert (policy["apiVersion"], policy["kind"]) == ("networking.k8s.io/v1", "NetworkPolicy")
+    assert policy["spec"]["podSelector"] == {"matchLabels": own}
+    assert "Ingress" in policy["spec"]["policyTypes"]
+    dashboard = {p["containerPort"] for p in cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+                 ["ports"] if p["name"] == "dashboard"}
+    assert dashboard == {8265}
+
+    rules = policy["spec"]["ingress"]
+    for rule in rules:
+        # An empty or missing `from`, an ipBlock or a bare namespaceSelector would admit anyone.
+        assert rule.get("from") and all("podSelector" in peer and "ipBlock" not in peer for peer in rule["from"])
+    admitted = {}
+    for rule in rules:
+        ports = frozenset(p["port"] for p in rule.get("ports", [])) or "all"
+        for peer in rule["from"]:
+            admitted[tuple(sorted(peer["podSelector"]["matchLabels"].items()))] = ports
+    assert admitted == {
+        tuple(own.items()): "all",
+        tuple(sorted(submitter["metadata"]["labels"].items())): frozenset(dashboard),
+        (("app.kubernetes.io/name", "kuberay-operator"),): frozenset(dashboard),
+    }
+    images = {pod["containers"][0]["image"] for pod in ray_pod_specs().values()}
+    assert len(images) == 1, "the submitter runs the cluster's image (same Ray, same raynas)"
