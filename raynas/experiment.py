@@ -354,14 +354,14 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     unfinished = sum(status != "TERMINATED" for status in before.values())
     # Every searcher runs one Tune trial per entry of the expanded trial list (raynas.tune.schedulers).
     not_started = max(0, len(expand_trials(cfg)) - len(before))
-    if not unfinished and not not_started:
-        echo(f"raynas: experiment '{cfg.name}' had already finished; nothing to resume")
-        return _finished_outcome(cfg, directory, len(before))
     from raynas.results.writer import ResultsWriter
 
-    # Before Ray starts: refuse a folder whose parts were deleted or lost (its tables are the only copy of
-    # those rows, and the run's end would have to drop them), repair a torn part from the tables.
-    ResultsWriter(directory, cfg.name).consolidate()
+    # Before Ray starts, and before a finished experiment is called finished: refuse a folder whose parts were
+    # deleted or lost (its tables are the only copy of those rows), repair a torn part from the tables.
+    tables = ResultsWriter(directory, cfg.name).consolidate()
+    if not unfinished and not not_started:
+        echo(f"raynas: experiment '{cfg.name}' had already finished; nothing to resume")
+        return _finished_outcome(cfg, directory, len(before), tables)
     with ray_logs_to(directory):  # appends to the log of the run it continues
         start_ray(cfg.ray)
         waiting = check_capacity(cfg)
@@ -384,11 +384,10 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
                              failures, unfinished=unfinished_now)
 
 
-def _finished_outcome(cfg: ExperimentConfig, directory: Path, num_trials: int) -> ExperimentOutcome:
-    """The outcome of an experiment Tune had finished, its tables consolidated (the driver may have died first)."""
-    from raynas.results.writer import ResultsWriter
-
-    tables = ResultsWriter(directory, cfg.name).consolidate()
+def _finished_outcome(cfg: ExperimentConfig, directory: Path, num_trials: int,
+                      tables: dict[str, Path]) -> ExperimentOutcome:
+    """The outcome of an experiment Tune had finished, with its ``tables`` (consolidated by the resume: the
+    driver may have died before it consolidated them)."""
     failures = failed_trials(directory)
     return ExperimentOutcome(directory, tables, num_trials, len(failures), cfg.tune.metric, failures,
                              already_finished=True)
