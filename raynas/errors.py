@@ -34,3 +34,8 @@ class ResultsError(RaynasError, ValueError):
 
 class SearchDivergedError(RaynasError, ArithmeticError):
     """A search's loss became NaN or infinite; the trial stops and its row says where."""
+
+
+class FolderError(RaynasError, RuntimeError):
+    """An experiment, evaluation run or build folder cannot be used now: another raynas process holds its lock,
+    or it is not safe to resume (owned by someone else, or writable by others: resuming loads pickled code)."""

@@ -70,8 +70,14 @@ def load_table(experiment_dir: Union[str, Path], name: str, *, where: Optional[s
     orders them (:mod:`raynas.results.select`).
 
     ``evaluations`` of a search experiment gathers every evaluation run under its ``evaluations/`` folder
-    (``raynas train`` of that experiment's genotypes); of an evaluation run folder, that run's rows."""
-    table = _load_evaluations(experiment_dir) if name == "evaluations" else _load_table(experiment_dir, name)
+    (``raynas train`` of that experiment's genotypes); of an evaluation run folder, that run's rows.
+    ``events`` is what happened to the folder besides reports (:mod:`raynas.results.events`)."""
+    if name == "events":
+        from raynas.results.events import read_events
+
+        table = read_events(_experiment(experiment_dir))
+    else:
+        table = _load_evaluations(experiment_dir) if name == "evaluations" else _load_table(experiment_dir, name)
     return select_rows(table, where_expression=where, sort_keys=sort, as_pandas=as_pandas)
 
 

@@ -155,6 +155,17 @@ EVALUATIONS = _schema("evaluations", [
     pa.field("error", pa.string()),
 ])
 
+EVENTS = _schema("events", [
+    pa.field("experiment", pa.string(), nullable=False),  # the experiment, evaluation run or build
+    pa.field("at", pa.float64(), nullable=False),  # unix time (compare with the epochs table's reported_at)
+    # config_change: a resume went on with a changed config.yaml / evaluation.yaml (--accept-config-change)
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("detail_json", pa.string()),  # config_change: {file, changed: {key: [old, new]}, old/new_sha256}
+    pa.field("host", pa.string()),
+    pa.field("pid", pa.int64()),
+    pa.field("command", pa.string()),  # the command line that caused the event
+])
+
 TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "epochs": EPOCHS, "alphas": ALPHAS, "genotypes": GENOTYPES,
                                 "decisions": DECISIONS}
 """Table name -> schema of a search experiment's tables, in the order the tables are documented."""
@@ -162,7 +173,11 @@ TABLES: dict[str, pa.Schema] = {"trials": TRIALS, "epochs": EPOCHS, "alphas": AL
 EVALUATION_TABLES: dict[str, pa.Schema] = {"evaluations": EVALUATIONS}
 """Table name -> schema of an evaluation run's tables (``raynas train``)."""
 
-ALL_TABLES: dict[str, pa.Schema] = {**TABLES, **EVALUATION_TABLES}
+EVENT_TABLES: dict[str, pa.Schema] = {"events": EVENTS}
+"""Table name -> schema of what happened to a folder besides its trials' reports (:mod:`raynas.results.events`);
+written by the driver itself, never from parts."""
+
+ALL_TABLES: dict[str, pa.Schema] = {**TABLES, **EVALUATION_TABLES, **EVENT_TABLES}
 
 KEYS: dict[str, tuple[str, ...]] = {
     "trials": ("trial_id",),
@@ -171,6 +186,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "genotypes": ("trial_id", "epoch"),
     "decisions": ("trial_id", "round", "cell", "step", "edge", "op"),
     "evaluations": ("trial_id",),
+    "events": ("at", "kind"),
 }
 """Table name -> the columns that identify a row; a table holds at most one row per key."""
 
