@@ -105,6 +105,9 @@ SET_OPTION = click.option("--set", "overrides", multiple=True, metavar="KEY=VALU
 @click.version_option(package_name="raynas")
 def main() -> None:
     """raynas: differentiable neural architecture search (DARTS family) orchestrated by Ray Tune."""
+    # Nothing raynas writes is writable by group or others: raynas resume refuses such folders, since it
+    # loads pickled code from them (raynas.folder_trust). Read permissions follow the user's umask.
+    os.umask(os.umask(0o022) | 0o022)
 
 
 @main.command()
@@ -195,14 +198,22 @@ def resume_hint_on_interrupt(directory: str | os.PathLike) -> Iterator[None]:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto') instead of the "
                                                "experiment's own setting (default: as it was searched).")
+@click.option("--accept-config-change", is_flag=True,
+              help="Go on although the folder's config.yaml (evaluation.yaml, benchmark.yaml) changed since the "
+                   "run started; the change is recorded in the folder and its events table.")
 @friendly_errors
-def resume(directory: str, address: str | None) -> None:
+def resume(directory: str, address: str | None, accept_config_change: bool) -> None:
     """Continue the interrupted experiment in DIRECTORY (<out>/<name> of raynas search, an evaluation run
     folder of raynas train, or a build folder of raynas bench build).
 
     Finished trials stay finished; running and errored trials continue from their last checkpoint (a
     diverged trial is finished and stays failed). Prints the same summary as search (or train); exit code 1
     when a trial failed, 0 when the experiment had already finished.
+
+    The folder is trusted like code (Ray Tune unpickles its saved state): one not owned by you, or writable
+    by group or others, is refused; so is a folder another raynas command holds (its lock names the pid
+    and host), and a settings file changed since the run started (the changed keys are named) unless
+    --accept-config-change.
     """
     from pathlib import Path
 
@@ -214,16 +225,19 @@ def resume(directory: str, address: str | None) -> None:
     if is_build_folder(directory):
         from raynas.benchmark.build import resume_build
 
-        _finish_build(resume_build(directory, address=address, echo=click.echo))
+        _finish_build(resume_build(directory, address=address, echo=click.echo,
+                                   accept_config_change=accept_config_change))
         return
     if (Path(directory) / EVALUATION_PLAN).is_file():
         from raynas.evaluation import resume_evaluation
 
-        _finish_evaluation(resume_evaluation(directory, address=address, echo=click.echo), as_json=False)
+        _finish_evaluation(resume_evaluation(directory, address=address, echo=click.echo,
+                                             accept_config_change=accept_config_change), as_json=False)
         return
 
     with resume_hint_on_interrupt(directory):
-        outcome = resume_experiment(directory, address=address, echo=click.echo)
+        outcome = resume_experiment(directory, address=address, echo=click.echo,
+                                    accept_config_change=accept_config_change)
     for line in summary_lines(outcome):
         click.echo(line)
     if outcome.unfinished:
@@ -264,8 +278,8 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--table", "table_name", default=None,
-              help="Print this table (trials, epochs, alphas, genotypes, decisions, evaluations) instead of the "
-                   "leaderboard.")
+              help="Print this table (trials, epochs, alphas, genotypes, decisions, evaluations, events) instead "
+                   "of the leaderboard.")
 @click.option("--where", "where", default=None, metavar="EXPR",
               help="Keep the rows EXPR holds for: comparisons, and/or/not, in [...], .isin, .between, .isnull, "
                    ".str.contains/startswith/endswith (README, Results), e.g. \"method == 'darts' and seed > 0\".")

@@ -20,8 +20,12 @@ from raynas import ray_auth
 from raynas.allocator import worker_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
+from raynas.config_fingerprint import record_fingerprint
 from raynas.errors import ConfigError
+from raynas.folder_lock import folder_lock
 from raynas.output_paths import check_output_parent
+from raynas.ray_address import check_reachable
+from raynas.resume_guard import resume_guard
 from raynas.selection import total_epochs
 from raynas.tune.capacity import check_fits, check_local_cpus, is_local, waiting_line
 from raynas.tune.hold import hold_env
@@ -68,6 +72,7 @@ def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] 
         raise ConfigError(f"experiment folder '{directory}' already exists; choose another --out or name "
                           f"(e.g. --set name={cfg.name}-2), or remove it")
     check_output_parent("--out", out)  # a file or /proc on the way fails now, not after Ray started
+    check_reachable(cfg.ray.address, "--address" if address else "ray.address")  # no cluster: fail now, bounded
     return PreparedExperiment(resolve_benchmark(cfg, directory), trials, directory)
 
 
@@ -113,6 +118,7 @@ def start_ray(ray_cfg: RayConfig) -> None:
     env_vars = {**worker_env(ray_cfg.allocator), **hold_env()}  # hold_env: the off-by-default run control
     runtime_env = {"env_vars": env_vars} if env_vars else None
     if ray_cfg.address:
+        check_reachable(ray_cfg.address)  # bounded: ray.init waits minutes for an address nobody answers
         ray_auth.enable_for_join()  # sends the token when there is one
         ray.init(address=ray_cfg.address, log_to_driver=False, runtime_env=runtime_env)
         return
@@ -189,13 +195,15 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
     """Create the experiment folder, run every trial through Ray Tune, and consolidate the tables."""
     cfg, directory = prepared.config, prepared.directory
     directory.mkdir(parents=True)
-    with ray_logs_to(directory):  # Ray's and Tune's own log lines: <experiment>/logs/tune.log
+    # one driver per folder (raynas.folder_lock); Ray's and Tune's own log lines: <experiment>/logs/tune.log
+    with folder_lock(directory, "raynas search", echo=echo), ray_logs_to(directory):
         try:
             if cfg.method == "e2nas":
                 from raynas.e2nas.prepare import prepare_autoencoder
 
                 cfg = prepare_autoencoder(cfg, directory, echo=echo)
             dump_config(cfg, directory / RESOLVED_CONFIG)
+            record_fingerprint(directory, RESOLVED_CONFIG)  # a resume refuses a config.yaml changed since
             start_ray(cfg.ray)
             waiting = check_capacity(cfg)
         except BaseException:
@@ -328,7 +336,7 @@ def restore_tuner(tune_dir: Path, trainable: Any, what: str, again: str) -> Any:
 
 
 def resume_experiment(directory: str | os.PathLike, *, address: str | None = None,
-                      echo: Callable[[str], None] = print) -> ExperimentOutcome:
+                      echo: Callable[[str], None] = print, accept_config_change: bool = False) -> ExperimentOutcome:
     """Continue an interrupted experiment (driver killed, machine rebooted) from its folder.
 
     Loads the resolved ``<directory>/config.yaml``, starts Ray like :func:`run_experiment` (``address``
@@ -339,6 +347,11 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     Raises :class:`ConfigError` for a folder that is not a raynas experiment or has no restorable state,
     and :class:`ResultsError` (before anything runs or is written) when result parts were deleted or lost
     while the tables hold their rows (:meth:`raynas.results.writer.ResultsWriter.consolidate`).
+
+    Before anything is read from ``tune/`` or written (:func:`raynas.resume_guard.resume_guard`): a folder not
+    yours alone is refused (a resume unpickles its saved state), the folder's lock is taken (another driver
+    on it: :class:`FolderError`), and a ``config.yaml`` changed since the search started is refused naming
+    the keys (:class:`ConfigError`) unless ``accept_config_change``, which records the change.
     """
     directory = Path(directory)
     if not (directory / RESOLVED_CONFIG).is_file():
@@ -348,6 +361,14 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     if address:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     check_local_cpus(cfg)
+    check_reachable(cfg.ray.address, "--address" if address else "ray.address")  # bounded, before any write
+    with resume_guard(directory, source=RESOLVED_CONFIG, experiment=cfg.name, what=f"experiment '{directory}'",
+                      accept_config_change=accept_config_change, echo=echo):
+        return _resume_checked(cfg, directory, echo)
+
+
+def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str], None]) -> ExperimentOutcome:
+    """:func:`resume_experiment` once the folder is checked and locked and its config is the one to run."""
     quiet_tune()
     tune_dir = (directory / TUNE_DIR).resolve()
     before = saved_trial_statuses(tune_dir, f"experiment '{directory}'", "run raynas search again")

@@ -32,6 +32,7 @@ from raynas.benchmark.protocol import check_protocol, protocol_hash
 from raynas.benchmark.table import (ROWS_FILE, done_pairs, read_rows, shipped_table_path, write_cells_table,
                                     write_table)
 from raynas.config import RayConfig, config_to_dict
+from raynas.config_fingerprint import record_fingerprint
 from raynas.config.limits import MAX_CPUS, MAX_SEED, MAX_SEEDS, MAX_WORKERS, check_int
 from raynas.config.yaml_input import load_yaml
 from raynas.errors import ConfigError
@@ -204,6 +205,9 @@ def prepare_build(*, name: str, out: str | os.PathLike, protocol: Mapping[str, A
         raise ConfigError(f"--name: '{directory}' exists already; resume it with raynas resume {directory}, "
                           "or pick another --name")
     check_output_parent("--out", out)
+    from raynas.ray_address import check_reachable
+
+    check_reachable((ray or RayConfig()).address)  # no cluster answers: one line now (bounded), nothing written
     base_paths = tuple(str(Path(b).resolve()) for b in (base if base is not None else [shipped_table_path()]))
     plan = BuildPlan(name=name, protocol=check_protocol(protocol), seeds=tuple(dict.fromkeys(int(s) for s in seeds)),
                      cells=cells, cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
@@ -246,11 +250,20 @@ def _tuner(plan: BuildPlan, directory: Path) -> Any:
 
 def run_build(plan: BuildPlan, directory: Path, *, echo: Callable[[str], None] = print) -> BuildOutcome:
     """Create the build folder, train every planned (cell, seed) as Tune trials, and write the table."""
-    from raynas.experiment import start_ray
+    from raynas.folder_lock import folder_lock
 
     directory.mkdir(parents=True)
+    with folder_lock(directory, "raynas bench build", echo=echo):  # one driver per folder (raynas.folder_lock)
+        return _run_locked(plan, directory, echo)
+
+
+def _run_locked(plan: BuildPlan, directory: Path, echo: Callable[[str], None]) -> BuildOutcome:
+    """:func:`run_build` in its new folder, locked."""
+    from raynas.experiment import start_ray
+
     try:
         write_plan(plan, directory)
+        record_fingerprint(directory, BUILD_PLAN)  # a resume refuses a benchmark.yaml changed since
         if plan.trials:
             start_ray(plan.ray)
     except BaseException:
@@ -270,15 +283,28 @@ def run_build(plan: BuildPlan, directory: Path, *, echo: Callable[[str], None] =
 
 
 def resume_build(directory: str | os.PathLike, *, address: str | None = None,
-                 echo: Callable[[str], None] = print) -> BuildOutcome:
+                 echo: Callable[[str], None] = print, accept_config_change: bool = False) -> BuildOutcome:
     """Continue an interrupted build: finished trials stay finished, the others continue after their last
-    finished cell (errored ones too), and trials not started yet start."""
-    from raynas.experiment import quiet_tune, reattach_callbacks, saved_trial_statuses, start_ray
+    finished cell (errored ones too), and trials not started yet start. The folder is checked and locked
+    first, and a ``benchmark.yaml`` (protocol, plan) changed since the build started is refused unless
+    ``accept_config_change`` (:func:`raynas.resume_guard.resume_guard`; rows keep their protocol hash)."""
+    from raynas.ray_address import check_reachable
+    from raynas.resume_guard import resume_guard
 
     directory = Path(directory)
     plan = read_plan(directory)
     if address:
         plan = replace(plan, ray=replace(plan.ray, address=address))
+    check_reachable(plan.ray.address, "--address" if address else "ray.address")  # bounded, before any write
+    with resume_guard(directory, source=BUILD_PLAN, experiment=plan.name, what=f"benchmark build '{directory}'",
+                      accept_config_change=accept_config_change, echo=echo, events=False):
+        return _resume_checked(plan, directory, echo)
+
+
+def _resume_checked(plan: BuildPlan, directory: Path, echo: Callable[[str], None]) -> BuildOutcome:
+    """:func:`resume_build` once the folder is checked and locked and its plan is the one to run."""
+    from raynas.experiment import quiet_tune, reattach_callbacks, saved_trial_statuses, start_ray
+
     quiet_tune()
     from ray import tune
 

@@ -299,4 +299,7 @@ def plan_evaluation(sources: Sequence[str], *, space: Optional[str] = None, data
     if directory.exists():
         raise ConfigError(f"evaluation folder '{directory}' already exists; choose another --name or --out")
     check_output_parent("--out", out)
+    from raynas.ray_address import check_reachable
+
+    check_reachable(address)  # no cluster answers: one line now (bounded), before any folder exists
     return PreparedEvaluation(plan, directory)

@@ -18,8 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from raynas.config_fingerprint import record_fingerprint
 from raynas.errors import ConfigError
 from raynas.evaluation.plan import EvaluationPlan, PreparedEvaluation, read_plan, write_plan
+from raynas.folder_lock import folder_lock
+from raynas.ray_address import check_reachable
+from raynas.results.query import EVALUATION_PLAN
+from raynas.resume_guard import resume_guard
 
 TUNE_DIR = "tune"
 
@@ -71,12 +76,19 @@ def _callbacks(plan: EvaluationPlan, directory: Path) -> list[Any]:
 
 def run_evaluation(prepared: PreparedEvaluation, *, echo: Callable[[str], None] = print) -> EvaluationOutcome:
     """Create the run folder, train every (architecture, seed) as a Tune trial, and consolidate the table."""
-    from raynas.experiment import start_ray
-
     plan, directory = prepared.plan, prepared.directory
     directory.mkdir(parents=True)
+    with folder_lock(directory, "raynas train", echo=echo):  # one driver per folder (raynas.folder_lock)
+        return _run_locked(plan, directory, echo)
+
+
+def _run_locked(plan: EvaluationPlan, directory: Path, echo: Callable[[str], None]) -> EvaluationOutcome:
+    """:func:`run_evaluation` in its new folder, locked."""
+    from raynas.experiment import start_ray
+
     try:
         write_plan(plan, directory)
+        record_fingerprint(directory, EVALUATION_PLAN)  # a resume refuses an evaluation.yaml changed since
         start_ray(plan.ray)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
@@ -101,15 +113,25 @@ def run_evaluation(prepared: PreparedEvaluation, *, echo: Callable[[str], None] 
 
 
 def resume_evaluation(directory: str | os.PathLike, *, address: str | None = None,
-                      echo: Callable[[str], None] = print) -> EvaluationOutcome:
+                      echo: Callable[[str], None] = print, accept_config_change: bool = False) -> EvaluationOutcome:
     """Continue an interrupted evaluation run from its folder: finished trials stay finished, the others
-    continue from their last checkpoint (errored ones too) and trials not started yet start."""
-    from raynas.experiment import reattach_callbacks, quiet_tune, restore_tuner, saved_trial_statuses, start_ray
-
+    continue from their last checkpoint (errored ones too) and trials not started yet start. The folder is
+    checked and locked first, and a changed ``evaluation.yaml`` refused unless ``accept_config_change``
+    (:func:`raynas.resume_guard.resume_guard`)."""
     directory = Path(directory)
     plan = read_plan(directory)
     if address:
         plan = replace(plan, ray=replace(plan.ray, address=address))
+    check_reachable(plan.ray.address, "--address" if address else "ray.address")  # bounded, before any write
+    with resume_guard(directory, source=EVALUATION_PLAN, experiment=plan.name, what=f"evaluation '{directory}'",
+                      accept_config_change=accept_config_change, echo=echo):
+        return _resume_checked(plan, directory, echo)
+
+
+def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str], None]) -> EvaluationOutcome:
+    """:func:`resume_evaluation` once the folder is checked and locked and its plan is the one to run."""
+    from raynas.experiment import reattach_callbacks, quiet_tune, restore_tuner, saved_trial_statuses, start_ray
+
     quiet_tune()
     from raynas.results.writer import ResultsWriter
 
