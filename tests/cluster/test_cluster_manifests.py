@@ -99,6 +99,18 @@ def test_launcher_config_autoscales_gpu_workers_and_keeps_dashboard_local() -> N
     assert (ROOT / "search_configs").is_dir()
 
 
+def test_launcher_config_turns_ray_token_authentication_on() -> None:
+    """Every node gets the token at Ray's default path, private, and starts Ray in token mode."""
+    cfg = load(CLUSTER / "aws.yaml")
+    assert cfg["file_mounts"]["~/.ray/auth_token"] == "./cluster/ray_auth_token"
+    assert any("chmod 600 ~/.ray/auth_token" in c for c in cfg["setup_commands"])
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        starts = [c for c in cfg[key] if "ray start" in c]
+        assert starts and all("RAY_AUTH_MODE=token" in c.split("ray start")[0] for c in starts), key
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "cluster/ray_auth_token" in ignored  # the token never goes into the repository
+
+
 def test_raycluster_autoscales_gpu_group_and_exposes_nothing() -> None:
     """RayCluster: autoscaler on, GPU worker group with bounds, ClusterIP only, /shared on every pod."""
     rc = load(KUBERAY / "raycluster.yaml")
