@@ -20,7 +20,7 @@ from raynas.errors import ConfigError
 from raynas.output_paths import folder_name_problem
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
-FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder")
+FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder", "imagenet16")
 DOWNLOADABLE_DATASETS = ("cifar10", "cifar100")
 
 
@@ -96,6 +96,11 @@ def check_data(cfg: DataConfig, path: str) -> Optional[Problem]:
     return Problem(root_path, cfg.root, f"not an existing folder ({name_path} {cfg.name!r} reads its files there)")
 
 
+    if cfg.name == "imagenet16" and cfg.download:
+        # ImageNet's terms of access: the files come from image-net.org with an account, never from here
+        return Problem(join_path(path, "download"), cfg.download,
+                       "imagenet16 cannot be downloaded; get the 16x16 downsampled ImageNet (pickle format) from "
+                       f"image-net.org, unzip it into {root_path} and set download: false")
 def check_search(cfg: SearchConfig, path: str) -> Optional[Problem]:
     """The cosine schedule must not rise, and warm-up must leave epochs in which alphas move."""
     if cfg.weight_lr_min > cfg.weight_lr:

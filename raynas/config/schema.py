@@ -43,7 +43,7 @@ class DataConfig:
     """Which data set to use and how to split it."""
 
     name: str = _f("digits", "data set", registry="datasets")
-    root: Optional[str] = _f(None, "folder holding the files (cifar10, cifar100, imagefolder)")
+    root: Optional[str] = _f(None, "folder holding the files (cifar10, cifar100, imagefolder, imagenet16)")
     download: bool = _f(False, "cifar10/cifar100: let torchvision download into root (needs internet)")
     noise_std: float = _f(0.0, "std of fixed, seeded Gaussian noise added to every input (0: clean)", ge=0.0)
     image_size: Optional[int] = _f(None, "resize inputs to this square size (default: native size)",

@@ -39,6 +39,7 @@ def _lazy(module: str, attr: str) -> Callable[[], Builder]:
 DATASETS.register_lazy("digits", _lazy("raynas.data.digits", "build_digits"))
 DATASETS.register_lazy("cifar10", _lazy("raynas.data.vision", "build_cifar10"))
 DATASETS.register_lazy("cifar100", _lazy("raynas.data.vision", "build_cifar100"))
+DATASETS.register_lazy("imagenet16", _lazy("raynas.data.imagenet16", "build_imagenet16"))
 DATASETS.register_lazy("imagefolder", _lazy("raynas.data.vision", "build_imagefolder"))
 DATASETS.register_lazy("synthetic", _lazy("raynas.data.synthetic", "build_synthetic"))
 

@@ -62,7 +62,7 @@ def test_unknown_nested_key_lists_valid_keys_and_suggests() -> None:
 def test_unknown_data_set_names_valid_ones() -> None:
     message = error_of({"data": {"name": "mnits"}})
     assert message.startswith("data.name = 'mnits': unknown ")
-    for name in ("cifar10", "cifar100", "digits", "imagefolder", "synthetic"):
+    for name in ("cifar10", "cifar100", "digits", "imagefolder", "imagenet16", "synthetic"):
         assert name in message
 
 

@@ -17,7 +17,7 @@ def test_importing_raynas_data_imports_no_heavy_library() -> None:
             "heavy = [m for m in ('torch', 'torchvision', 'sklearn') if m in sys.modules]; "
             "print(','.join(names), '|', ','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "cifar10,cifar100,digits,imagefolder,synthetic |"
+    assert out == "cifar10,cifar100,digits,imagefolder,imagenet16,synthetic |"
 
 
 def test_every_name_resolves_to_a_builder() -> None:
