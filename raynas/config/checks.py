@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional
 
 from raynas.config.schema import (GROUND_TRUTH_METRICS, GROUND_TRUTH_MODES, BenchmarkConfig, DataConfig,
                                   E2NASConfig, ExperimentConfig, ResourcesConfig, SDConfig, SearchConfig, TAConfig,
                                   TrainConfig, TuneConfig)
+from raynas.data.imagenet16_layout import layout_problem
 from raynas.errors import ConfigError
 from raynas.output_paths import folder_name_problem
 
@@ -82,9 +84,17 @@ def check_data(cfg: DataConfig, path: str) -> Optional[Problem]:
         return None
     root_path = join_path(path, "root")
     name_path = join_path(path, "name")
+    if cfg.name == "imagenet16" and cfg.download:
+        # ImageNet's terms of access: the files come from image-net.org with an account, never from here
+        return Problem(join_path(path, "download"), cfg.download,
+                       "imagenet16 cannot be downloaded; get the 16x16 downsampled ImageNet (pickle format) from "
+                       f"image-net.org, unzip it into {root_path} and set download: false")
     if cfg.root is None or not cfg.root.strip():
         return Problem(root_path, cfg.root,
                        f"required when {name_path} is {cfg.name!r}: set it to the folder holding the files")
+    if cfg.name == "imagenet16":  # its files are known: say which are missing before anything runs
+        problem = layout_problem(Path(cfg.root))
+        return None if problem is None else Problem(root_path, cfg.root, problem)
     if os.path.isdir(cfg.root):
         return None
     if cfg.name in DOWNLOADABLE_DATASETS:
@@ -96,11 +106,6 @@ def check_data(cfg: DataConfig, path: str) -> Optional[Problem]:
     return Problem(root_path, cfg.root, f"not an existing folder ({name_path} {cfg.name!r} reads its files there)")
 
 
-    if cfg.name == "imagenet16" and cfg.download:
-        # ImageNet's terms of access: the files come from image-net.org with an account, never from here
-        return Problem(join_path(path, "download"), cfg.download,
-                       "imagenet16 cannot be downloaded; get the 16x16 downsampled ImageNet (pickle format) from "
-                       f"image-net.org, unzip it into {root_path} and set download: false")
 def check_search(cfg: SearchConfig, path: str) -> Optional[Problem]:
     """The cosine schedule must not rise, and warm-up must leave epochs in which alphas move."""
     if cfg.weight_lr_min > cfg.weight_lr:

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from raynas.data.base import SALT_NOISE, SALT_NOISE_TEST, DataBundle, FixedNoise, build_bundle, resize_images
+from raynas.data.imagenet16_layout import EXPECTED_FILES, TEST_FILE, TRAIN_FILES, WHERE_FROM, layout_problem
 from raynas.data.loader import training_augmentation
 from raynas.data.safe_pickle import RefusedGlobal, load_data_pickle
 from raynas.errors import DataError
@@ -30,8 +31,6 @@ from raynas.errors import DataError
 if TYPE_CHECKING:
     from raynas.config.schema import DataConfig
 
-TRAIN_FILES = tuple(f"train_data_batch_{i}" for i in range(1, 11))
-TEST_FILE = "val_data"
 NATIVE_SIZE = 16
 PIXELS = 3 * NATIVE_SIZE * NATIVE_SIZE
 SOURCE_CLASSES = 1000
@@ -42,28 +41,18 @@ STD = (63.22 / 255, 61.26 / 255, 65.09 / 255)
 # NAS-Bench-201's random crop pads 2 pixels at 16 px; a resized image scales it (side / 8).
 CROP_PADDING_DIVISOR = 8
 
-_EXPECTED_FILES = f"{TRAIN_FILES[0]} .. {TRAIN_FILES[-1]} and {TEST_FILE}"
-_WHERE_FROM = "the 16x16 downsampled ImageNet in pickle format from image-net.org, unzipped into one folder"
 _FORMAT = f"a pickled dict with 'data' (N x {PIXELS} uint8) and 'labels' (N ints 1..{SOURCE_CLASSES})"
 
 
 def check_root(cfg: "DataConfig") -> Path:
     """The folder of the ImageNet16 files, or a one-line DataError naming the path and the files expected there."""
     if cfg.root is None or not cfg.root.strip():
-        raise DataError(f"data.root: not set for imagenet16; set it to the folder that holds {_EXPECTED_FILES} "
-                        f"({_WHERE_FROM})")
+        raise DataError(f"data.root: not set for imagenet16; set it to the folder that holds {EXPECTED_FILES} "
+                        f"({WHERE_FROM})")
     root = Path(cfg.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"data.root: {str(root)!r} is not a folder; imagenet16 reads {_EXPECTED_FILES} there "
-                        f"({_WHERE_FROM})")
-    names = (*TRAIN_FILES, TEST_FILE)
-    missing = [name for name in names if not (root / name).is_file()]
-    if len(missing) == len(names):
-        raise DataError(f"data.root: no ImageNet16 files under {str(root)!r}; expected {_EXPECTED_FILES} there "
-                        f"({_WHERE_FROM})")
-    if missing:
-        raise DataError(f"data.root: ImageNet16 files missing under {str(root)!r}: {', '.join(missing)}; expected "
-                        f"{_EXPECTED_FILES} there ({_WHERE_FROM})")
+    problem = layout_problem(root)
+    if problem is not None:
+        raise DataError(f"data.root: {str(root)!r}: {problem}")
     return root
 
 

@@ -154,18 +154,18 @@ def test_missing_root_or_files_is_one_line_naming_path_and_files(tmp_path: Path)
                                      "train_data_batch_1 .. train_data_batch_10 and val_data")
     with pytest.raises(DataError) as err:
         load_data(_cfg(tmp_path / "nowhere"))
-    assert _one_line(err).startswith(f"data.root: '{tmp_path / 'nowhere'}' is not a folder")
+    assert _one_line(err).startswith(f"data.root: '{tmp_path / 'nowhere'}': not a folder; imagenet16 reads "
+                                     "train_data_batch_1 .. train_data_batch_10 and val_data there")
     with pytest.raises(DataError) as err:
         load_data(_cfg(tmp_path))
-    message = _one_line(err)
-    assert message.startswith(f"data.root: no ImageNet16 files under '{tmp_path}'; expected "
-                              "train_data_batch_1 .. train_data_batch_10 and val_data there")
+    assert _one_line(err).startswith(f"data.root: '{tmp_path}': no ImageNet16 files there; expected "
+                                     "train_data_batch_1 .. train_data_batch_10 and val_data")
     write_imagenet16(tmp_path)
     (tmp_path / "train_data_batch_7").unlink()
     (tmp_path / TEST_FILE).unlink()
     with pytest.raises(DataError) as err:
         load_data(_cfg(tmp_path))
-    assert _one_line(err).startswith(f"data.root: ImageNet16 files missing under '{tmp_path}': "
+    assert _one_line(err).startswith(f"data.root: '{tmp_path}': ImageNet16 files missing there: "
                                      "train_data_batch_7, val_data; expected")
 
 
@@ -213,9 +213,21 @@ def test_one_file_with_no_kept_image_is_fine(tmp_path: Path) -> None:
 
 
 def test_config_validation_knows_imagenet16(tmp_path: Path) -> None:
+    write_imagenet16(tmp_path)
     cfg = config_from_dict({"data": {"name": "imagenet16", "root": str(tmp_path)}})
     assert cfg.data.name == "imagenet16"
     with pytest.raises(ConfigError, match=r"^data\.root = null: required when data\.name is 'imagenet16'"):
         config_from_dict({"data": {"name": "imagenet16"}})
     with pytest.raises(ConfigError, match=r"^data\.download = true: imagenet16 cannot be downloaded"):
         config_from_dict({"data": {"name": "imagenet16", "root": str(tmp_path), "download": True}})
+    # the files are checked when the config is read, before any trial starts
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"data": {"name": "imagenet16", "root": str(empty)}})
+    assert _one_line(err).startswith(f"data.root = {str(empty)!r}: no ImageNet16 files there; expected "
+                                     "train_data_batch_1 .. train_data_batch_10 and val_data")
+    write_imagenet16(empty)
+    (empty / "train_data_batch_10").unlink()
+    with pytest.raises(ConfigError, match=r"ImageNet16 files missing there: train_data_batch_10; expected"):
+        config_from_dict({"data": {"name": "imagenet16", "root": str(empty)}})
