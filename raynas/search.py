@@ -31,15 +31,26 @@ from torch import nn
 from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
 from raynas.config import ExperimentConfig
 from raynas.data import EpochLoader, load_data
+from raynas.data.loader import derive_seed
 from raynas.distributed import ShardComm, sync_batchnorm
 from raynas.errors import ConfigError, SearchDivergedError
 from raynas.flatness import arch_hessian_eigenvalue, discretization_gap
 from raynas.objectives import SearchEnv, StepContext, build_objective
+from raynas.ranking import RANK_METRICS, RANK_TIME_COLUMNS
+from raynas.ranking.metrics import (detached_copy, finetune, mean_loss_acc, neighborhood, preserved_rng,
+                                    recalibrate_batchnorm, used_parameters)
 from raynas.selection import SELECTIONS
 from raynas.spaces import Genotype, get_space
 from raynas.supernet import discrete_weights
 from raynas.supernet.base import kept_batchnorm_statistics
 from raynas.supernet.projection import Projection
+
+
+#: purpose tag of the rank metrics' batch stream (:func:`raynas.data.loader.derive_seed`)
+RANK_SALT = 1001
+#: at epoch e the bn re-estimation reads pass e * RANK_PASSES of the rank metrics' batch stream and the fine-tune
+#: the passes after it (up to RANK_PASSES - 1): every epoch's batches of its own
+RANK_PASSES = 100_000
 
 
 def pick_device(name: str) -> torch.device:
@@ -189,6 +200,9 @@ class Search:
         self.val_loader = EpochLoader(self.data.val, s.batch_size, shuffle=True, seed=s.seed + 1,
                                       num_workers=workers)
         self.eval_loader = EpochLoader(self.data.val, s.batch_size, shuffle=False, seed=0, num_workers=workers)
+        #: training batches of the rank metrics (bn, finetune): a stream of their own, never the search's
+        self.rank_loader = EpochLoader(self.data.train, s.batch_size, shuffle=True,
+                                       seed=derive_seed(s.seed, RANK_SALT), num_workers=workers)
         self.candidate_evaluator: Any = None  #: evaluates a stage's candidates (built when the stage starts)
         self.steps_per_epoch = min(len(self.train_loader), s.steps_per_epoch or len(self.train_loader))
         self.epoch = 0  # finished epochs
@@ -250,18 +264,22 @@ class Search:
         extra = self.objective.on_epoch_end(self.model, ctx)
         self.epoch += 1
         self.genotype = self.selection.select(self.model, self.data, ctx)
+        timer = time.perf_counter()
         val_loss, val_acc = self.evaluate(self.eval_loader)
+        val_time = time.perf_counter() - timer
+        derived = discrete_weights(self.space, self.space.choices_from_genotype(self.genotype), device=self.device)
         if s.eval_derived:
-            derived = discrete_weights(self.space, self.space.choices_from_genotype(self.genotype),
-                                       device=self.device)
+            timer = time.perf_counter()
             derived_loss, derived_acc = self.evaluate(self.eval_loader, derived)
+            derived_time = time.perf_counter() - timer
         else:
-            derived_loss = derived_acc = math.nan
+            derived_loss = derived_acc = derived_time = math.nan
         report: dict[str, Any] = {
             "epoch": self.epoch,
             "train_loss": loss_sum / seen if seen else math.nan, "train_acc": correct / seen if seen else math.nan,
             "val_loss": val_loss, "val_acc": val_acc,
             "derived_val_loss": derived_loss, "derived_val_acc": derived_acc,
+            "val_time_s": val_time, "derived_val_time_s": derived_time,
             "weight_lr": weight_lr if train else 0.0,
             "arch_lr": self.arch_optimizer.param_groups[0]["lr"] if update_arch else 0.0,
             "epoch_time_s": time.perf_counter() - start,
@@ -274,6 +292,7 @@ class Search:
             "state_fingerprint": self.fingerprint(),
         }
         report["discretization_gap"] = discretization_gap(val_acc, derived_acc)
+        report.update(self.rank_metrics(derived, (derived_loss, derived_acc)))
         if s.sharpness_every and self.epoch % s.sharpness_every == 0:
             report["arch_sharpness"] = self.arch_sharpness()
         if projection is not None:
@@ -282,6 +301,57 @@ class Search:
             report["decisions"] = decisions
         report.update(extra)
         return report
+
+    def rank_metrics(self, derived: dict[str, torch.Tensor],
+                     derived_result: tuple[float, float]) -> dict[str, float]:
+        """The extra ranking metrics of ``search.rank_metrics`` (:mod:`raynas.ranking`) for the derived cell
+        (one-hot ``derived`` weights; ``derived_result`` its ``(loss, acc)`` as ``derived_val_acc`` measured it),
+        and the seconds each took; NaN on epochs between measurements (every ``search.rank_metrics_every``
+        epochs and at the last). Changes neither the search's weights, statistics nor any RNG state."""
+        s = self.cfg.search
+        kinds = [kind for kind in RANK_METRICS if kind in s.rank_metrics]  # the documented order
+        if not kinds:
+            return {}
+        if self.epoch % s.rank_metrics_every and not self.done:
+            return {column: math.nan for kind in kinds for column in (*RANK_METRICS[kind], RANK_TIME_COLUMNS[kind])}
+        out: dict[str, float] = {}
+        with preserved_rng(self.device):
+            for kind in kinds:
+                timer = time.perf_counter()
+                values = self._rank_metric(kind, derived, derived_result)
+                out.update(zip(RANK_METRICS[kind], values))
+                out[RANK_TIME_COLUMNS[kind]] = time.perf_counter() - timer
+        return out
+
+    def _rank_metric(self, kind: str, derived: dict[str, torch.Tensor],
+                     derived_result: tuple[float, float]) -> tuple[float, ...]:
+        """The values of one :data:`raynas.ranking.RANK_METRICS` kind, in its columns' order."""
+        s = self.cfg.search
+        cap = s.rank_eval_batches
+        if kind == "params":
+            x, _ = next(iter(self.eval_loader.epoch(0)))
+            return (float(used_parameters(self.model, derived, x.to(self.device))),)
+        if kind == "neighborhood":
+            members = [derived] + [
+                discrete_weights(self.space, self.space.choices_from_genotype(g), device=self.device)
+                for g in neighborhood(self.space, self.genotype, s.rank_neighbors, seed=s.seed, epoch=self.epoch)]
+            results = [derived_result if i == 0 and cap is None and not math.isnan(derived_result[1])
+                       else self.evaluate(self.eval_loader, w, max_batches=cap) for i, w in enumerate(members)]
+            loss, acc = mean_loss_acc(results)
+            return acc, loss
+        copy = detached_copy(self.model)
+        if kind == "bn":
+            batches = itertools.islice(self.rank_loader.epoch(self.epoch * RANK_PASSES), s.rank_bn_batches)
+            recalibrate_batchnorm(copy, derived, batches, self.device)
+            loss, acc = self._evaluate_model(copy, derived, batch_stats=False, max_batches=cap)
+        else:  # finetune
+            batches = itertools.chain.from_iterable(
+                self.rank_loader.epoch(self.epoch * RANK_PASSES + 1 + k) for k in range(RANK_PASSES - 1))
+            finetune(copy, derived, batches, self.device, steps=s.rank_finetune_steps,
+                     lr=s.rank_finetune_lr or s.weight_lr, momentum=s.weight_momentum, weight_decay=s.weight_decay,
+                     grad_clip=s.grad_clip)
+            loss, acc = self._evaluate_model(copy, derived, batch_stats=True, max_batches=cap)
+        return acc, loss
 
     def arch_sharpness(self) -> float:
         """Dominant Hessian eigenvalue of the architecture loss w.r.t. the alphas on the first batch of the
@@ -386,6 +456,13 @@ class Search:
         batches = (self.shards.local(batch) for batch in itertools.islice(loader.epoch(0), max_batches))
         sums = evaluation_sums(self.model, batches, weights, self.device, batch_stats=batch_stats)
         loss_sum, correct, seen = self.shards.sum_(list(sums))
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def _evaluate_model(self, model: nn.Module, weights: dict[str, torch.Tensor], *, batch_stats: bool,
+                        max_batches: int | None) -> tuple[float, float]:
+        """:meth:`evaluate` of another ``model`` (a copy of the supernet) on the architecture split."""
+        batches = itertools.islice(self.eval_loader.epoch(0), max_batches)
+        loss_sum, correct, seen = evaluation_sums(model, batches, weights, self.device, batch_stats=batch_stats)
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
     def alphas_long(self) -> dict[str, list]:

@@ -20,6 +20,7 @@ from raynas.config.schema import (GROUND_TRUTH_METRICS, GROUND_TRUTH_MODES, Benc
 from raynas.data.imagenet16_layout import layout_problem
 from raynas.errors import ConfigError
 from raynas.output_paths import folder_name_problem
+from raynas.ranking import RANK_METRICS, kind_of
 
 #: Data sets that read files from ``data.root``; the cifar ones can also download into it.
 FILE_BACKED_DATASETS = ("cifar10", "cifar100", "imagefolder", "imagenet16")
@@ -114,6 +115,12 @@ def check_search(cfg: SearchConfig, path: str) -> Optional[Problem]:
     if cfg.warmup_epochs >= cfg.epochs:
         return Problem(join_path(path, "warmup_epochs"), cfg.warmup_epochs,
                        f"must be < {join_path(path, 'epochs')} ({cfg.epochs})")
+    for i, kind in enumerate(cfg.rank_metrics):
+        if kind not in RANK_METRICS:
+            return Problem(f"{join_path(path, 'rank_metrics')}[{i}]", kind,
+                           f"must be one of {', '.join(map(repr, RANK_METRICS))}")
+        if kind in cfg.rank_metrics[:i]:
+            return Problem(f"{join_path(path, 'rank_metrics')}[{i}]", kind, "is listed twice; name each kind once")
     return None
 
 
@@ -143,7 +150,33 @@ def check_experiment(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
     if name_problem is not None:
         return Problem(join_path(path, "name"), cfg.name, name_problem)
     return (check_selection_fits(cfg, path) or check_sharpness_fits(cfg, path) or check_objectives_fit(cfg, path)
-            or check_e2nas_fits(cfg, path) or check_ground_truth_fits(cfg, path))
+            or check_e2nas_fits(cfg, path) or check_ground_truth_fits(cfg, path) or check_rank_metrics_fit(cfg, path))
+
+
+#: Rank metrics that train or re-estimate a copy of the supernet, which sharded BatchNorm cannot do alone.
+UNSHARDED_RANK_METRICS = ("bn", "finetune")
+
+
+def check_rank_metrics_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
+    """A ``tune.metric`` of ``search.rank_metrics`` must be measured, on every epoch a scheduler decides on
+    (ASHA and PBT compare every report); copies of a sharded supernet cannot be trained alone."""
+    s, metric = cfg.search, cfg.tune.metric
+    for kind in UNSHARDED_RANK_METRICS:
+        if kind in s.rank_metrics and cfg.resources.shards > 1:
+            return Problem(join_path(path, "search.rank_metrics"), s.rank_metrics,
+                           f"must not hold {kind!r} with resources.shards = {cfg.resources.shards}: it trains a "
+                           "copy of the supernet, which runs on unsharded searches only")
+    kind = kind_of(metric)
+    if kind is None:
+        return None
+    if kind not in s.rank_metrics:
+        return Problem(join_path(path, "tune.metric"), metric,
+                       f"is measured only with {kind!r} in search.rank_metrics (now {s.rank_metrics}); add it")
+    if s.rank_metrics_every > 1 and cfg.tune.scheduler in ("asha", "pbt"):
+        return Problem(join_path(path, "search.rank_metrics_every"), s.rank_metrics_every,
+                       f"must be 1 with tune.metric = {metric!r} and tune.scheduler = {cfg.tune.scheduler!r}: the "
+                       "scheduler compares every epoch's value, and the others would be NaN")
+    return None
 
 
 def check_ground_truth_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:

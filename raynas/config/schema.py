@@ -24,6 +24,7 @@ from raynas.allocator import ALLOCATORS
 from raynas.config.limits import (MAX_BATCH_SIZE, MAX_CHANNELS, MAX_CLASSES, MAX_CPUS, MAX_EPOCHS, MAX_GPUS,
                                   MAX_IMAGE_SIZE, MAX_LAYERS, MAX_SAMPLES, MAX_SEED, MAX_STEPS, MAX_TRIALS,
                                   MAX_WORKERS)
+from raynas.ranking import RANK_METRIC_COLUMNS
 
 
 #: ``tune.metric`` values that are ground-truth columns, and the mode each is ranked by
@@ -104,6 +105,24 @@ class SearchConfig:
                                  "w.r.t. the alphas (arch_sharpness; 0: off)", ge=0, le=MAX_EPOCHS)
     sharpness_iters: int = _f(20, "power-iteration steps of that estimate (on the first architecture-split batch)",
                               ge=1, le=10_000)
+    rank_metrics: list[str] = _f([], "extra metrics of the derived cell, for ranking a population (docs/ranking.md): "
+                                     "bn (derived_bn_val_acc/_loss: BatchNorm statistics re-estimated on training "
+                                     "batches), finetune (derived_finetune_val_acc/_loss: a copy fine-tuned), "
+                                     "neighborhood (derived_neighborhood_val_acc/_loss: mean over the cell and "
+                                     "random neighbours), params (derived_params); each records its seconds too "
+                                     "(derived_<kind>_time_s)")
+    rank_metrics_every: int = _f(1, "measure search.rank_metrics every N epochs and at the last one (NaN on the "
+                                    "others)", ge=1, le=MAX_EPOCHS)
+    rank_bn_batches: int = _f(8, "rank_metrics bn: training batches the BatchNorm statistics are re-estimated on",
+                              ge=1, le=MAX_STEPS)
+    rank_finetune_steps: int = _f(200, "rank_metrics finetune: SGD steps of the copy on the weight split (lr cosine "
+                                       "to 0; the search's momentum, weight decay and clip)", ge=1, le=MAX_STEPS)
+    rank_finetune_lr: Optional[float] = _f(None, "rank_metrics finetune: initial learning rate (default: "
+                                                 "search.weight_lr)", gt=0.0)
+    rank_neighbors: int = _f(4, "rank_metrics neighborhood: random neighbours (one edge's op changed) averaged "
+                                "with the cell", ge=1, le=MAX_WORKERS)
+    rank_eval_batches: Optional[int] = _f(None, "rank_metrics bn, finetune, neighborhood: architecture-split "
+                                                "batches per evaluation (default: all)", ge=1, le=MAX_STEPS)
     device: str = _f("auto", "auto (a GPU when the trial has one), cpu or cuda", choices=("auto", "cpu", "cuda"))
     threads: Optional[int] = _f(None, "torch threads per trial (default: the trial's CPUs)", ge=1, le=MAX_WORKERS)
 
@@ -267,11 +286,12 @@ class TuneConfig:
     params: dict = _f({}, "dotted config key -> distribution, e.g. {loguniform: [1.0e-4, 1.0e-2]}; "
                           "kinds: choice, uniform, loguniform, randint (random/optuna searchers, PBT mutations)")
     num_samples: int = _f(1, "repeats of the grid, or trials drawn by the random/optuna searcher", ge=1, le=MAX_TRIALS)
-    metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers; the gt_* "
-                                        "ones are the derived cell's ground truth (section benchmark; gt_regret "
-                                        "with mode min, the others max)",
+    metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers; the "
+                                        "derived_bn/finetune/neighborhood/params ones need their kind in "
+                                        "search.rank_metrics; the gt_* ones are the derived cell's ground truth "
+                                        "(section benchmark; gt_regret with mode min, the others max)",
                      choices=("derived_val_acc", "val_acc", "train_acc", "derived_val_loss", "val_loss",
-                              "train_loss", *GROUND_TRUTH_METRICS))
+                              "train_loss", *RANK_METRIC_COLUMNS, *GROUND_TRUTH_METRICS))
     mode: str = _f("max", "max or min of the metric", choices=("max", "min"))
     scheduler: str = _f("fifo", "trial scheduler", choices=("fifo", "asha", "pbt"))
     asha: AshaConfig = field(default_factory=AshaConfig, metadata={"doc": "ASHA settings (scheduler: asha)"})

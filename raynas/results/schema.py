@@ -13,6 +13,7 @@ from typing import Union
 import pyarrow as pa
 
 from raynas.errors import ResultsError
+from raynas.ranking import RANK_METRIC_COLUMNS, TIME_COLUMNS
 
 SCHEMA_VERSION = 2
 """Version of the table layouts below; bump it when a column changes meaning, type or disappears."""
@@ -28,8 +29,11 @@ protocol (mean over seeds), percentile (0-100) among the table's unique cells, r
 null in searches that are not scored."""
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "derived_val_loss", "derived_val_acc",
-                 "weight_lr", "arch_lr", "epoch_time_s", *GROUND_TRUTH_METRICS)
-"""The named float columns of the epochs table, taken from the report keys of the same name."""
+                 "weight_lr", "arch_lr", "epoch_time_s", *GROUND_TRUTH_METRICS, *RANK_METRIC_COLUMNS, *TIME_COLUMNS)
+"""The named float columns of the epochs table, taken from the report keys of the same name. The extra
+ranking metrics (:mod:`raynas.ranking`) are null where ``search.rank_metrics`` did not ask for them and NaN on
+epochs between measurements; the time columns hold the seconds of each measurement. Tables written before a
+column existed read it as nulls (:func:`conform`)."""
 
 ALPHA_COLUMNS = ("cell", "edge", "src", "dst", "op", "alpha", "weight")
 """The lists of a report's ``alphas`` dict (long format, one entry per (cell, edge, op))."""
