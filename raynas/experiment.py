@@ -235,7 +235,8 @@ def _run_tuner(cfg: ExperimentConfig, prepared: PreparedExperiment, waiting: Opt
         run_config=tune.RunConfig(
             name=TUNE_DIR, storage_path=str(directory.resolve()), verbose=0,
             callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=objects.num_to_keep),  # PBT: all, see schedulers
+            # Tune keeps every checkpoint: raynas.tune.retention deletes them, never ahead of Tune's saved state
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
         ),
     )
@@ -259,28 +260,39 @@ def make_trainable(cfg: ExperimentConfig, base: dict[str, Any]) -> Any:
 
 def make_callbacks(cfg: ExperimentConfig, directory: Path, base: dict[str, Any]) -> tuple[Any, list[Any]]:
     """raynas' Tune callbacks of an experiment folder: the results callback (its writer names the tables),
-    and the list Tune gets: the results tables and the progress lines."""
+    and the list Tune gets: the results tables, the progress lines and (but with PBT) the checkpoint retention."""
     from raynas.results.callback import ResultsCallback
     from raynas.tune.progress import ProgressCallback
+    from raynas.tune.retention import CheckpointRetention
+    from raynas.tune.schedulers import checkpoints_to_keep
 
     # fifo never ends a trial early; asha does (stopped_by), pbt does not but would be named if it did
     scheduler = None if cfg.tune.scheduler == "fifo" else cfg.tune.scheduler
     results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base,
                                  scheduler=scheduler)
     progress_cb = ProgressCallback(lambda o: total_epochs(config_from_dict(with_overrides(base, o))))
-    return results_cb, [results_cb, progress_cb]
+    keep = checkpoints_to_keep(cfg)  # None (PBT): every checkpoint stays while the population runs
+    retention = [] if keep is None else [CheckpointRetention(Path(directory) / TUNE_DIR, keep)]
+    return results_cb, [results_cb, progress_cb, *retention]
 
 
 def finish_tune_state(cfg: ExperimentConfig, directory: Path) -> int:
     """After ``Tuner.fit`` returned: the trials Tune's saved state has neither finished nor failed (the run
-    was interrupted, Ctrl+C); when none, a PBT population's superseded checkpoints are removed (it keeps
-    all of them while it runs, :mod:`raynas.tune.checkpoints`)."""
+    was interrupted, Ctrl+C). Checkpoints no saved state needs any more are removed (:mod:`raynas.tune.retention`);
+    a PBT population's, which keeps all of them while it runs, once none is unfinished
+    (:mod:`raynas.tune.checkpoints`)."""
     from ray import tune
+
+    from raynas.tune.retention import prune_checkpoints, trial_folders
+    from raynas.tune.schedulers import checkpoints_to_keep
 
     tune_dir = (directory / TUNE_DIR).resolve()
     trials = tune.ExperimentAnalysis(str(tune_dir)).trials
     unfinished = sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
-    if not unfinished and cfg.tune.scheduler == "pbt":
+    keep = checkpoints_to_keep(cfg)
+    if keep is not None:  # the rounds of CheckpointRetention lag Tune's saved state: catch up with its last one
+        prune_checkpoints(tune_dir, trial_folders(trials), keep)
+    elif not unfinished:
         from raynas.tune.checkpoints import prune_superseded_checkpoints
 
         prune_superseded_checkpoints(tune_dir)
@@ -367,19 +379,44 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
         return _resume_checked(cfg, directory, echo)
 
 
+def nothing_ran(directory: Path) -> bool:
+    """Whether the run in ``directory`` died before Ray Tune saved any state and before any result was written
+    (:func:`raynas.tune.saved_state.never_saved`): a resume then starts it from the beginning, in its folder."""
+    from raynas.tune.saved_state import never_saved
+
+    return never_saved(directory / TUNE_DIR) and not any((directory / "tables" / "parts").rglob("*.parquet*"))
+
+
+def start_over_line(what: str) -> str:
+    """What a resume prints when it starts a run from the beginning (:func:`nothing_ran`)."""
+    return (f"raynas: {what} stopped before Ray Tune saved any state (no trial had reported): starting it from "
+            "the beginning")
+
+
 def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str], None]) -> ExperimentOutcome:
     """:func:`resume_experiment` once the folder is checked and locked and its config is the one to run."""
     quiet_tune()
+    if nothing_ran(directory):  # killed while Ray or Tune started: without this it needed a person to delete it
+        echo(start_over_line(f"experiment '{directory}'"))
+        shutil.rmtree(directory / TUNE_DIR, ignore_errors=True)  # Tune's settings (tuner.pkl) at most
+        with ray_logs_to(directory):
+            start_ray(cfg.ray)
+            waiting = check_capacity(cfg)
+            prepared = PreparedExperiment(cfg, distinct_seeds(cfg, expand_trials(cfg)), directory)
+            return _run_tuner(cfg, prepared, waiting, echo)
     tune_dir = (directory / TUNE_DIR).resolve()
     before = saved_trial_statuses(tune_dir, f"experiment '{directory}'", "run raynas search again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
     # Every searcher runs one Tune trial per entry of the expanded trial list (raynas.tune.schedulers).
     not_started = max(0, len(expand_trials(cfg)) - len(before))
+    from raynas.results.recovery import search_recovery
     from raynas.results.writer import ResultsWriter
 
     # Before Ray starts, and before a finished experiment is called finished: refuse a folder whose parts were
-    # deleted or lost (its tables are the only copy of those rows), repair a torn part from the tables.
-    tables = ResultsWriter(directory, cfg.name).consolidate()
+    # deleted or lost (its tables are the only copy of those rows), repair a torn part from the tables or from
+    # what Tune saved (or set it aside when the resumed trial writes it again).
+    recover = search_recovery(tune_dir, make_callbacks(cfg, directory.resolve(), trial_base_config(cfg))[0])
+    tables = ResultsWriter(directory, cfg.name, recover=recover).consolidate()
     if not unfinished and not not_started:
         echo(f"raynas: experiment '{cfg.name}' had already finished; nothing to resume")
         return _finished_outcome(cfg, directory, len(before), tables)

@@ -70,8 +70,24 @@ def _trainable(plan: EvaluationPlan) -> Any:
 def _callbacks(plan: EvaluationPlan, directory: Path) -> list[Any]:
     from raynas.results.evaluation_callback import EvaluationsCallback
     from raynas.tune.progress import EvaluationProgress
+    from raynas.tune.retention import CheckpointRetention
 
-    return [EvaluationsCallback(str(directory), plan.name, plan.base_config()), EvaluationProgress()]
+    # Tune keeps every checkpoint (num_to_keep=None): the retention deletes them, never ahead of its saved state
+    return [EvaluationsCallback(str(directory), plan.name, plan.base_config()), EvaluationProgress(),
+            CheckpointRetention(Path(directory) / TUNE_DIR)]
+
+
+def _prune_checkpoints(directory: Path) -> None:
+    """After ``fit``: each trial's latest checkpoint only once every trial has ended (two while any has not:
+    the newest older one is the fallback of a torn latest), never one Tune's saved state restores from."""
+    from ray import tune
+
+    from raynas.tune.retention import KEEP, prune_checkpoints, trial_folders
+
+    tune_dir = (directory / TUNE_DIR).resolve()
+    trials = tune.ExperimentAnalysis(str(tune_dir)).trials
+    ended = all(trial.status in ("TERMINATED", "ERROR") for trial in trials)
+    prune_checkpoints(tune_dir, trial_folders(trials), 1 if ended else KEEP)
 
 
 def run_evaluation(prepared: PreparedEvaluation, *, echo: Callable[[str], None] = print) -> EvaluationOutcome:
@@ -93,6 +109,11 @@ def _run_locked(plan: EvaluationPlan, directory: Path, echo: Callable[[str], Non
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
         raise
+    return _run_new(plan, directory, echo)
+
+
+def _run_new(plan: EvaluationPlan, directory: Path, echo: Callable[[str], None]) -> EvaluationOutcome:
+    """Run every trial of ``plan`` in ``directory`` (written, locked, Ray started) from the beginning."""
     from ray import tune
 
     specs = plan.trial_specs()
@@ -104,11 +125,12 @@ def _run_locked(plan: EvaluationPlan, directory: Path, echo: Callable[[str], Non
         tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname, reuse_actors=True),
         run_config=tune.RunConfig(
             name=TUNE_DIR, storage_path=str(directory.resolve()), verbose=0, callbacks=_callbacks(plan, directory),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=plan.max_failures),
         ),
     )
     grid = tuner.fit()
+    _prune_checkpoints(directory)
     return _outcome(directory, len(grid))
 
 
@@ -130,17 +152,26 @@ def resume_evaluation(directory: str | os.PathLike, *, address: str | None = Non
 
 def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str], None]) -> EvaluationOutcome:
     """:func:`resume_evaluation` once the folder is checked and locked and its plan is the one to run."""
-    from raynas.experiment import reattach_callbacks, quiet_tune, restore_tuner, saved_trial_statuses, start_ray
+    from raynas.experiment import (nothing_ran, quiet_tune, reattach_callbacks, restore_tuner, saved_trial_statuses,
+                                   start_over_line, start_ray)
 
     quiet_tune()
+    from raynas.results.recovery import evaluation_recovery
     from raynas.results.writer import ResultsWriter
 
+    if nothing_ran(directory):  # killed while Ray or Tune started: without this it needed a person to delete it
+        echo(start_over_line(f"evaluation '{directory}'"))
+        shutil.rmtree(directory / TUNE_DIR, ignore_errors=True)  # Tune's settings (tuner.pkl) at most
+        start_ray(plan.ray)
+        return _run_new(plan, directory, echo)
     tune_dir = (directory / TUNE_DIR).resolve()
     before = saved_trial_statuses(tune_dir, f"evaluation '{directory}'", "run raynas train again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
     not_started = max(0, len(plan.trial_specs()) - len(before))
-    # before anything runs: refuses a run whose parts were deleted or lost, repairs a torn part
-    ResultsWriter(directory, plan.name).consolidate(["evaluations"])
+    # before anything runs: refuses a run whose parts were deleted or lost, repairs a torn part (from the
+    # consolidated table or what Tune saved, raynas.results.recovery)
+    recover = evaluation_recovery(tune_dir, plan.name, plan.base_config())
+    ResultsWriter(directory, plan.name, recover=recover).consolidate(["evaluations"])
     if not unfinished and not not_started:
         echo(f"raynas: evaluation '{plan.name}' had already finished; nothing to resume")
         return _outcome(directory, len(before), already_finished=True)
@@ -150,6 +181,7 @@ def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str],
     echo(f"raynas: resuming evaluation '{plan.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
          f"{not_started} not started) -> {directory}")
     grid = tuner.fit()
+    _prune_checkpoints(directory)
     return _outcome(directory, len(grid))
 
 

@@ -100,12 +100,15 @@ class ResultsCallback(Callback):
             }
         return self._identity[trial.trial_id]
 
-    def _write_trial(self, trial: Any, status: str, error: Optional[str] = None) -> None:
+    def trial_row(self, trial: Any, status: str, error: Optional[str] = None) -> dict[str, Any]:
+        """The trials-table row of ``trial`` from its epochs written so far, with ``status`` and ``error``."""
         history = self._history_of(trial.trial_id)
-        row = summarise_trial(trial.trial_id, history.values(), self.metric, self.mode,
-                              experiment=self.writer.experiment_name, status=status, error=error,
-                              scheduler=self.scheduler, **self._identity_of(trial))
-        self.writer.write_trial(row)
+        return summarise_trial(trial.trial_id, history.values(), self.metric, self.mode,
+                               experiment=self.writer.experiment_name, status=status, error=error,
+                               scheduler=self.scheduler, **self._identity_of(trial))
+
+    def _write_trial(self, trial: Any, status: str, error: Optional[str] = None) -> None:
+        self.writer.write_trial(self.trial_row(trial, status, error))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         """Write the report's parts and refresh the trial's row (status RUNNING; ERROR for a divergence)."""

@@ -292,22 +292,30 @@ def _sorted_unique(table: pa.Table, name: str) -> pa.Table:
     return kept.drop_columns(["_row"])
 
 
+Recover = Callable[[str, str, Optional[int]], Optional[tuple[Optional[pa.Table], str]]]
+"""``recover(table, trial_id, epoch or None)`` of a torn part whose rows no consolidated table holds: None when
+nothing else holds them either; else ``(rows, where they came from)``, or ``(None, why)`` when the run that
+is resumed writes the part again (:mod:`raynas.results.recovery`)."""
+
+
 class ResultsWriter:
     """Writes the result tables of one experiment folder: idempotent parts and their consolidation.
 
     With ``read_only`` it only reads (``raynas results``, plots, reports): :meth:`read_parts` never repairs a
     part, and the write methods are not called. ``warn`` receives the one-line warnings (a torn part
-    replaced by the consolidated table's rows); by default they go to stderr.
+    replaced by the consolidated table's rows); by default they go to stderr. ``recover`` (a resume's) finds
+    the rows of a torn part that no consolidated table holds (:data:`Recover`).
     """
 
     def __init__(self, experiment_dir: Union[str, Path], experiment_name: str, *, read_only: bool = False,
-                 warn: Optional[Callable[[str], None]] = None) -> None:
+                 warn: Optional[Callable[[str], None]] = None, recover: Optional[Recover] = None) -> None:
         self.experiment_dir = Path(experiment_dir)
         self.experiment_name = experiment_name
         self.tables_dir = self.experiment_dir / "tables"
         self.parts_dir = self.tables_dir / "parts"
         self.read_only = read_only
         self.warn = warn or _warn_on_stderr
+        self.recover = recover
 
     def table_path(self, name: str) -> Path:
         """Path of the consolidated file of table ``name``."""
@@ -395,8 +403,9 @@ class ResultsWriter:
         A part that cannot be read (torn by a crash before its data reached the disk) is replaced by the
         rows of its key (trial, and epoch for per-epoch tables) in the consolidated table, with a warning:
         a writer also rewrites the part from them and keeps the torn file as ``<part>.torn``; a reader
-        changes nothing. When the consolidated table has no such rows, a :class:`ResultsError` says which
-        part and what to do: nothing is guessed and nothing is changed.
+        changes nothing. A writer with ``recover`` (a resume) asks it next: the rows Ray Tune saved, or
+        the part is set aside because the resumed run writes it again. When nothing holds the rows, a
+        :class:`ResultsError` says which part and what to do: nothing is guessed and nothing is changed.
         """
         schema = schema_for(name)
         tables = []
@@ -430,7 +439,19 @@ class ResultsWriter:
         key = self._part_key(name, path)
         rows = self._consolidated_rows(name, *key) if key is not None else None
         what = f"trial {key[0]}" + ("" if key[1] is None else f", epoch {key[1]}") if key else "its rows"
-        if rows is None or rows.num_rows == 0:
+        source = str(self.table_path(name))
+        found = rows is not None and rows.num_rows > 0
+        if not found and not self.read_only and self.recover is not None and key:
+            recovered = self.recover(name, *key)
+            if recovered is not None:
+                rows, source = recovered
+                if rows is None:  # the resumed run writes this part again
+                    torn = path.with_name(path.name + TORN_SUFFIX)
+                    os.replace(path, torn)
+                    self.warn(f"result part {path} could not be read ({reason}); set aside as {torn.name}: {source}")
+                    return schema_for(name).empty_table()
+                rows, found = conform(rows, name), True  # no rows is an answer too: the report had none
+        if not found:
             raise ResultsError(
                 f"result part {path} cannot be read ({reason}) and the consolidated table "
                 f"{self.table_path(name)} holds no copy of its rows ({what}); nothing was changed: move the part "
@@ -443,7 +464,7 @@ class ResultsWriter:
         os.replace(path, torn)
         _atomic_write(rows, path)
         self.warn(f"result part {path} could not be read ({reason}); rewrote it from its {rows.num_rows} row(s) "
-                  f"({what}) in {self.table_path(name)}; the torn file is kept as {torn.name}")
+                  f"({what}) in {source}; the torn file is kept as {torn.name}")
         return rows
 
     def _consolidated_rows(self, name: str, trial_id: str, epoch: Optional[int]) -> Optional[pa.Table]:

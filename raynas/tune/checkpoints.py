@@ -3,8 +3,8 @@
 
 :func:`load_newest_intact` restores a trial from its latest checkpoint, or, when that one cannot be read
 (torn by a crash or a full disk after Tune registered it), from the newest older checkpoint of the same
-trial folder that loads (Tune keeps ``num_to_keep`` of them per trial, all of them under PBT), and says
-so; a trial with no loadable checkpoint fails with one line naming them.
+trial folder that loads (each trial keeps two, :mod:`raynas.tune.retention`; all of them under PBT), and
+says so; a trial with no loadable checkpoint fails with one line naming them.
 
 Tune's retention (``CheckpointConfig.num_to_keep``) is per trial: each trial's checkpoint manager deletes
 its oldest checkpoints as it registers new ones. Under population based training a trial's checkpoint is
@@ -19,8 +19,9 @@ Tune's), so the manager deleted that folder twice: the second deletion raised ``
 update of the trial's checkpoint index, so the trial's next checkpoint went into a folder name it had used
 before and a later deletion removed its newest checkpoint.
 
-So a PBT experiment runs with ``num_to_keep=None`` (:func:`raynas.tune.schedulers.checkpoints_to_keep`):
-nothing is deleted while any trial may still need a checkpoint. Once every trial has finished,
+So a PBT experiment keeps every checkpoint (:func:`raynas.tune.schedulers.checkpoints_to_keep`; no
+experiment leaves deletions to Tune, :mod:`raynas.tune.retention`): nothing is deleted while any trial may
+still need a checkpoint. Once every trial has finished,
 :func:`prune_superseded_checkpoints` removes all but the checkpoint each trial registers as its latest.
 """
 

@@ -61,3 +61,13 @@ def usable_experiment_state(tune_dir: Path, what: str, again: str, warn: Callabl
     newest, problem = torn[0]
     warn(f"Ray Tune's saved state {newest.name} cannot be read ({problem}); set aside as {newest.name}{TORN_SUFFIX}, "
          f"resuming from the older state {states[len(torn)].name} (epochs after it run again)")
+
+
+def never_saved(tune_dir: Path) -> bool:
+    """Whether Ray Tune saved no experiment state under ``tune_dir`` (none there, none set aside as torn).
+
+    Tune saves its first state in its first step, before any trial can report: a folder without one was
+    left by a driver that died while it started (Ray starting, Tune setting up), so no trial had run.
+    """
+    tune_dir = Path(tune_dir)
+    return not any(tune_dir.glob(STATE_GLOB)) and not any(tune_dir.glob(STATE_GLOB + TORN_SUFFIX))

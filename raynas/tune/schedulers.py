@@ -33,7 +33,8 @@ from raynas.config import ExperimentConfig, ParamSpec, TrialSpec, asha_max_t, ch
 
 #: Tune's count of results a trial reported; raynas reports once per epoch, so it counts epochs.
 TIME_ATTR = "training_iteration"
-#: Checkpoints each trial keeps without PBT (the newest is enough to resume).
+#: Checkpoints each trial keeps without PBT (the newest to resume, an older one if it is torn), deleted by
+#: raynas.tune.retention (Tune's own retention can delete the one its saved state names).
 CHECKPOINTS_TO_KEEP = 2
 
 
@@ -41,7 +42,8 @@ CHECKPOINTS_TO_KEEP = 2
 class TuneObjects:
     """What :class:`ray.tune.Tuner` needs from a raynas config.
 
-    ``num_to_keep`` is the ``tune.CheckpointConfig`` retention (None keeps every checkpoint).
+    ``num_to_keep`` is the checkpoints each trial keeps (None: every one), for :mod:`raynas.tune.retention`;
+    Tune itself always keeps them all.
     """
 
     param_space: dict[str, Any]

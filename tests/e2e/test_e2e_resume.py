@@ -19,6 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -145,8 +146,33 @@ def test_resume_refuses_a_folder_that_is_not_an_experiment(tmp_path):
     assert result.returncode == 2 and len(lines) == 1 and "is not a raynas experiment folder" in lines[0]
 
 
-def test_resume_refuses_an_experiment_without_tune_state(tmp_path):
-    shutil.copy(CONFIG, tmp_path / "config.yaml")  # as if the driver died before Tune started
+def test_resume_of_a_search_killed_before_tune_saved_state_starts_it_over(tmp_path):
+    # What a driver killed while Ray or Tune started leaves: its config and Tune's settings, no saved state, no
+    # results. It used to be refused, and `raynas search` refuses an existing folder: a person had to delete it.
+    import yaml
+
+    config = yaml.safe_load(CONFIG.read_text())
+    config["search"]["epochs"] = 2
+    config["tune"]["grid"] = {"search.epochs": [2]}  # one trial, labelled as EPOCH_LINE reads them
+    exp = tmp_path / "smoke-resume"
+    (exp / "tune").mkdir(parents=True)
+    (exp / "config.yaml").write_text(yaml.safe_dump(config))
+    (exp / "tune" / "tuner.pkl").write_bytes(b"")  # Tune writes it before it saves any state
+    with BackgroundRun("resume", str(exp)) as run:
+        code = run.wait(timeout=300)
+        out, err = run.stdout, run.stderr
+    assert code == 0, err[-3000:]
+    assert f"raynas: experiment '{exp}' stopped before Ray Tune saved any state (no trial had reported): " \
+           "starting it from the beginning" in out
+    assert "raynas: 1 trial(s) of 'smoke-resume'" in out and [e for _, _, e in epoch_lines(out)] == [1, 2]
+    epochs = pq.read_table(exp / "tables" / "epochs.parquet")
+    assert epochs.column("epoch").to_pylist() == [1, 2]
+
+
+def test_resume_refuses_an_experiment_whose_results_outlived_tune_state(tmp_path):
+    shutil.copy(CONFIG, tmp_path / "config.yaml")  # no Tune state, but results: nothing is started over
+    (tmp_path / "tables" / "parts" / "epochs" / "t_00000").mkdir(parents=True)
+    (tmp_path / "tables" / "parts" / "epochs" / "t_00000" / "00001.parquet").write_bytes(b"PAR1")
     result = raynas("resume", str(tmp_path))
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "cannot be resumed" in lines[0], result.stderr
@@ -210,3 +236,65 @@ def test_resume_of_a_truncated_experiment_state_is_one_line(resumed, tmp_path):
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
     assert lines[0].startswith(f"error: experiment '{exp}' cannot be resumed: Ray Tune's saved state {state}")
     assert "no older state" in lines[0] and "Traceback" not in result.stderr
+
+
+def _tear_part(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # what a crash leaves of a file it caught on its way to the disk
+
+
+def test_torn_parts_come_back_from_what_tune_saved_or_the_resumed_trial(resumed, tmp_path):
+    # The parts a crash can tear are those written last: no consolidated table holds them yet.
+    exp = _copy(resumed["killed"], tmp_path / "exp")
+    long, short = resumed["ids"][LONG], resumed["ids"][SHORT]
+    parts = exp / "tables" / "parts"
+    assert not (exp / "tables" / "epochs.parquet").exists()
+    saved = {  # Tune's saved state holds the reports of these: the short trial's last, the long one's checkpoint
+        parts / "epochs" / long / f"{HELD:05d}.parquet": None,
+        parts / "alphas" / short / f"{SHORT:05d}.parquet": None,
+        parts / "trials" / f"{long}.parquet": None,
+    }
+    for path in saved:
+        saved[path] = pq.read_table(path)
+        _tear_part(path)
+    after_checkpoint = parts / "genotypes" / long / f"{HELD + 1:05d}.parquet"  # the resumed trial runs it again
+    after_checkpoint.write_bytes(b"PAR1 torn")
+    with BackgroundRun("resume", str(exp)) as run:
+        code = run.wait(timeout=300)
+        out, err = run.stdout, run.stderr
+    assert code == 0, err[-3000:]
+    assert [e for _, total, e in epoch_lines(out) if total == LONG][0] == HELD + 1  # from the checkpoint of HELD
+    warnings = [line for line in err.splitlines() if "could not be read" in line]
+    assert len(warnings) == 4, err[-3000:]
+    assert sum(f"in the report of epoch {HELD} in Ray Tune's saved state" in line for line in warnings) == 1
+    assert sum(f"in the report of epoch {SHORT} in Ray Tune's saved state" in line for line in warnings) == 1
+    assert sum(f"(trial {long}) in Ray Tune's saved state of the trial" in line for line in warnings) == 1
+    assert sum(f"set aside as {after_checkpoint.name}.torn: trial {long} runs epoch {HELD + 1} again" in line
+               for line in warnings) == 1
+    expected = {(resumed["ids"][total], epoch) for total in (SHORT, LONG) for epoch in range(1, total + 1)}
+    for name in ("epochs", "genotypes"):
+        table = pq.read_table(exp / "tables" / f"{name}.parquet")
+        keys = list(zip(table.column("trial_id").to_pylist(), table.column("epoch").to_pylist()))
+        assert len(keys) == len(set(keys)) and set(keys) == expected, name
+    epochs = pq.read_table(exp / "tables" / "epochs.parquet").to_pylist()
+    (row,) = [r for r in epochs if (r["trial_id"], r["epoch"]) == (long, HELD)]
+    assert row == saved[parts / "epochs" / long / f"{HELD:05d}.parquet"].to_pylist()[0]  # the same row
+    alphas = pq.read_table(exp / "tables" / "alphas.parquet")
+    mine = alphas.filter(pc.and_(pc.equal(alphas["trial_id"], short), pc.equal(alphas["epoch"], SHORT)))
+    assert mine.to_pylist() == saved[parts / "alphas" / short / f"{SHORT:05d}.parquet"].to_pylist()
+
+
+def test_tunes_saved_state_holds_every_checkpointed_report(resumed, tmp_path):
+    # Tune keeps every checkpoint's report in its saved state (raynas.tune.retention: num_to_keep=None), so
+    # even an old epoch's torn part has a copy; an epoch after the checkpoint is run again; nothing else.
+    from raynas.results.recovery import SavedState
+
+    long = resumed["ids"][LONG]
+    recover = SavedState(resumed["killed"] / "tune", lambda name, trial: None)
+    for epoch in range(1, HELD + 1):
+        rows, where = recover("alphas", long, epoch)
+        assert rows.num_rows == 6 * 5 and set(rows.column("epoch").to_pylist()) == {epoch}, where
+    rows, why = recover("epochs", long, HELD + 1)
+    assert rows is None and f"runs epoch {HELD + 1} again" in why
+    assert recover("epochs", resumed["ids"][SHORT], SHORT + 1) is None  # a finished trial: no such epoch
+    assert recover("epochs", "unknown_00009", 1) is None

@@ -65,3 +65,24 @@ def test_resumed_history_equals_an_uninterrupted_training(resumed):
         report = training.run_epoch()
     for name in ("epoch_train_loss", "epoch_test_acc", "epoch_test_loss"):
         assert rows[0][name] == report[name], name
+
+
+def test_resume_of_a_run_killed_before_tune_saved_state_starts_it_over(tmp_path):
+    # What `raynas train` leaves when killed while Ray or Tune started: its plan, no saved state, no results.
+    # It used to be refused ("run raynas train again in a new folder"): a person had to clean up.
+    from raynas.evaluation.plan import plan_evaluation, write_plan
+
+    prepared = plan_evaluation([CONV], epochs=2, overrides=["channels=8", "layers=1", "batch_size=32"],
+                               name="early", out=str(tmp_path), num_cpus=2)
+    prepared.directory.mkdir()
+    write_plan(prepared.plan, prepared.directory)
+    with BackgroundRun("resume", str(prepared.directory)) as run:
+        code = run.wait(timeout=300)
+        out, err = run.stdout, run.stderr
+    assert code == 0, err[-3000:]
+    assert f"raynas: evaluation '{prepared.directory}' stopped before Ray Tune saved any state" in out
+    assert sorted(map(int, EPOCH_LINE.findall(out))) == [1, 2]
+    rows = pq.read_table(prepared.directory / "tables" / "evaluations.parquet").to_pylist()
+    assert [(row["status"], row["epochs_done"]) for row in rows] == [("TERMINATED", 2)]
+    (trial,) = [d for d in (prepared.directory / "tune").iterdir() if d.is_dir()]
+    assert [d.name for d in trial.glob("checkpoint_*")] == ["checkpoint_000001"]  # its last one only, at the end
