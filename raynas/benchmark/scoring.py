@@ -11,6 +11,11 @@ Three steps, each where it belongs:
 - :func:`ground_truth_for` and :func:`ground_truth_columns` (each trial): the lookup and the columns each
   epoch's report gets.
 
+With ``benchmark.official`` the ground truth is an official NAS-Bench-201 / NATS-Bench file instead of the
+embedded table (:mod:`raynas.benchmark.official`): the same steps and columns, for searches on CIFAR-10,
+CIFAR-100 and ImageNet16-120; the driver reads the file (or its cached extraction) before anything is
+written, so a malformed one is refused there.
+
 Imports neither torch nor Ray.
 """
 
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from raynas.benchmark.lookup import GroundTruth, matches_benchmark_data
+from raynas.benchmark.official import OfficialGroundTruth, data_obstacle, official_cache_dir
 from raynas.benchmark.protocol import check_protocol, data_setting, protocol_hash, shipped_protocol
 from raynas.benchmark.table import read_rows, shipped_table_path
 from raynas.config import ExperimentConfig, config_to_dict, read_config_file
@@ -78,6 +84,8 @@ def scoring_obstacle(cfg: ExperimentConfig) -> Optional[str]:
     """Why ``cfg``'s search cannot be scored (another space, other data), or None; reads no table."""
     if cfg.space != SPACE:
         return f"space is {cfg.space!r} (the ground truth covers NB201 cells only)"
+    if cfg.benchmark.official is not None:
+        return data_obstacle(config_to_dict(cfg.data))
     difference = data_difference(cfg)
     if difference is not None:
         return f"{difference} (the search must train on the benchmark's images)"
@@ -94,6 +102,9 @@ def resolve_scoring(cfg: ExperimentConfig, experiment_dir: str | os.PathLike) ->
     (default ``<experiment_dir>/benchmark_cache``, absolute).
 
     ``auto`` is on for an NB201 search on the benchmark's data when the table holds rows of the protocol.
+    With ``benchmark.official`` it is on for an NB201 search on one of the file's data sets, and the file is
+    read here (its extraction cached in ``cache_dir``, default :func:`raynas.benchmark.official.
+    official_cache_dir`): a missing or malformed file is a one-line ConfigError whatever the mode.
     A search that requires scoring (:func:`wants_ground_truth`) and finds no rows raises a one-line
     :class:`ConfigError`; the config checks have already refused the other obstacles.
     """
@@ -105,6 +116,10 @@ def resolve_scoring(cfg: ExperimentConfig, experiment_dir: str | os.PathLike) ->
         if wants_ground_truth(cfg):  # only reached for a config the checks did not see
             raise ConfigError(f"benchmark.score = {section.score!r}: {obstacle}")
         return replace(cfg, benchmark=replace(section, score="off"))
+    if section.official is not None:  # read now: a missing or malformed file is refused before anything runs
+        cache_dir = str(Path(section.cache_dir or official_cache_dir()).resolve())
+        OfficialGroundTruth.open(section.official, cfg.data.name, cache_dir)
+        return replace(cfg, benchmark=replace(section, score="on", cache_dir=cache_dir))
     digest = protocol_hash(benchmark_protocol(section.protocol))
     sources = table_sources(cfg)
     if read_rows(sources, digest).num_rows == 0:
@@ -124,6 +139,9 @@ def describe_scoring(cfg: ExperimentConfig) -> Optional[str]:
     config is valid, the search refuses to start only if it requires scoring."""
     if cfg.benchmark.score == "off" or scoring_obstacle(cfg) is not None:
         return None
+    if cfg.benchmark.official is not None:  # reads (and caches) the file: validate refuses a malformed one
+        truth = OfficialGroundTruth.open(cfg.benchmark.official, cfg.data.name, cfg.benchmark.cache_dir)
+        return f"ground truth: on ({truth.describe()})"
     digest = protocol_hash(benchmark_protocol(cfg.benchmark.protocol))
     sources = table_sources(cfg)
     rows = read_rows(sources, digest)
@@ -136,23 +154,28 @@ def describe_scoring(cfg: ExperimentConfig) -> Optional[str]:
     return f"ground truth: off (no rows of {where})"
 
 
-def ground_truth_for(cfg: ExperimentConfig, *, task_cpus: float = 0.0) -> Optional[GroundTruth]:
-    """The lookup of a trial whose (resolved) config scores it, else None.
+def ground_truth_for(cfg: ExperimentConfig, *,
+                     task_cpus: float = 0.0) -> Optional[GroundTruth | OfficialGroundTruth]:
+    """The lookup of a trial whose (resolved) config scores it, else None: the official file's
+    (``benchmark.official``, read from the extraction the driver cached) or the table's.
 
     ``task_cpus`` 0: a cell missing from the table is trained by a Ray task that asks for no CPU, since the
     trial waits for it with its own.
     """
     if cfg.benchmark.score != "on":
         return None
+    if cfg.benchmark.official is not None:
+        return OfficialGroundTruth.open(cfg.benchmark.official, cfg.data.name, cfg.benchmark.cache_dir)
     return GroundTruth(cfg.benchmark.table, cache_dir=cfg.benchmark.cache_dir,
                        protocol=benchmark_protocol(cfg.benchmark.protocol), task_cpus=task_cpus)
 
 
-def ground_truth_columns(truth: GroundTruth, genotype: str) -> dict[str, float]:
+def ground_truth_columns(truth: GroundTruth | OfficialGroundTruth, genotype: str) -> dict[str, float]:
     """The epochs-table columns of ``genotype`` (gt_test_acc, gt_percentile, gt_regret).
 
     A cell the table lacks is trained on demand (a disconnected cell too); another trial of the experiment
-    may have trained it since this lookup last read the cache, so the cache is read again first.
+    may have trained it since this lookup last read the cache, so the cache is read again first. An official
+    file trains nothing: an arch it lacks is a one-line ConfigError.
     """
     if not truth.has(genotype):
         truth.refresh_cache()

@@ -61,11 +61,24 @@ def _absolute(path: Optional[str]) -> Optional[str]:
 def normalize_benchmark(cfg: BenchmarkConfig) -> BenchmarkConfig:
     """The table, protocol and cache paths absolute, for the same reason as :func:`normalize_data`."""
     table = None if cfg.table is None else [_absolute(p) or p for p in cfg.table]
-    return replace(cfg, table=table, protocol=_absolute(cfg.protocol), cache_dir=_absolute(cfg.cache_dir))
+    return replace(cfg, table=table, protocol=_absolute(cfg.protocol), official=_absolute(cfg.official),
+                   cache_dir=_absolute(cfg.cache_dir))
 
 
 def check_benchmark(cfg: BenchmarkConfig, path: str) -> Optional[Problem]:
-    """A named protocol or table must exist: a typo would otherwise turn ``auto`` scoring off unnoticed."""
+    """A named protocol, table or official file must exist: a typo would otherwise turn ``auto`` scoring off
+    unnoticed. An official file is the whole ground truth, so it comes without a table or protocol (whether
+    it reads is checked when the search starts: :func:`raynas.benchmark.scoring.resolve_scoring`)."""
+    if cfg.official is not None:
+        if not os.path.exists(cfg.official):
+            return Problem(join_path(path, "official"), cfg.official,
+                           "not an existing file or folder; name a NAS-Bench-201 .pth file "
+                           "(NAS-Bench-201-v1_1-096897.pth) or a NATS-Bench topology folder "
+                           "(NATS-tss-v1_0-3ffb9-simple/), or null")
+        for key in ("table", "protocol"):
+            if getattr(cfg, key) is not None:
+                return Problem(join_path(path, key), getattr(cfg, key),
+                               "must be null with benchmark.official: the official file is the ground truth")
     if cfg.protocol is not None and not os.path.isfile(cfg.protocol):
         return Problem(join_path(path, "protocol"), cfg.protocol,
                        "not an existing file; name a protocol YAML such as raynas/benchmark/protocol.yaml, or null")

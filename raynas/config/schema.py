@@ -349,8 +349,14 @@ class BenchmarkConfig:
                                           "table shipped with raynas)")
     protocol: Optional[str] = _f(None, "training protocol YAML of the table (default: the shipped one, "
                                        "raynas/benchmark/protocol.yaml)")
+    official: Optional[str] = _f(None, "an official NAS-Bench-201 .pth file or NATS-Bench topology folder "
+                                       "(NATS-tss-v1_0-3ffb9-simple/): the ground truth of nb201 searches on "
+                                       "cifar10, cifar100 and imagenet16 (200-epoch test accuracy; table and "
+                                       "protocol then unset)")
     cache_dir: Optional[str] = _f(None, "folder of cells trained on demand (missing from the table) (default: "
-                                        "benchmark_cache/ in the experiment folder)")
+                                        "benchmark_cache/ in the experiment folder); with official: folder of the "
+                                        "file's extracted accuracies (default: official/ in "
+                                        "$RAYNAS_BENCHMARK_CACHE or ~/.cache/raynas/benchmark)")
 
 
 @dataclass(frozen=True)

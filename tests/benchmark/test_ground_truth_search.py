@@ -104,7 +104,7 @@ def test_cells_the_table_lacks_are_trained_into_the_experiments_cache(scored, be
     assert cached["seed"].to_pylist() == [0] * cached.num_rows  # one row per cell: each trained once
     resolved = yaml.safe_load((experiment / "config.yaml").read_text())["benchmark"]
     assert resolved == {"score": "on", "table": [str(bench["table"])], "protocol": str(bench["protocol"]),
-                        "cache_dir": str((experiment / CACHE_FOLDER).resolve())}
+                        "official": None, "cache_dir": str((experiment / CACHE_FOLDER).resolve())}
 
 
 def test_the_population_is_ranked_by_the_ground_truth(scored):
