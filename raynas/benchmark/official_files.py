@@ -21,7 +21,8 @@ is_random=False)``: the mean over the benchmark's seeds after the last epoch), w
 The files are loaded without running code from them: the pickles (the ``.pth``'s too, through
 ``torch.load``'s ``pickle_module``) with an unpickler that admits only containers, numbers, NumPy scalars
 and arrays (and tensors in the ``.pth``). Anything else, or any other deviation from the layout, is a
-one-line :class:`ConfigError` naming the path and what was expected. Imports torch (``.pth`` only) and ``nats_bench`` when a file is read.
+one-line :class:`ConfigError` naming the path and what was expected. Imports torch (``.pth`` only) and
+``nats_bench`` when a file is read.
 """
 
 from __future__ import annotations

@@ -227,3 +227,30 @@ def test_files_that_would_run_code_are_refused_without_running_it(tmp_path):
                pth)
     assert "cannot be read as a NAS-Bench-201 file" in one_line_error(pth)
     assert not marker.exists()
+
+
+def test_which_searches_an_official_file_scores(tmp_path):
+    from raynas.benchmark.official import data_obstacle
+    from raynas.benchmark.scoring import resolve_scoring
+    from raynas.config import config_from_dict
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+    from test_data_vision import _write_cifar100
+
+    assert data_obstacle({"name": "imagenet16", "noise_std": 0.0, "image_size": None}) is None
+    assert data_obstacle({"name": "imagenet16", "noise_std": 0.0, "image_size": 16}) is None
+    assert data_obstacle({"name": "imagenet16", "noise_std": 0.0, "image_size": 32}) == \
+        "data.image_size is 32, not null or 16 (imagenet16's own size, the benchmark's)"
+    assert data_obstacle({"name": "synthetic"}).startswith("data.name is 'synthetic'; the official files cover")
+    _write_cifar100(tmp_path / "cifar")
+    path = write_nb201_pth(tmp_path / "nb201.pth", ARCHS, {0: {"cifar100": [73.51]}, 1: {"cifar10": [90.0]}},
+                           epochs=2)
+
+    def resolved(**data):
+        config = {"space": "nb201", "data": {"name": "cifar100", "root": str(tmp_path / "cifar"), **data},
+                  "benchmark": {"official": str(path), "cache_dir": str(tmp_path / "cache")}}
+        return resolve_scoring(config_from_dict(config), tmp_path / "exp").benchmark
+
+    assert resolved().score == "on" and resolved().cache_dir == str((tmp_path / "cache").resolve())
+    assert resolved(noise_std=0.1).score == "off"  # auto: not the benchmark's images, so not scored
+    assert resolved(image_size=16).score == "off"
