@@ -711,13 +711,19 @@ def _finish_build(outcome: Any) -> None:
               help="Folder of on-demand trainings [default: $RAYNAS_BENCHMARK_CACHE or ~/.cache/raynas/benchmark].")
 @click.option("--no-train", is_flag=True, help="Fail instead of training a cell the table lacks.")
 @PROTOCOL_OPTION
+@click.option("--official", default=None, type=click.Path(),
+              help="Look up in an official NAS-Bench-201 .pth or NATS-Bench topology folder instead "
+                   "(docs/benchmark.md); --cache is then where its extraction is kept.")
+@click.option("--data", "data_name", default="cifar10", show_default=True,
+              type=click.Choice(["cifar10", "cifar100", "imagenet16"]), help="With --official: the data set.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
 def bench_lookup(archs: tuple[str, ...], tables: tuple[str, ...], cache_dir: str | None, no_train: bool,
-                 protocol_path: str | None, as_json: bool) -> None:
+                 protocol_path: str | None, official: str | None, data_name: str, as_json: bool) -> None:
     """Ground truth of NB201 arch strings: test accuracy (mean over seeds), percentile, regret.
 
-    A cell the table lacks is trained on demand under the same protocol (seconds) and cached.
+    A cell the table lacks is trained on demand under the same protocol (seconds) and cached. With
+    --official: the file's 200-epoch test accuracy of each arch string on --data.
     """
     from dataclasses import asdict
 
@@ -725,14 +731,20 @@ def bench_lookup(archs: tuple[str, ...], tables: tuple[str, ...], cache_dir: str
 
     for arch in archs:  # a bad arch string is reported before any table is read
         cell_of(arch)
-    truth = GroundTruth(list(tables) or None, cache_dir=cache_dir, train_missing=not no_train,
-                        protocol=_bench_protocol(protocol_path))
+    if official is not None:
+        from raynas.benchmark.official import OfficialGroundTruth
+
+        truth = OfficialGroundTruth.open(official, data_name, cache_dir)
+    else:
+        truth = GroundTruth(list(tables) or None, cache_dir=cache_dir, train_missing=not no_train,
+                            protocol=_bench_protocol(protocol_path))
     scores = truth.scores(list(archs))
     if as_json:
         click.echo(json.dumps([asdict(score) for score in scores], indent=2))
         return
     for score in scores:
-        how = "trained now" if score.trained_now else f"seeds {','.join(map(str, score.seeds))}"
+        how = ("official file" if official is not None else "trained now" if score.trained_now
+               else f"seeds {','.join(map(str, score.seeds))}")
         click.echo(f"{score.arch}  cell {score.cell_id}  test_acc {score.test_acc:.4f}  "
                    f"percentile {score.percentile:.1f}  regret {score.regret:.4f}  ({how})")
 

@@ -254,3 +254,24 @@ def test_which_searches_an_official_file_scores(tmp_path):
     assert resolved().score == "on" and resolved().cache_dir == str((tmp_path / "cache").resolve())
     assert resolved(noise_std=0.1).score == "off"  # auto: not the benchmark's images, so not scored
     assert resolved(image_size=16).score == "off"
+
+
+def test_bench_lookup_reads_an_official_file(tmp_path):
+    import json
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+    from cli_helpers import raynas
+
+    path = write_nb201_pth(tmp_path / "nb201.pth", ARCHS, {0: {"cifar100": [70.0]}, 1: {"cifar100": [73.51]}},
+                           epochs=2)
+    cache = str(tmp_path / "cache")
+    run = raynas("bench", "lookup", ARCHS[0], "--official", str(path), "--data", "cifar100", "--cache", cache)
+    assert run.returncode == 0, run.stderr
+    assert f"{ARCHS[0]}  cell {unique_cells().cell_id(ARCHS[0])}  test_acc 0.7000  percentile 50.0  " \
+           "regret 0.0351  (official file)" in run.stdout
+    run = raynas("bench", "lookup", ARCHS[1], "--official", str(path), "--data", "cifar100", "--cache", cache,
+                 "--json")
+    assert json.loads(run.stdout)[0]["regret"] == 0.0
+    run = raynas("bench", "lookup", ARCHS[2], "--official", str(path), "--data", "cifar100", "--cache", cache)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "has no 200-epoch cifar100 test accuracy" in \
+        run.stderr
