@@ -28,6 +28,7 @@ import torch
 
 from raynas.actors import ShardGroup
 from raynas.config import ExperimentConfig, config_from_dict, config_to_dict
+from raynas.ranking import TIME_COLUMNS
 from raynas.search import Search, load_state, save_state
 
 RTOL = 1e-4
@@ -55,7 +56,7 @@ def rel_err(a: Any, b: Any) -> float:
 
 def strip(report: dict) -> dict:
     """A report without its timings, which legitimately differ between runs."""
-    return {k: v for k, v in report.items() if k not in ("epoch_time_s", "reported_at")}
+    return {k: v for k, v in report.items() if k not in ("epoch_time_s", "reported_at", *TIME_COLUMNS)}
 
 
 def assert_same_epoch(sharded: dict, single: dict) -> None:

@@ -12,6 +12,7 @@ import torch
 from raynas.actors import ShardGroup, TeacherGroup
 from raynas.config import config_from_dict, config_to_dict, load_config
 from raynas.errors import RaynasError
+from raynas.ranking import TIME_COLUMNS
 from raynas.search import Search, load_state, save_state
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def config(placement: str, *, epochs: int = 2, **sd):
 
 def strip(report: dict) -> dict:
     """A report without its timings, which legitimately differ between runs."""
-    return {k: v for k, v in report.items() if k not in ("epoch_time_s", "reported_at", "sd_wait_s")}
+    return {k: v for k, v in report.items() if k not in ("epoch_time_s", "reported_at", "sd_wait_s", *TIME_COLUMNS)}
 
 
 def run(cfg, epochs: int) -> tuple[list[dict], dict, Search]:

@@ -10,6 +10,7 @@ import torch
 from raynas.config import config_from_dict
 from raynas.objectives.sd import (LocalTeachers, SelfDistillationTerm, combine_votes, default_interval,
                                   distillation_loss, merge_sums, snapshot_due, sum_votes, teacher_tags, vote)
+from raynas.ranking import TIME_COLUMNS
 from raynas.search import Search, build_supernet, load_state, save_state
 
 TINY = {
@@ -27,7 +28,7 @@ def tiny(sd: dict | None = None, **search) -> Search:
 
 def strip(report: dict) -> dict:
     """A report without its timings, which legitimately differ between runs."""
-    return {k: v for k, v in report.items() if k not in ("epoch_time_s", "reported_at")}
+    return {k: v for k, v in report.items() if k not in ("epoch_time_s", "reported_at", *TIME_COLUMNS)}
 
 
 def sd_term(search: Search) -> SelfDistillationTerm:

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from raynas.config import config_from_dict
+from raynas.ranking import TIME_COLUMNS
 from raynas.search import Search, load_state, save_state
 
 STAGE = {
@@ -24,7 +25,7 @@ def stage_search(**selection) -> Search:
 
 
 def strip(report: dict) -> dict:
-    return {k: v for k, v in report.items() if k not in ("epoch_time_s", "reported_at")}
+    return {k: v for k, v in report.items() if k not in ("epoch_time_s", "reported_at", *TIME_COLUMNS)}
 
 
 @pytest.fixture(scope="module")
