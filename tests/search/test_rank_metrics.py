@@ -16,7 +16,7 @@ import torch
 from raynas.config import config_from_dict
 from raynas.ranking import RANK_METRIC_COLUMNS, RANK_METRICS, RANK_TIME_COLUMNS, TIME_COLUMNS
 from raynas.ranking.metrics import finetune, neighborhood, recalibrate_batchnorm, used_parameters
-from raynas.search import Search
+from raynas.search import Search, load_state, save_state
 from raynas.spaces import get_space
 from raynas.supernet import discrete_weights
 
@@ -163,3 +163,13 @@ def test_neighbours_differ_in_one_edge_and_repeat_with_the_seed():
     for neighbour in first:
         ops = space.choices_from_genotype(neighbour)["cell"]
         assert sum(ops[e] != center[e] for e in center) == 1
+
+
+def test_a_resumed_search_measures_the_same_values(tmp_path):
+    straight = run(search(rank_metrics=ALL_KINDS))
+    first = search(rank_metrics=ALL_KINDS)
+    first.run_epoch()
+    save_state(first.get_state(), str(tmp_path / "state.pt"))
+    resumed = search(rank_metrics=ALL_KINDS)
+    resumed.set_state(load_state(str(tmp_path / "state.pt")))
+    assert run(resumed) == straight[1:]
