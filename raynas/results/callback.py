@@ -18,7 +18,8 @@ DIVERGED_KEY = "diverged"
 
 CHECKPOINT_FALLBACK_KEY = "checkpoint_fallback"
 """Report key of the first report after a restore from an older checkpoint because the latest one could
-not be loaded: the one line that says so (:func:`raynas.tune.checkpoints.load_newest_intact`)."""
+not be loaded (or of the first epoch, when none loads): the one line that says so
+(:func:`raynas.tune.checkpoints.load_newest_intact`)."""
 
 
 def trial_overrides(trial_config: Optional[Mapping[str, Any]]) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 :func:`load_newest_intact` restores a trial from its latest checkpoint, or, when that one cannot be read
 (torn by a crash or a full disk after Tune registered it), from the newest older checkpoint of the same
 trial folder that loads (each trial keeps two, :mod:`raynas.tune.retention`; all of them under PBT), and
-says so; a trial with no loadable checkpoint fails with one line naming them.
+says so; a trial with no loadable checkpoint starts from the beginning, and says so.
 
 Tune's retention (``CheckpointConfig.num_to_keep``) is per trial: each trial's checkpoint manager deletes
 its oldest checkpoints as it registers new ones. Under population based training a trial's checkpoint is
@@ -35,8 +35,6 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from raynas.errors import ResultsError
-
 #: What a torn or missing state file raises when loaded (torch.load's truncated zip, a short pickle, ...).
 UNREADABLE = (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError)
 
@@ -65,10 +63,12 @@ def older_checkpoints(checkpoint: Any) -> list[Any]:
 
 
 def load_newest_intact(checkpoint: Any, state_file: str,
-                       load: Callable[[str], dict[str, Any]]) -> tuple[dict[str, Any], Optional[str]]:
+                       load: Callable[[str], dict[str, Any]]) -> tuple[Optional[dict[str, Any]], Optional[str]]:
     """``load`` the ``state_file`` of ``checkpoint`` (a Tune checkpoint), else of the newest older
     checkpoint of its trial folder that loads; returns the state and, after a fallback, the one line that
-    says so (None when the latest loaded). Raises :class:`ResultsError` when none loads."""
+    says so (None when the latest loaded). When none loads, the state is None and the line says the trial
+    starts from the beginning: its epochs run again and rewrite their rows, where failing would leave a
+    trial that fails on every resume."""
     reason = ""
     tried = 0
     for candidate in [checkpoint, *older_checkpoints(checkpoint)]:
@@ -84,8 +84,9 @@ def load_newest_intact(checkpoint: Any, state_file: str,
             return state, None
         return state, (f"checkpoint {checkpoint.path} cannot be loaded ({reason}); continuing from "
                        f"{posixpath.basename(candidate.path)}, the newest older checkpoint that loads")
-    raise ResultsError(f"no checkpoint of this trial loads: {checkpoint.path} ({reason})"
-                       + (f" and {tried - 1} older one(s)" if tried > 1 else ", and it has no older one"))
+    return None, (f"no checkpoint of this trial loads: {checkpoint.path} ({reason})"
+                  + (f" and {tried - 1} older one(s)" if tried > 1 else ", and it has no older one")
+                  + "; starting the trial from the beginning")
 
 
 def prune_superseded_checkpoints(tune_dir: Path) -> int:

@@ -35,7 +35,8 @@ def evaluation_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     fallback = None
     if checkpoint is not None:
         state, fallback = load_newest_intact(checkpoint, TRAIN_STATE_FILE, load_state)
-        training.set_state(state)
+        if state is not None:  # None: no checkpoint loads, the training starts from the beginning
+            training.set_state(state)
     while not training.done:
         report = training.run_epoch()
         if fallback:  # the first report after a restore from an older checkpoint says so

@@ -49,7 +49,7 @@ def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             state, fallback = load_newest_intact(checkpoint, STATE_FILE, load_state)
-            lineage = restore_state(search, state)
+            lineage = restore_state(search, state) if state is not None else {}  # None: none loads, from epoch 1
             if fallback:  # the driver's progress line says so (a worker's own output is not shown)
                 lineage[CHECKPOINT_FALLBACK_KEY] = fallback
         while not search.done:
