@@ -142,7 +142,7 @@ class SelectionConfig:
     edge_order: str = _f("random", "perturbation: next undecided edge drawn at random (seeded by search.seed) "
                                    "or fixed (lowest first)", choices=("random", "fixed"))
     topology: bool = _f(True, "perturbation, darts spaces: pick each node's 2 inputs by perturbation too "
-                              "(false: by magnitude)")
+                              "(false: the 2 whose kept op has the largest softmax weight)")
     batch_stats: bool = _f(True, "perturbation, sampling: evaluate candidates with BatchNorm batch statistics (DARTS-PT's "
                                  "code) rather than running statistics")
     eval_batches: Optional[int] = _f(None, "perturbation, sampling: validation batches per candidate evaluation "

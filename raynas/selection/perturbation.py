@@ -34,7 +34,7 @@ option                        default                  note
 ``criterion``                 ``acc``                  released scripts use ``acc`` for both cells
 ``proj_intv``                 5                        released scripts, both spaces
 ``edge_order``                ``random``               ``fixed``: lowest undecided edge / node first
-``topology``                  true                     DARTS spaces only; false: magnitude picks the 2 edges
+``topology``                  true                     DARTS spaces only; false: the 2 edges whose kept op weighs most
 ``batch_stats``               true                     released code evaluates in train mode (batch statistics)
 ``finetune_lr_factor``        0.1                      released code: ``lr / 10``
 ``eval_batches``              all                      the whole architecture split, as the released code
@@ -48,7 +48,7 @@ Imports numpy; torch is imported when a decision runs.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -95,6 +95,18 @@ def projection_rounds(space: "SearchSpace", topology: bool = True) -> list[str]:
     if topology:
         rounds += [TOPOLOGY_ROUND] * max(len(topology_nodes(space, cell)) for cell in space.cell_types)
     return rounds
+
+
+def ranking_weights(projected: Mapping[str, np.ndarray], plain: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The softmax weights ``plain`` restricted to the entries the projection leaves nonzero in ``projected``.
+
+    A decided row of ``projected`` is one-hot (1.0 on its kept op) and a dropped row is zero, so ranking a
+    node's edges by ``projected`` ties every decided edge at 1.0 and keeps the first two (inputs 0 and 1)
+    when no topology round has dropped the others. Here a decided edge keeps only its kept op, weighted by
+    the softmax of its trained alpha (frozen since the decision); an undecided edge keeps its whole softmax
+    row; a dropped edge stays zero, below every live one (a softmax weight is positive).
+    """
+    return {cell: np.where(projected[cell] > 0, plain[cell], 0.0) for cell in projected}
 
 
 def _pick(options: Sequence[int], order: str, seed: int, round_index: int, cell: str) -> int:
@@ -157,7 +169,9 @@ class PerturbationSelection(Selection):
     def select(self, supernet: "Supernet", data: Any, ctx: "StepContext") -> "Genotype":
         """The magnitude choice of the projected architecture weights (the stage's decisions included).
 
-        A disconnected result (possible in NB201 cells, where ``none`` is a candidate) is repaired, with
+        Each edge runs its kept op if decided, else its strongest op; a DARTS-family node keeps the 2 live
+        incoming edges whose op has the largest softmax weight (:func:`ranking_weights`). A disconnected
+        result (possible in NB201 cells, where ``none`` is a candidate) is repaired, with
         ``skip_disconnected``, to the connected choice of the largest log weight over the average of the
         projected and the plain softmax weights: decided edges change only when the cell needs it.
         """
@@ -166,10 +180,9 @@ class PerturbationSelection(Selection):
         space = supernet.space
         with torch.no_grad():
             projected = {c: w.detach().cpu().double().numpy() for c, w in supernet.arch_weights().items()}
-            choices = magnitude_choices(space, projected, skip_disconnected=False)
+            plain = {c: torch.softmax(a.detach().cpu().double(), dim=-1).numpy() for c, a in supernet.alphas.items()}
+            choices = magnitude_choices(space, ranking_weights(projected, plain), skip_disconnected=False)
             if self.skip_disconnected and not space.is_connected(space.genotype_from_choices(choices)):
-                plain = {c: torch.softmax(a.detach().cpu().double(), dim=-1).numpy()
-                         for c, a in supernet.alphas.items()}
                 blend = {c: 0.5 * projected[c] + 0.5 * plain[c] for c in space.cell_types}
                 choices = magnitude_choices(space, blend, skip_disconnected=True)
         return space.genotype_from_choices(choices)

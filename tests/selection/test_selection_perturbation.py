@@ -147,6 +147,34 @@ def test_topology_round_drops_the_edges_whose_removal_hurts_least():
     assert evaluate.calls[-3:] == [5, 4, 3]  # node 5: 5 candidates, then 4, then 3
 
 
+def test_without_topology_rounds_edges_rank_by_the_weight_of_their_kept_op():
+    """Every op-projected row is one-hot (1.0), so ranking the projected weights ties every edge and keeps
+    inputs 0 and 1 for every node; the rank must come from the trained alphas of the kept ops."""
+    net = supernet("darts")
+    ops = net.space.edge_ops("normal", 0)
+    kept_op, strongest_op = ops.index("sep_conv_3x3"), ops.index("skip_connect")
+    with torch.no_grad():
+        for cell in net.space.cell_types:
+            alphas = net.alphas[cell]
+            alphas.zero_()
+            for edge, (src, _) in enumerate(net.space.edges(cell)):
+                alphas[edge, kept_op] = float(src)  # later inputs carry more weight on the kept op
+                alphas[edge, strongest_op] = 6.0    # the heaviest op everywhere, never kept
+    # removing sep_conv_3x3 is what hurts on every edge
+    evaluate = scripted(lambda masked: 0.9 - 0.3 * sum(op == kept_op for _, _, op in masked))
+    attach_base(evaluate, net)
+    selection = PerturbationSelection(proj_intv=0, edge_order="fixed", topology=False)
+    for round_index in range(len(projection_rounds(net.space, topology=False))):
+        selection.decide(net, round_index, evaluate)
+    assert all(not net.projection.undecided(cell) for cell in net.space.cell_types)
+    choices = net.space.choices_from_genotype(selection.select(net, None, None))
+    for cell in net.space.cell_types:
+        edges = net.space.edges(cell)
+        kept = {dst: sorted(edges[e][0] for e in choices[cell] if edges[e][1] == dst) for dst in (2, 3, 4, 5)}
+        assert kept == {2: [0, 1], 3: [1, 2], 4: [2, 3], 5: [3, 4]}, (cell, kept)
+        assert set(choices[cell].values()) == {"sep_conv_3x3"}
+
+
 def test_random_edge_order_is_seeded_and_stateless():
     picks = {}
     for seed in (0, 1):
