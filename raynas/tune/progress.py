@@ -7,7 +7,11 @@ from typing import Any, Callable, TextIO
 
 from ray import tune
 
+from raynas.ranking import RANK_METRICS
 from raynas.results.callback import CHECKPOINT_FALLBACK_KEY, DIVERGED_KEY
+
+#: search.rank_metrics kind -> the accuracy column its progress text shows (params is not an accuracy)
+_RANK_ACCURACY = {kind: columns[0] for kind, columns in RANK_METRICS.items() if columns[0].endswith("_val_acc")}
 
 
 def overrides_label(overrides: dict[str, Any]) -> str:
@@ -21,6 +25,17 @@ def ground_truth_text(result: dict[str, Any]) -> str:
     if accuracy is None:
         return ""
     return f"  gt_acc {accuracy:.3f}" + (f" (p{percentile:.0f})" if percentile is not None else "")
+
+
+def rank_metrics_text(result: dict[str, Any]) -> str:
+    """``  bn_acc 0.612  finetune_acc 0.701``: the ranking metrics measured this epoch (search.rank_metrics,
+    NaN or absent on the epochs between ``rank_metrics_every``), empty when none was."""
+    parts = []
+    for kind, column in _RANK_ACCURACY.items():
+        value = result.get(column)
+        if isinstance(value, (int, float)) and value == value:  # NaN != NaN: not measured this epoch
+            parts.append(f"  {kind}_acc {value:.3f}")
+    return "".join(parts)
 
 
 class ProgressCallback(tune.Callback):
@@ -48,7 +63,7 @@ class ProgressCallback(tune.Callback):
         self._say(f"{self._name(trial)} epoch {result['epoch']:>3}/{epochs}"
                   f"  train_loss {result['train_loss']:.3f}  train_acc {result['train_acc']:.3f}"
                   f"  val_acc {result['val_acc']:.3f}  derived_val_acc {result['derived_val_acc']:.3f}"
-                  f"{ground_truth_text(result)}  skip {result['num_skip']}{stage}  {result['epoch_time_s']:.1f}s")
+                  f"{rank_metrics_text(result)}{ground_truth_text(result)}  skip {result['num_skip']}{stage}  {result['epoch_time_s']:.1f}s")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}

@@ -53,6 +53,7 @@ def study_run(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
     path.write_text(yaml.safe_dump(config))
     run = raynas("search", str(path), "--out", str(root))
     assert run.returncode == 0, run.stderr[-3000:]
+    (root / "stdout.txt").write_text(run.stdout)
     return root / "rank"
 
 
@@ -65,6 +66,16 @@ def test_every_epoch_holds_every_ranking_metric_and_its_seconds(study_run):
         assert 0.0 <= row[METRIC] <= 1.0 and row["derived_params"] > 0
         assert min(row[column] for column in TIME_COLUMNS) >= 0.0
         assert not {key for key, _ in row["extra"]} & set(RANK_METRIC_COLUMNS)  # real columns, not extra
+
+
+def test_each_progress_line_shows_the_ranking_metrics_of_its_epoch(study_run):
+    lines = (study_run.parent / "stdout.txt").read_text().splitlines()
+    for row in load_table(study_run, "epochs").to_pylist():
+        trial, epoch = row["trial_id"], row["epoch"]
+        line = next(text for text in lines if text.startswith(f"[{trial} ") and f" epoch {epoch:>3}/" in text)
+        shown = "".join(f"  {kind}_acc {row[columns[0]]:.3f}" for kind, columns in RANK_METRICS.items()
+                        if columns[0].endswith("_val_acc"))
+        assert shown in line, (line, shown)
 
 
 def test_the_population_is_ranked_by_the_metric(study_run):
