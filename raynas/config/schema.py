@@ -148,7 +148,15 @@ class SelectionConfig:
     eval_batches: Optional[int] = _f(None, "perturbation, sampling: validation batches per candidate evaluation "
                                            "(default: the whole architecture split)", ge=1, le=MAX_STEPS)
     finetune_lr_factor: float = _f(0.1, "perturbation: fine-tuning restarts the weight lr at search.weight_lr "
-                                        "times this, cosine to search.weight_lr_min", gt=0.0)
+                                        "times this (see finetune_lr_schedule)", gt=0.0)
+    finetune_lr_schedule: str = _f("constant", "perturbation: the fine-tuning weight lr stays where it restarts "
+                                               "(constant, the released code, which never steps its cosine "
+                                               "scheduler) or anneals to search.weight_lr_min over the stage "
+                                               "(cosine)", choices=("constant", "cosine"))
+    topology_drop: str = _f("after_round", "perturbation: the edges a topology round removes leave the supernet "
+                                           "when the node's round ends (after_round, the released code) or each "
+                                           "before the round's next step (immediate)",
+                            choices=("after_round", "immediate"))
     workers: int = _f(1, "perturbation, sampling: Ray actors evaluating one decision's candidates in parallel "
                          "(1: in the trial's process)", ge=1, le=MAX_WORKERS)
     samples: int = _f(100, "sampling: architectures drawn uniformly from the space and scored with the "

@@ -13,10 +13,14 @@ masked out of its edge. The selection is a stage after the supernet's training (
    reduction cell seeing the normal cell's new decision.
 2. **Topology projection** (DARTS-family cells, which keep 2 incoming edges per node), one round per node
    with more than 2 inputs: pick such a node, then repeatedly remove the incoming edge whose removal hurts
-   least (highest accuracy / lowest loss) until 2 remain.
+   least (highest accuracy / lowest loss) until 2 remain. The removed edges leave the supernet when the
+   node's round ends, as in the released code, whose every step evaluates the supernet with all the node's
+   edges but the candidate (``topology_drop: after_round``); ``immediate`` removes each before the next step.
 3. Between two rounds the supernet is fine-tuned for ``proj_intv`` epochs: the weight optimizer restarts at
-   ``search.weight_lr * finetune_lr_factor`` with fresh momentum, cosine-annealed to ``search.weight_lr_min``
-   over the stage; the alphas of undecided edges keep training with the search's architecture optimizer.
+   ``search.weight_lr * finetune_lr_factor`` with fresh momentum and stays there, as in the released code
+   (which builds a cosine scheduler but never steps it), or with ``finetune_lr_schedule: cosine`` anneals to
+   ``search.weight_lr_min`` over the stage; the alphas of undecided edges keep training with the search's
+   architecture optimizer.
 
 Decisions happen at stage epochs ``0, i, 2i, ...`` with ``i = max(proj_intv, 1)``, each at the start of its
 epoch; the stage has ``i * (rounds - 1) + 1`` epochs (DARTS-PT's ``tune_epochs``: 81 in the DARTS space with
@@ -37,6 +41,8 @@ option                        default                  note
 ``topology``                  true                     DARTS spaces only; false: the 2 edges whose kept op weighs most
 ``batch_stats``               true                     released code evaluates in train mode (batch statistics)
 ``finetune_lr_factor``        0.1                      released code: ``lr / 10``
+``finetune_lr_schedule``      ``constant``             released code; ``cosine``: anneal to ``weight_lr_min``
+``topology_drop``             ``after_round``          released code; ``immediate``: drop each edge at once
 ``eval_batches``              all                      the whole architecture split, as the released code
 ============================  =======================  ==========================================================
 
@@ -69,6 +75,7 @@ OP_ROUND = "op"
 TOPOLOGY_ROUND = "topology"
 CRITERIA = ("acc", "loss")
 EDGE_ORDERS = ("random", "fixed")
+TOPOLOGY_DROPS = ("after_round", "immediate")
 
 #: columns of the rows :meth:`PerturbationSelection.decide` returns (the ``decisions`` table, less its keys)
 DECISION_COLUMNS = ("round", "cell", "kind", "step", "node", "edge", "src", "dst", "op", "criterion", "acc",
@@ -136,11 +143,15 @@ class PerturbationSelection(Selection):
     name = "perturbation"
 
     def __init__(self, *, skip_disconnected: bool = True, criterion: str = "acc", proj_intv: int = 5,
-                 edge_order: str = "random", topology: bool = True, seed: int = 0) -> None:
+                 edge_order: str = "random", topology: bool = True, topology_drop: str = "after_round",
+                 seed: int = 0) -> None:
         if criterion not in CRITERIA:
             raise ConfigError(f"selection.criterion = {criterion!r}: must be one of {', '.join(CRITERIA)}")
         if edge_order not in EDGE_ORDERS:
             raise ConfigError(f"selection.edge_order = {edge_order!r}: must be one of {', '.join(EDGE_ORDERS)}")
+        if topology_drop not in TOPOLOGY_DROPS:
+            raise ConfigError(f"selection.topology_drop = {topology_drop!r}: must be one of "
+                              f"{', '.join(TOPOLOGY_DROPS)}")
         if proj_intv < 0:
             raise ConfigError(f"selection.proj_intv = {proj_intv!r}: must be >= 0")
         self.skip_disconnected = skip_disconnected
@@ -148,13 +159,14 @@ class PerturbationSelection(Selection):
         self.proj_intv = int(proj_intv)
         self.edge_order = edge_order
         self.topology = topology
+        self.topology_drop = topology_drop
         self.seed = int(seed)
 
     @classmethod
     def from_config(cls, cfg: "SelectionConfig", *, seed: int = 0, objectives: Any = None) -> "PerturbationSelection":
         """An instance with the ``selection`` section's options; ``seed`` orders the edges (``search.seed``)."""
         return cls(skip_disconnected=cfg.skip_disconnected, criterion=cfg.criterion, proj_intv=cfg.proj_intv,
-                   edge_order=cfg.edge_order, topology=cfg.topology, seed=seed)
+                   edge_order=cfg.edge_order, topology=cfg.topology, topology_drop=cfg.topology_drop, seed=seed)
 
     @classmethod
     def stage_epochs(cls, cfg: "SelectionConfig", space: "SearchSpace") -> int:
@@ -251,19 +263,25 @@ class PerturbationSelection(Selection):
             return
         node = _pick(open_nodes, self.edge_order, self.seed, round_index, cell)
         alive = [e for e in incoming(space, cell, node) if not projection.is_dropped(cell, e)]
+        removed: list[int] = []  # after_round: the round's removed edges, still in the supernet
         step = 0
         while len(alive) > 2:
             base = self._base_weights(supernet)
             results = evaluate([self._masked(base, cell, e) for e in alive])
             scores = [acc if self.criterion == "acc" else loss for loss, acc in results]
             dropped = alive[_argbest(scores, lowest=self.criterion != "acc")]
-            projection.drop_edge(cell, dropped)
+            if self.topology_drop == "immediate":
+                projection.drop_edge(cell, dropped)
+            else:
+                removed.append(dropped)
             for e, (loss, acc) in zip(alive, results):
                 src, dst = space.edges(cell)[e]
                 self._row(rows, round_index, cell, TOPOLOGY_ROUND, step, dst, e, src,
                           self._edge_op(supernet, cell, e, base), acc, loss, "drop" if e == dropped else None)
             alive.remove(dropped)
             step += 1
+        for e in removed:  # before the next cell type's round, which sees them gone (as the released code)
+            projection.drop_edge(cell, e)
 
     @staticmethod
     def _edge_op(supernet: "Supernet", cell: str, edge: int, base: dict[str, "torch.Tensor"]) -> str:

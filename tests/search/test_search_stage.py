@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from raynas.config import config_from_dict
 from raynas.ranking import TIME_COLUMNS
@@ -46,12 +48,41 @@ def test_stage_runs_after_the_search_epochs_and_decides_everything(straight):
     assert [r["decided_edges"] for r in reports] == [0, *range(2, 29, 2), 28, 28, 28]  # 2 cells per round
     kinds = [set(r["decisions"]["kind"]) for r in reports[1:]]
     assert kinds == [{"op"}] * 14 + [{"topology"}] * 3
-    # fine-tuning restarts the weight lr at a tenth of search.weight_lr and anneals it
-    assert reports[1]["weight_lr"] == pytest.approx(0.0025)
-    assert reports[-1]["weight_lr"] < reports[1]["weight_lr"]
+    # fine-tuning restarts the weight lr at a tenth of search.weight_lr and keeps it (the released code)
+    assert [r["weight_lr"] for r in reports[1:]] == [pytest.approx(0.0025)] * 17
     final = search.space.choices_from_genotype(search.genotype)
     assert final == search.model.projection.choices()  # the genotype is the projection's
     assert all(len(edges) == 8 for edges in final.values())
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_finetuning_lr_of_every_step(schedule):
+    """The lr each SGD step of the stage runs with: search.weight_lr / 10 throughout (constant, the released
+    code), or annealed from there to search.weight_lr_min over the stage's 17 fine-tuning epochs (cosine)."""
+    search = stage_search(finetune_lr_schedule=schedule)
+    steps = []
+
+    def record(optimizer, args, kwargs):
+        if isinstance(optimizer, torch.optim.SGD):  # the weight optimizer (the architecture's is Adam)
+            steps.append((search.epoch, optimizer.param_groups[0]["lr"]))
+    hook = register_optimizer_step_pre_hook(record)
+    try:
+        while not search.done:
+            search.run_epoch()
+    finally:
+        hook.remove()
+    assert [epoch for epoch, _ in steps] == [k for k in range(18) for _ in range(2)]  # 2 steps per epoch
+    assert [lr for epoch, lr in steps if epoch == 0] == [0.025, 0.025]  # the search epoch
+    stage = [lr for epoch, lr in steps if epoch >= 1]
+    start = search.cfg.search.weight_lr * search.cfg.selection.finetune_lr_factor
+    assert start == pytest.approx(0.0025)
+    if schedule == "constant":
+        assert stage == [start] * 34  # exactly: no drift over the stage
+    else:
+        lr_min = search.cfg.search.weight_lr_min
+        expected = [lr_min + (start - lr_min) * (1 + math.cos(math.pi * k / 17)) / 2 for k in range(17)]
+        assert stage == pytest.approx([lr for lr in expected for _ in range(2)], rel=1e-9)
+        assert stage[-1] < 0.0012
 
 
 def test_no_finetuning_with_proj_intv_zero():

@@ -147,6 +147,56 @@ def test_topology_round_drops_the_edges_whose_removal_hurts_least():
     assert evaluate.calls[-3:] == [5, 4, 3]  # node 5: 5 candidates, then 4, then 3
 
 
+NODE5 = (9, 10, 11, 12, 13)  # the incoming edges of node 5 in a DARTS cell
+
+
+def node5_evaluate(net, seen_dropped):
+    """An Evaluate on the rows of node 5 a candidate leaves at zero: e9 and e11 are redundant (losing both
+    costs 0.4), the others cost a little each. Records, per call, which node-5 edges the projection has
+    dropped (in the normal cell) while the round runs."""
+    cost = {9: 0.0, 10: 0.05, 11: 0.01, 12: 0.2, 13: 0.1}
+
+    def evaluate(candidates):
+        seen_dropped.append({e for e in NODE5 if net.projection.is_dropped("normal", e)})
+        results = []
+        for weights in candidates:
+            acc = 0.9
+            for w in weights.values():
+                zero = {e for e in NODE5 if not bool(w[e].any())}
+                acc -= sum(cost[e] for e in zero) + (0.4 if {9, 11} <= zero else 0.0)
+            results.append((1.0, acc))
+        return results
+    return evaluate
+
+
+@pytest.mark.parametrize("topology_drop, drops, accs, dropped_during", [
+    # the released code: every step sees all of node 5's edges but the candidate, so losing e11 after e9
+    # looks harmless and both go; the removals take effect when the round ends
+    ("after_round", [9, 11, 10], [0.9, 0.85, 0.89, 0.7, 0.8, 0.85, 0.89, 0.7, 0.8, 0.85, 0.7, 0.8],
+     [set(), set(), set()]),
+    # immediate: e9 is gone at step 1, so removing e11 too costs 0.4 and e11 stays
+    ("immediate", [9, 10, 13], [0.9, 0.85, 0.89, 0.7, 0.8, 0.85, 0.49, 0.7, 0.8, 0.44, 0.65, 0.75],
+     [set(), {9}, {9, 10}]),
+])
+def test_topology_drop_when_the_removed_edges_leave_the_supernet(topology_drop, drops, accs, dropped_during):
+    net = supernet("s2")
+    for cell in ("normal", "reduce"):
+        for edge in range(14):
+            net.projection.keep_op(cell, edge, 1)
+    seen_dropped = []
+    selection = PerturbationSelection(proj_intv=0, edge_order="fixed", topology_drop=topology_drop)
+    for round_index in (14, 15):  # nodes 3 and 4 (no cost: the lower edges go)
+        selection.decide(net, round_index, node5_evaluate(net, []))
+    rows = selection.decide(net, 16, node5_evaluate(net, seen_dropped))
+    normal = [i for i, cell in enumerate(rows["cell"]) if cell == "normal"]
+    assert [rows["acc"][i] for i in normal] == pytest.approx(accs)
+    assert [rows["edge"][i] for i in normal if rows["decision"][i] == "drop"] == drops
+    assert seen_dropped[:3] == dropped_during  # the normal cell's three steps
+    assert seen_dropped[3] == set(drops)  # the reduction cell's round sees them gone
+    for cell in ("normal", "reduce"):  # the reduction cell decides the same way
+        assert {e for e in NODE5 if net.projection.is_dropped(cell, e)} == set(drops), cell
+
+
 def test_without_topology_rounds_edges_rank_by_the_weight_of_their_kept_op():
     """Every op-projected row is one-hot (1.0), so ranking the projected weights ties every edge and keeps
     inputs 0 and 1 for every node; the rank must come from the trained alphas of the kept ops."""
@@ -210,10 +260,22 @@ def test_decisions_only_at_their_epochs():
 @pytest.mark.parametrize("options, message", [
     ({"criterion": "accuracy"}, "selection.criterion = 'accuracy'"),
     ({"edge_order": "sorted"}, "selection.edge_order = 'sorted'"),
+    ({"topology_drop": "later"}, "selection.topology_drop = 'later': must be one of after_round, immediate"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):
         PerturbationSelection(**options)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("finetune_lr_schedule", "linear",
+     "selection.finetune_lr_schedule = 'linear': must be one of 'constant', 'cosine'"),
+    ("topology_drop", "at_once", "selection.topology_drop = 'at_once': must be one of 'after_round', 'immediate'"),
+])
+def test_bad_settings_in_a_config(key, value, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"selection": {"name": "perturbation", key: value}})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
 def test_workers_need_an_unsharded_perturbation_search():
