@@ -138,3 +138,36 @@ def test_kendall_tau_b_matches_scipy_with_ties():
     assert math.isnan(module.kendall_tau([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
     figure = module.tau_with_interval(list(range(30)), list(range(30)), draws=100, seed=0)
     assert figure["tau"] == 1.0 and figure["low"] == figure["high"] == 1.0
+
+
+ASHA_TOOL = ROOT / "tools" / "asha_ranking.py"
+
+
+def test_the_asha_tool_reports_the_ground_truth_of_the_kept_trials(study_run):
+    run = subprocess.run([sys.executable, str(ASHA_TOOL), str(study_run), "--bootstrap", "50", "--json"],
+                         cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    [row] = json.loads(run.stdout)
+    trials = load_table(study_run, "trials").to_pylist()
+    gt = {t["trial_id"]: t["final_gt_test_acc"] for t in trials}
+    assert (row["metric"], row["trials"], row["epochs"], row["kept"]) == (METRIC, 2, 3, 2)  # FIFO keeps all
+    assert row["kept_gt"]["mean"] == pytest.approx(sum(gt.values()) / 2)
+    assert row["kept_gt"]["low"] <= row["kept_gt"]["mean"] <= row["kept_gt"]["high"]
+    assert row["winner_trial"] == leaderboard(study_run).to_pylist()[0]["trial_id"]
+    assert row["winner_gt"] == gt[row["winner_trial"]] and row["best_any_gt"] == max(gt.values())
+    table = subprocess.run([sys.executable, str(ASHA_TOOL), str(study_run), "--bootstrap", "50"], cwd=ROOT,
+                           env=cli_env(), capture_output=True, text=True, timeout=300).stdout
+    assert f"| `{METRIC}` | 2 | 2 | " in table
+
+
+def test_the_asha_tool_refuses_an_unscored_experiment_in_one_line(tmp_path):
+    writer = ResultsWriter(tmp_path, "plain")
+    writer.write_report("t0", {"epoch": 1, "derived_val_acc": 0.5, "val_acc": 0.6})
+    writer.write_trial(summarise_trial("t0", [{"epoch": 1, "derived_val_acc": 0.5}], "derived_val_acc", "max",
+                                       experiment="plain", status="TERMINATED", epochs_planned=1,
+                                       config={"search": {"epochs": 1}}))
+    writer.consolidate()
+    run = subprocess.run([sys.executable, str(ASHA_TOOL), str(tmp_path)], cwd=ROOT, env=cli_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and run.stdout == ""
+    assert "without final_gt_test_acc" in run.stderr and len(run.stderr.strip().splitlines()) == 1
