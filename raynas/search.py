@@ -2,8 +2,9 @@
 
 Each step first updates the architecture parameters on a batch of the architecture split (first or second
 order, :mod:`raynas.bilevel`), then the supernet weights on a batch of the weight split (Liu et al.,
-DARTS, ICLR 2019). After each epoch the search evaluates the supernet and the derived architecture (with
-the weights it inherits from the supernet) on the architecture split and derives the current genotype.
+DARTS, ICLR 2019); an objective may ask for the other order (``arch_after_weights``: E2NAS' released code).
+After each epoch the search evaluates the supernet and the derived architecture (with the weights it
+inherits from the supernet) on the architecture split and derives the current genotype.
 
 Evaluation passes use batch statistics in BatchNorm (as DARTS-PT's released code does), leaving the
 running statistics untouched, so that evaluating never changes the state a resumed search continues from.
@@ -147,7 +148,8 @@ def build_latent(cfg: ExperimentConfig, space: Any, device: torch.device) -> Any
     if not cfg.e2nas.autoencoder:
         raise ConfigError("e2nas.autoencoder is unset: `raynas search` pretrains one into the experiment folder; "
                           "a search built directly needs a file from `raynas e2nas pretrain SPACE --out FILE`")
-    return LatentArchitecture(load(cfg.e2nas.autoencoder, device=device), space, init_scale=cfg.e2nas.init_scale)
+    return LatentArchitecture(load(cfg.e2nas.autoencoder, device=device), space, init_scale=cfg.e2nas.init_scale,
+                              estimator=cfg.e2nas.estimator)
 
 
 class Search:
@@ -238,6 +240,8 @@ class Search:
         undecided = projection is None or any(projection.undecided(c) for c in self.space.cell_types)
         update_arch = (train and self.epoch >= s.warmup_epochs and val_iter is not None and undecided
                        and self.cfg.method != "rs")
+        # DARTS updates the architecture first in each step; E2NAS' released code the weights first
+        arch_last = self.objective.arch_after_weights
         loss_sum = correct = seen = 0.0
         self.step_seconds = []
         self.model.train()
@@ -248,10 +252,12 @@ class Search:
             ctx.step = step
             if next_batch is not None:
                 self.objective.prefetch(self.model, next_batch, ctx)
-            if update_arch:
+            if update_arch and not arch_last:
                 self._arch_step(train_batch, self._to_device(self.shards.local(next(val_iter))), ctx)
             loss, logits = self._weight_step(train_batch, ctx)
             self.objective.after_weight_step(self.model, train_batch, ctx)
+            if update_arch and arch_last:
+                self._arch_step(train_batch, self._to_device(self.shards.local(next(val_iter))), ctx)
             n = train_batch[1].numel()
             if n:  # a shard's slice of a short last batch may be empty
                 loss_sum += loss * n

@@ -95,6 +95,10 @@ class Objective:
     #: the factor of the architecture step's own gradient (TA-DARTS' gamma); 1 for every other objective
     arch_loss_weight: float = 1.0
 
+    #: each step updates the weights first, then (after :meth:`after_weight_step`) the architecture (E2NAS'
+    #: released code); False: DARTS' order, architecture first
+    arch_after_weights: bool = False
+
     def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
                            weight_optimizer: "torch.optim.Optimizer",
                            ctx: StepContext) -> "Optional[list[torch.Tensor]]":
@@ -145,6 +149,7 @@ class Term:
     - :meth:`arch_term`: a loss added to the architecture step's loss;
     - :attr:`arch_loss_weight` and :meth:`arch_hypergradient`: a factor on the architecture step's gradient
       and a gradient added to it that no loss of the supernet alone expresses (TA-DARTS);
+    - :attr:`arch_after_weights`: the step order (E2NAS' released estimator: weights first);
     - :meth:`prefetch`, :meth:`after_weight_step`, :meth:`on_epoch_end`, :meth:`close`: as on
       :class:`Objective`; ``get_state``/``set_state`` round-trip everything kept between steps.
 
@@ -184,6 +189,9 @@ class Term:
 
     #: see :attr:`Objective.arch_loss_weight`
     arch_loss_weight: float = 1.0
+
+    #: see :attr:`Objective.arch_after_weights`
+    arch_after_weights: bool = False
 
     def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
                            weight_optimizer: "torch.optim.Optimizer",
@@ -283,6 +291,11 @@ class ComposedObjective(Objective):
         for term in self.terms:
             weight *= term.arch_loss_weight
         return weight
+
+    @property
+    def arch_after_weights(self) -> bool:  # type: ignore[override]
+        """Whether any term asks for the weights-first step order."""
+        return any(term.arch_after_weights for term in self.terms)
 
     def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
                            weight_optimizer: "torch.optim.Optimizer",

@@ -49,6 +49,11 @@ class MixedOp(nn.Module):
     the gradient of its weight is exactly zero, which autograd gives the unused entry of ``w`` anyway), so
     neither its zeros nor their product are kept for the backward pass; and the ops that begin with a ReLU
     (separable, dilated and ReLU-Conv-BN convolutions) share one ``relu(x)`` instead of each keeping its own.
+
+    ``single_path`` is GDAS' forward (Dong & Yang, CVPR 2019), for straight-through weights whose values are
+    one-hot: only the ops with a non-zero weight run, even when ``w`` requires grad, and every other op's
+    term ``w[i] * op_i(x)`` is replaced by ``w[i]`` itself (zero in value, broadcast over the output), so
+    that weight still gets a gradient, the sum of the output's gradient, without its op running.
     """
 
     def __init__(self, op_names: Sequence[str], C: int, stride: int, *, affine: bool = False,
@@ -70,21 +75,29 @@ class MixedOp(nn.Module):
         #: per op: a pooling op without BatchNorm, recomputed from ``x`` in the backward pass (:mod:`raynas.lean`)
         self.cheap_output = tuple(isinstance(op, (nn.AvgPool2d, nn.MaxPool2d)) for op in ops)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[Sequence[bool]] = None) -> torch.Tensor:
-        """Weighted sum of the ops on ``x`` with weights ``w`` (shape ``[ops]``).
+    def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[Sequence[bool]] = None,
+                single_path: bool = False) -> torch.Tensor:
+        """Weighted sum of the ops on ``x`` with weights ``w`` (shape ``[ops]``); ``single_path``: GDAS'
+        forward (class docstring).
 
         ``active`` (one flag per op) lets a caller that already knows which weights are non-zero spare the
-        device synchronisation of looking them up; it is honoured only when skipping is allowed.
+        device synchronisation of looking them up; it is honoured only when skipping is allowed (always
+        with ``single_path``).
         """
         if w.shape != (len(self.ops),):
             raise SpaceError(f"edge weights must have shape ({len(self.ops)},), got {tuple(w.shape)}")
-        if torch.is_grad_enabled() and w.requires_grad:
+        tracked = torch.is_grad_enabled() and w.requires_grad
+        if tracked and not single_path:
             active = None
         elif active is None:
             active = (w != 0).tolist()
         out: Optional[torch.Tensor] = None
         relu_x: Optional[torch.Tensor] = None
+        stand_ins: list[int] = []  # single path: ops whose weight stands in for their output
         for i, op in enumerate(self.ops):
+            if single_path and tracked and not active[i]:
+                stand_ins.append(i)
+                continue
             if self.always_zero[i] or (active is not None and not active[i]):
                 continue
             if self.relu_first[i]:
@@ -101,6 +114,8 @@ class MixedOp(nn.Module):
             out = term if out is None else out + term
         if out is None:  # a dropped edge: zeros of the output shape (every op rounds odd sizes up)
             out = x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        if stand_ins:
+            out = out + w[stand_ins].sum()
         return out
 
 
@@ -119,8 +134,10 @@ def kept_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
 
 
 def run_cell_edges(edges: Sequence[tuple[int, int]], mixed: nn.ModuleList, states: dict[int, torch.Tensor],
-                   w: torch.Tensor, active: Optional[list[list[bool]]] = None) -> dict[int, torch.Tensor]:
-    """Evaluate a search cell: each node is the sum of its incoming mixed ops.
+                   w: torch.Tensor, active: Optional[list[list[bool]]] = None,
+                   single_path: bool = False) -> dict[int, torch.Tensor]:
+    """Evaluate a search cell: each node is the sum of its incoming mixed ops (``single_path``: GDAS'
+    forward on every edge, see :class:`MixedOp`).
 
     ``states`` holds the input nodes; ``edges`` are ``(src, dst)`` pairs in node-major order, so every
     source node is complete before an edge reads it. Returns every node's tensor, inputs included.
@@ -130,7 +147,7 @@ def run_cell_edges(edges: Sequence[tuple[int, int]], mixed: nn.ModuleList, state
     for e, (src, dst) in enumerate(edges):
         if src not in states:
             states[src] = sums.pop(src)
-        out = mixed[e](states[src], w[e], None if active is None else active[e])
+        out = mixed[e](states[src], w[e], None if active is None else active[e], single_path)
         sums[dst] = out if dst not in sums else sums[dst] + out
     states.update(sums)
     return states
@@ -164,6 +181,9 @@ class Supernet(nn.Module):
         self.projection: Optional["Projection"] = None
         #: E2NAS' latent parameterisation (:meth:`use_latent`); None: the alphas are the architecture parameters
         self.latent: Optional["LatentArchitecture"] = None
+        #: every mixed op runs GDAS' forward (:class:`MixedOp`): one op per edge also when the architecture
+        #: weights require grad (E2NAS' released estimator sets it through :meth:`use_latent`)
+        self.single_path = False
         #: inside :meth:`frozen_architecture`: :meth:`arch_weights` are detached
         self.architecture_frozen = False
         #: activation checkpointing: the first this many blocks of ``cells`` recompute their activations in
@@ -183,9 +203,11 @@ class Supernet(nn.Module):
 
     def use_latent(self, latent: "LatentArchitecture") -> None:
         """Make ``latent`` (E2NAS' decoded latent vectors) the architecture parameterisation: from now on
-        :meth:`arch_parameters` are its latents and :meth:`arch_weights` its decoded straight-through weights.
+        :meth:`arch_parameters` are its latents and :meth:`arch_weights` its decoded straight-through weights,
+        run single-path when the latent's estimator asks for it (``latent.single_path``).
         The alphas stay registered (unused), so a state dict keeps its keys."""
         self.latent = latent
+        self.single_path = bool(getattr(latent, "single_path", False))
 
     def network_state_dict(self) -> dict[str, torch.Tensor]:
         """The state dict without E2NAS' latent: what a plain supernet of the same space and size loads
@@ -251,13 +273,13 @@ class Supernet(nn.Module):
             out[cell] = weights[cell]
         return out
 
-    @staticmethod
-    def active_ops(w: torch.Tensor) -> Optional[list[list[bool]]]:
-        """Per edge and op whether its weight is non-zero, when zero-weight ops may be skipped; else None.
+    def active_ops(self, w: torch.Tensor) -> Optional[list[list[bool]]]:
+        """Per edge and op whether its weight is non-zero, when zero-weight ops may be skipped (always with
+        :attr:`single_path`); else None.
 
         One device-to-host copy per cell instead of one per edge.
         """
-        if torch.is_grad_enabled() and w.requires_grad:
+        if torch.is_grad_enabled() and w.requires_grad and not self.single_path:
             return None
         return (w != 0).tolist()
 

@@ -49,10 +49,11 @@ class DartsSearchCell(nn.Module):
         return len(self.intermediate)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: torch.Tensor,
-                active: Optional[list[list[bool]]] = None) -> torch.Tensor:
-        """The cell on inputs ``s0``, ``s1`` with architecture weights ``w`` (``[edges, ops]``)."""
+                active: Optional[list[list[bool]]] = None, single_path: bool = False) -> torch.Tensor:
+        """The cell on inputs ``s0``, ``s1`` with architecture weights ``w`` (``[edges, ops]``; ``single_path``:
+        GDAS' forward)."""
         inputs = {self.inputs[0]: self.preprocess0(s0), self.inputs[1]: self.preprocess1(s1)}
-        states = run_cell_edges(self.edges, self.mixed, inputs, w, active)
+        states = run_cell_edges(self.edges, self.mixed, inputs, w, active, single_path)
         return torch.cat([states[node] for node in self.intermediate], dim=1)
 
 
@@ -96,5 +97,6 @@ class DartsSupernet(Supernet):
         active = {cell: self.active_ops(w[cell]) for cell in w}
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, self.run_block(i, cell, s0, s1, w[cell.cell_type], active[cell.cell_type])
+            s0, s1 = s1, self.run_block(i, cell, s0, s1, w[cell.cell_type], active[cell.cell_type],
+                                        self.single_path)
         return self.global_pooling(s1).flatten(1)

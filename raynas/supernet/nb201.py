@@ -54,9 +54,10 @@ class NB201SearchCell(nn.Module):
         self.output = max(destinations)
         self.mixed = nn.ModuleList(MixedOp(space.edge_ops(cell_type, e), C, 1) for e in range(len(self.edges)))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[list[list[bool]]] = None) -> torch.Tensor:
-        """The cell on ``x`` with architecture weights ``w`` (``[edges, ops]``)."""
-        return run_cell_edges(self.edges, self.mixed, {self.input: x}, w, active)[self.output]
+    def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[list[list[bool]]] = None,
+                single_path: bool = False) -> torch.Tensor:
+        """The cell on ``x`` with architecture weights ``w`` (``[edges, ops]``; ``single_path``: GDAS' forward)."""
+        return run_cell_edges(self.edges, self.mixed, {self.input: x}, w, active, single_path)[self.output]
 
 
 class NB201Supernet(Supernet):
@@ -92,6 +93,6 @@ class NB201Supernet(Supernet):
         active = self.active_ops(w)
         out = self.stem(x)
         for i, block in enumerate(self.cells):
-            args = (out, w, active) if isinstance(block, NB201SearchCell) else (out,)
+            args = (out, w, active, self.single_path) if isinstance(block, NB201SearchCell) else (out,)
             out = self.run_block(i, block, *args)
         return self.global_pooling(self.lastact(out)).flatten(1)
