@@ -241,7 +241,43 @@ def check_e2nas_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
         return Problem(join_path(path, "selection.name"), cfg.selection.name,
                        "must be 'magnitude' (the decoded cell) or 'sampling' with method = 'e2nas': E2NAS runs one "
                        "op per edge, so removing any other op changes nothing for perturbation to measure")
-    return None
+    return check_e2nas_estimator(cfg, path)
+
+
+#: ``e2nas.novelty_after`` when unset, per ``e2nas.estimator``: ours' density counts from the first archived
+#: cell; the released code's novelty is 0 until its archive holds 50 cells
+NOVELTY_AFTER = {"ours": 1, "released": 50}
+
+
+def novelty_after(cfg: E2NASConfig) -> int:
+    """The archived cells the exploration term waits for: ``novelty_after``, or the estimator's own."""
+    return cfg.novelty_after if cfg.novelty_after is not None else NOVELTY_AFTER[cfg.estimator]
+
+
+def check_e2nas_estimator(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
+    """The released estimator reads softmax(z) as the edges x ops table of NB201 cells (whether the
+    autoencoder's latent has that size is checked when the file is read); the exploration threshold must be
+    reachable by the archive."""
+    e2nas = cfg.e2nas
+    if e2nas.estimator == "released":
+        from raynas.spaces import get_space  # imported here: light, but not needed by other configs
+        from raynas.spaces.nb201 import NB201Space
+
+        if not isinstance(get_space(cfg.space), NB201Space):
+            return Problem(join_path(path, "e2nas.estimator"), e2nas.estimator,
+                           f"runs on NB201 cells only (the released code reads softmax(z) as an edges x ops table "
+                           f"of a cell that keeps every edge); space {cfg.space!r} chooses each node's inputs: "
+                           "use 'ours'")
+    threshold = novelty_after(e2nas)
+    if threshold <= e2nas.archive:
+        return None
+    if e2nas.novelty_after is not None:
+        return Problem(join_path(path, "e2nas.novelty_after"), threshold,
+                       f"must be at most e2nas.archive = {e2nas.archive} (the archive never holds more cells, so "
+                       "the exploration term would never count)")
+    return Problem(join_path(path, "e2nas.archive"), e2nas.archive,
+                   f"must be at least {threshold}, the {e2nas.estimator} estimator's e2nas.novelty_after (the "
+                   "exploration term would never count); raise it or set e2nas.novelty_after lower")
 
 
 def check_objectives_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem]:

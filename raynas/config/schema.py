@@ -239,13 +239,22 @@ class E2NASConfig:
     pretrain_epochs: int = _f(5, "autoencoder unset: epochs of that pretraining (seed 0, the CLI's defaults)",
                               ge=1, le=MAX_EPOCHS)
     init_scale: float = _f(1.0e-3, "std of the latent vector's random start (the released code's 1e-3)", ge=0.0)
+    estimator: str = _f("ours", "how z becomes architecture weights: ours (the decoded cell, gradient through the "
+                                "decoder's softmax, every op runs in the architecture step, z steps before the "
+                                "weights) or released (the released code: softmax(z) reshaped to edges x ops, a "
+                                "cell drawn from the decoder, one op per edge in both steps, z steps after the "
+                                "weights; NB201 with a 30-d latent)", choices=("ours", "released"))
     exploration: str = _f("density", "exploration enhancement: a differentiable archive-density term (density), "
                                       "the released code's detached novelty that only rescales the step "
                                       "(detached), or none", choices=("density", "detached", "none"))
     exploration_weight: float = _f(1.0, "weight of the density term: arch loss = (1 - eta) * L_val + eta * weight "
                                          "* density, eta = 1 - sigmoid(10 * (2 * epoch / epochs - 1))", ge=0.0)
-    archive: int = _f(50, "recent distinct architectures whose latents form the density's archive",
+    archive: int = _f(50, "recent architectures whose latents form the density's archive (ours: distinct ones; "
+                          "released: the cells of the last steps, repeats kept, as the released code)",
                       ge=1, le=MAX_SAMPLES)
+    novelty_after: Optional[int] = _f(None, "cells the archive must hold before the exploration term counts "
+                                            "(novelty 0 below); null: the estimator's own, 1 for ours, 50 for "
+                                            "released (the released code's)", ge=1, le=MAX_SAMPLES)
     bandwidth: float = _f(1.0, "Gaussian kernel width of the archive density, in RMS latent units", gt=0.0)
     complement: float = _f(0.5, "lam: weight loss = (1 - lam) L(a_t) + lam / 2 (L(a_t-1) + L(a_c)) (0: off)",
                            ge=0.0, le=1.0)

@@ -8,12 +8,23 @@ DARTS-like cells, two inputs per node) and runs the straight-through weights of
 :func:`raynas.e2nas.vgae.relaxed_weights`: exactly one-hot values, gradients through the decoder's softmax.
 The autoencoder is not a submodule of the supernet: it is neither trained nor saved with the search (the
 search state holds a hash of it, so a resume with another file is refused).
+
+Two estimators turn ``z`` into architecture weights (``e2nas.estimator``):
+
+- ``ours``: the decoded cell (the decoder's most likely op per edge) with the gradient of the decoder's
+  softmax (:func:`raynas.e2nas.vgae.relaxed_weights`); the architecture step runs every op of an edge.
+- ``released`` ([code] ``search_model_eenas.py`` of the released code, NB201 only): ``p = softmax(z)`` over
+  all of ``z``'s entries, reshaped to ``[edges, ops]``, carries the gradient, ``onehot(cell) + p -
+  p.detach()``, for a ``cell`` drawn from the decoder's op distributions (:meth:`sample_indices`) with no
+  gradient through the decoder; the supernet runs it single-path (GDAS' forward: one op per edge in both
+  steps). The decoder never sees ``p``: how a coordinate of ``z`` moves the decoded cell is up to the
+  autoencoder, not to this gradient. ``z`` needs ``edges x ops`` dimensions (30 on NB201).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +34,25 @@ from raynas.e2nas.encoding import choices_key, masked_op_logits, to_choices
 from raynas.e2nas.vgae import ArchVGAE, relaxed_weights
 from raynas.errors import ConfigError
 from raynas.spaces import Genotype, SearchSpace
+
+#: ``e2nas.estimator`` values (module docstring)
+ESTIMATORS = ("ours", "released")
+Indices = dict[str, torch.Tensor]
+
+
+def released_fit_problem(autoencoder: ArchVGAE) -> Optional[str]:
+    """Why the released estimator cannot read ``autoencoder``'s latent as an ``edges x ops`` table (None: it
+    can): its cells must keep every edge (NB201) and its latent must have ``edges * ops`` dimensions."""
+    for cell, layout in autoencoder.layouts.items():
+        if layout.selects_inputs():
+            return (f"the released code's estimator reads softmax(z) as an edges x ops table of NB201 cells; space "
+                    f"{autoencoder.space.name!r} chooses each node's inputs; use 'ours'")
+        cells = layout.num_edges * layout.num_ops
+        if autoencoder.latent != cells:
+            return (f"the released code's estimator reads softmax(z) as the {layout.num_edges} x {layout.num_ops} "
+                    f"table of cell {cell!r}, so the latent needs {cells} dimensions; the autoencoder has "
+                    f"{autoencoder.latent} (pretrain with --latent {cells})")
+    return None
 
 
 def autoencoder_hash(model: ArchVGAE) -> str:
@@ -46,11 +76,20 @@ class LatentArchitecture(nn.Module):
     the latents and its ``arch_weights`` the decoded one-hot weights. Build it on the autoencoder's device.
     """
 
-    def __init__(self, autoencoder: ArchVGAE, space: SearchSpace, *, init_scale: float = 1e-3) -> None:
+    def __init__(self, autoencoder: ArchVGAE, space: SearchSpace, *, init_scale: float = 1e-3,
+                 estimator: str = "ours") -> None:
         super().__init__()
         if autoencoder.space.name != space.name:
             raise ConfigError(f"e2nas.autoencoder was trained for space {autoencoder.space.name!r}, the search runs "
                               f"{space.name!r}: pretrain one with `raynas e2nas pretrain {space.name}`")
+        if estimator not in ESTIMATORS:
+            raise ConfigError(f"e2nas.estimator = {estimator!r}: must be one of {', '.join(map(repr, ESTIMATORS))}")
+        problem = released_fit_problem(autoencoder) if estimator == "released" else None
+        if problem is not None:
+            raise ConfigError(f"e2nas.estimator = 'released': {problem}")
+        self.estimator = estimator
+        #: the supernet runs one op per edge also in the architecture step (GDAS' forward)
+        self.single_path = estimator == "released"
         autoencoder.requires_grad_(False)
         autoencoder.eval()
         # a plain attribute, not a submodule: not in parameters() (so never trained) nor in state_dict()
@@ -76,8 +115,41 @@ class LatentArchitecture(nn.Module):
         return {cell: self.z[cell] for cell in self.cells}
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The straight-through weights ``{cell: [edges, ops]}`` of the decoded architecture."""
+        """The straight-through weights ``{cell: [edges, ops]}`` of the decoded architecture (the estimator's:
+        module docstring)."""
+        if self.estimator == "released":
+            return self.released_weights(self.decoded_indices())
         return relaxed_weights(self.autoencoder, self.latent())
+
+    def released_weights(self, indices: Indices) -> dict[str, torch.Tensor]:
+        """The released estimator's straight-through weights of the cell ``indices`` (``{cell: LongTensor
+        [edges]}``): values ``onehot(indices)`` exactly, gradient that of ``softmax(z)`` over all of ``z``
+        reshaped to ``[edges, ops]`` (so a row is not a distribution by itself, as in the released code)."""
+        out = {}
+        for cell, layout in self.autoencoder.layouts.items():
+            z = self.z[cell]
+            p = F.softmax(z, dim=-1).reshape(layout.num_edges, layout.num_ops)
+            hard = F.one_hot(indices[cell].to(z.device), layout.num_ops).to(p.dtype)
+            # hard + (p - p.detach()) is hard to the bit (the released code's hard - p.detach() + p rounds),
+            # which the single-path forward needs to tell the running op from the others
+            out[cell] = hard + (p - p.detach())
+        return out
+
+    def sample_indices(self, generator: torch.Generator) -> Indices:
+        """A cell drawn from the decoder's op distribution of each edge (``softmax`` of the allowed ops'
+        logits at ``z``), with ``generator`` (a CPU one), as ``{cell: LongTensor [edges]}`` on the CPU.
+
+        [code] The released code decodes ``z`` stochastically (D-VAE's ``decode(z, stochastic=True)``: each
+        vertex type drawn in turn, given the ones before); this decoder scores all edges at once, so the
+        edges are drawn independently given ``z``.
+        """
+        with torch.no_grad():
+            logits, _ = self.autoencoder.decode_logits(self.latent())
+            out = {}
+            for cell, layout in self.autoencoder.layouts.items():
+                p = F.softmax(masked_op_logits(layout, logits[cell]), dim=-1).to("cpu", torch.float64)
+                out[cell] = torch.multinomial(p, 1, generator=generator).squeeze(-1)
+            return out
 
     def decoded_indices(self) -> dict[str, torch.Tensor]:
         """The decoded cell of ``z`` as ``{cell: LongTensor [edges]}`` (op columns, -1 for a dropped edge)."""

@@ -1,8 +1,9 @@
 """The autoencoder of an E2NAS experiment, settled on the driver before any trial starts.
 
-A config that names ``e2nas.autoencoder`` has the file checked against the search space (a one-line
-:class:`~raynas.errors.ConfigError` otherwise); one that does not gets an autoencoder pretrained now
-(``e2nas.pretrain_epochs``, seed 0, the defaults of ``raynas e2nas pretrain``) into the experiment folder,
+A config that names ``e2nas.autoencoder`` has the file checked against the search space and, for
+``e2nas.estimator: released``, its latent size (a one-line :class:`~raynas.errors.ConfigError` otherwise);
+one that does not gets an autoencoder pretrained now (``e2nas.pretrain_epochs``, seed 0, the defaults of
+``raynas e2nas pretrain``, whose 30-d NB201 latent fits the released estimator) into the experiment folder,
 and the path goes into the resolved config, so every trial, shard and ``raynas resume`` reads the same file.
 """
 
@@ -32,6 +33,13 @@ def prepare_autoencoder(cfg: ExperimentConfig, directory: Path, *,
             raise ConfigError(f"e2nas.autoencoder = {cfg.e2nas.autoencoder!r}: trained for space "
                               f"{model.space.name!r}, the search runs {cfg.space!r}; pretrain one with "
                               f"`raynas e2nas pretrain {cfg.space}`")
+        if cfg.e2nas.estimator == "released":
+            from raynas.e2nas.latent import released_fit_problem
+
+            problem = released_fit_problem(model)
+            if problem is not None:
+                raise ConfigError(f"e2nas.autoencoder = {cfg.e2nas.autoencoder!r}: with e2nas.estimator = "
+                                  f"'released', {problem}")
         return cfg
     epochs = cfg.e2nas.pretrain_epochs
     echo(f"raynas: pretraining the {cfg.space} cell autoencoder for E2NAS ({epochs} epochs, seed 0)")

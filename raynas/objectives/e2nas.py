@@ -29,17 +29,31 @@ every kept edge where ``a_t`` and ``a_{t-1}`` agree, ``a_t``'s op elsewhere; DAR
 inputs. [code] The released code computes the two extra losses but back-propagates only ``L(a_t)``; here all
 three terms train the weights (the paper's intent: the supernet keeps the ops the search left behind). The
 weight step runs the one-hot architectures without a gradient path to ``z``, so each runs one op per edge.
+
+The estimator (``e2nas.estimator``, :mod:`raynas.e2nas.latent`) decides which cell a step trains and how
+the architecture step's gradient reaches ``z``:
+
+- ``ours``: the decoded cell, the architecture step before the weight step (DARTS' order), the archive of
+  the last ``archive`` distinct cells;
+- ``released`` ([code] the released code's ``search_func``): the weight step trains a cell drawn from the
+  decoder (from ``(seed, step)``), then the architecture step runs another draw single-path with the
+  gradient of ``softmax(z)`` reshaped to ``[edges, ops]``; the archive holds the cells of the last
+  ``archive`` steps, repeats kept, and a step's cell joins it after that step's architecture update (the
+  released code appends after ``a_optimizer.step()``).
+
+Either way the exploration term is 0 until the archive holds ``novelty_after`` cells (ours 1; the released
+code's 50: ``if len(arch_archive) < 50: Novelty = 0``), while ``L_val`` keeps its ``1 - eta`` factor.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from raynas.config.checks import novelty_after
 from raynas.e2nas.encoding import DROPPED, layouts, one_hot, to_choices
 from raynas.e2nas.latent import architecture_hash
 from raynas.objectives.base import Batch, SearchEnv, StepContext, Term
@@ -93,8 +107,14 @@ class E2NASTerm(Term):
         self.exploration_weight = float(cfg.exploration_weight)
         self.archive_size = int(cfg.archive)
         self.bandwidth = float(cfg.bandwidth)
+        #: the released code's estimator (module docstring); False: ours
+        self.released = cfg.estimator == "released"
+        self.arch_after_weights = self.released
+        #: archived cells below which the exploration term is 0
+        self.novelty_after = novelty_after(cfg)
         self.previous: Optional[Indices] = None
-        self.archive: "OrderedDict[int, torch.Tensor]" = OrderedDict()  # architecture hash -> latent embedding
+        #: (architecture hash, latent embedding), oldest first (distinct hashes unless released)
+        self.archive: list[tuple[int, torch.Tensor]] = []
         self.visited: set[int] = set()
         self._reset_metrics()
         self._step_density = math.nan
@@ -114,10 +134,28 @@ class E2NASTerm(Term):
         """``1 - lam``: the share of the current architecture's loss in the weight step."""
         return 1.0 - self.complement
 
+    # -- the step's cell ------------------------------------------------------------------------------
+    def step_indices(self, model: "nn.Module", ctx: StepContext) -> Indices:
+        """The cell this step's weight update trains: the decoded one (ours), or one drawn from the decoder
+        with a generator of ``(seed, step)`` (released: the same draw on every call and shard of a step)."""
+        if self.released:
+            return model.latent.sample_indices(step_generator("e2nas.weight", ctx.seed, ctx.global_step))
+        return model.latent.decoded_indices()
+
+    @staticmethod
+    def released_weights(model: "nn.Module", indices: Indices) -> dict[str, torch.Tensor]:
+        """The released estimator's weights of a cell, with the rows a selection stage fixed (if any)."""
+        weights = model.latent.released_weights(indices)
+        return weights if model.projection is None else model.projection.apply(weights)
+
     # -- weight step: complementation ------------------------------------------------------------------
     def path_weights(self, model: "nn.Module", ctx: StepContext) -> Optional[dict[str, torch.Tensor]]:
-        """The decoded one-hot weights without their gradient path (one op per edge runs), unless the
-        caller needs the architecture gradient of the weight loss (second order)."""
+        """The step's one-hot weights without their gradient path (one op per edge runs), unless the
+        caller needs the architecture gradient of the weight loss (second order: ours then runs the
+        supernet's own weights, released its straight-through weights of the step's cell)."""
+        if self.released:
+            weights = self.released_weights(model, self.step_indices(model, ctx))
+            return weights if ctx.arch_grad else {cell: w.detach() for cell, w in weights.items()}
         if ctx.arch_grad:
             return None
         return {cell: w.detach() for cell, w in model.arch_weights().items()}
@@ -129,7 +167,7 @@ class E2NASTerm(Term):
         if self.complement == 0.0 or ctx.arch_grad:
             return None
         x, y = batch
-        current = model.latent.decoded_indices()
+        current = self.step_indices(model, ctx)
         previous = self.previous if self.previous is not None else current
         comp = complementary_indices(self.space, current, previous, step_generator("e2nas", ctx.seed, ctx.global_step))
         extra = F.cross_entropy(model(x, self._weights(previous, x.device)), y) \
@@ -142,40 +180,68 @@ class E2NASTerm(Term):
         return {cell: t[0] for cell, t in hot.items()}
 
     def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
-        """Record the step's architecture: the previous one for complementation, the archive, the visits."""
-        current = model.latent.decoded_indices()
+        """Record the step's architecture: the previous one for complementation, the archive, the visits.
+
+        Released: the archive gets the step *before*'s cell instead, so that it joins after that step's
+        architecture update (which follows this hook) and the architecture step sees only earlier cells."""
+        current = self.step_indices(model, ctx)
         if self.previous is not None and any(not torch.equal(current[c], self.previous[c]) for c in current):
             self._metrics["changes"] += 1
-        self.previous = current
-        choices = to_choices(self.space, {cell: t.unsqueeze(0) for cell, t in current.items()})[0]
-        key = architecture_hash(choices)
-        self.visited.add(key)
-        if key in self.archive:
-            self.archive.move_to_end(key)
+        if self.released:
+            if self.previous is not None:
+                self._archive(model, self.previous)
         else:
-            embedding = model.latent.autoencoder.embed([choices])
-            self.archive[key] = torch.cat([embedding[cell][0] for cell in model.latent.cells]).cpu()
-            while len(self.archive) > self.archive_size:
-                self.archive.popitem(last=False)
+            self._archive(model, current)
+        self.visited.add(self._key(current))
+        self.previous = current
         if not math.isnan(self._step_complement):
             self._metrics["complement"] += self._step_complement
             self._metrics["complement_steps"] += 1
             self._step_complement = math.nan
 
+    def _key(self, indices: Indices) -> int:
+        return architecture_hash(to_choices(self.space, {cell: t.unsqueeze(0) for cell, t in indices.items()})[0])
+
+    def _archive(self, model: "nn.Module", indices: Indices) -> None:
+        """Append a cell's latent embedding to the archive (ours: moving an archived cell to the end
+        instead), dropping the oldest beyond ``archive``."""
+        key = self._key(indices)
+        known = next((point for k, point in self.archive if k == key), None)
+        if not self.released and known is not None:
+            self.archive = [(k, point) for k, point in self.archive if k != key]
+        if known is None:
+            choices = to_choices(self.space, {cell: t.unsqueeze(0) for cell, t in indices.items()})[0]
+            embedding = model.latent.autoencoder.embed([choices])
+            known = torch.cat([embedding[cell][0] for cell in model.latent.cells]).cpu()
+        self.archive.append((key, known))
+        del self.archive[:-self.archive_size]
+
     # -- architecture step: exploration ----------------------------------------------------------------
     def density(self, model: "nn.Module") -> torch.Tensor:
-        """The archive's kernel density at the current latent (differentiable; 0 with an empty archive)."""
+        """The archive's kernel density at the current latent (differentiable; 0 while the archive holds
+        fewer than ``novelty_after`` cells)."""
         z = torch.cat(model.latent.parameters_in_order())
-        if not self.archive:
+        if not self.novelty_counts():
             return z.sum() * 0.0
-        points = torch.stack(list(self.archive.values())).to(z.device, z.dtype)
+        points = torch.stack([point for _, point in self.archive]).to(z.device, z.dtype)
         squared = ((points - z) ** 2).sum(-1) / z.numel()
         return torch.exp(-squared / (2 * self.bandwidth ** 2)).mean()
 
+    def novelty_counts(self) -> bool:
+        """Whether the archive holds the ``novelty_after`` cells the exploration term waits for."""
+        return len(self.archive) >= self.novelty_after
+
     def arch_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> Optional[torch.Tensor]:
-        """``(1 - eta) * L_val + eta * weight * density`` (``detached``: the density as a constant novelty)."""
+        """``(1 - eta) * L_val + eta * weight * density`` (``detached``: ``1 - density`` as a constant
+        novelty); the exploration part is 0 below ``novelty_after`` archived cells. Released: ``L_val`` of a
+        cell drawn from the decoder (``(seed, step)``, not the weight step's draw), single-path, with the
+        gradient of ``softmax(z)``."""
         x, y = batch
-        loss = F.cross_entropy(model(x), y)
+        if self.released:
+            drawn = model.latent.sample_indices(step_generator("e2nas.arch", ctx.seed, ctx.global_step))
+            loss = F.cross_entropy(model(x, self.released_weights(model, drawn)), y)
+        else:
+            loss = F.cross_entropy(model(x), y)
         if self.exploration == "none":
             return loss
         eta = exploration_eta(ctx.epoch, ctx.epochs)
@@ -183,7 +249,8 @@ class E2NASTerm(Term):
         self._metrics["density"] += float(density.detach())
         self._metrics["density_steps"] += 1
         if self.exploration == "detached":
-            return (1 - eta) * loss + eta * (1.0 - density.detach())
+            novelty = 1.0 - density.detach() if self.novelty_counts() else density.detach()
+            return (1 - eta) * loss + eta * novelty
         return (1 - eta) * loss + eta * self.exploration_weight * density
 
     # -- reports and state -----------------------------------------------------------------------------
@@ -204,11 +271,10 @@ class E2NASTerm(Term):
 
     def get_state(self) -> dict[str, Any]:
         """The previous architecture, the archive (hashes and embeddings, oldest first) and every visit."""
-        keys = list(self.archive)
         return {
             "previous": None if self.previous is None else dict(self.previous),
-            "archive_keys": torch.tensor(keys, dtype=torch.int64),
-            "archive_points": torch.stack([self.archive[k] for k in keys]) if keys else torch.zeros(0),
+            "archive_keys": torch.tensor([k for k, _ in self.archive], dtype=torch.int64),
+            "archive_points": torch.stack([p for _, p in self.archive]) if self.archive else torch.zeros(0),
             "visited": torch.tensor(sorted(self.visited), dtype=torch.int64),
         }
 
@@ -216,6 +282,6 @@ class E2NASTerm(Term):
         """Restore what :meth:`get_state` returned."""
         self.previous = None if state["previous"] is None else {c: t.clone() for c, t in state["previous"].items()}
         keys = state["archive_keys"].tolist()
-        self.archive = OrderedDict((k, state["archive_points"][i].clone()) for i, k in enumerate(keys))
+        self.archive = [(k, state["archive_points"][i].clone()) for i, k in enumerate(keys)]
         self.visited = set(state["visited"].tolist())
         self._reset_metrics()

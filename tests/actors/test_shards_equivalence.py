@@ -239,11 +239,13 @@ def test_sharded_ta_with_transfer_keeps_every_replica_identical(ray_local):
 
 
 @pytest.mark.slow  # default suite budget; CI runs it
-def test_sharded_e2nas_matches_one_process(ray_local, nb201_autoencoder):
-    """E2NAS draws its complementary architecture from (seed, step) and its archive follows the latent, which
-    the shards share, so two shards search the latent exactly as one process does."""
+@pytest.mark.parametrize("estimator", ["ours", "released"])
+def test_sharded_e2nas_matches_one_process(ray_local, nb201_autoencoder, estimator):
+    """E2NAS draws its complementary architecture (and, released, the cells of both steps) from (seed, step)
+    and its archive follows the latent, which the shards share, so two shards search the latent exactly as
+    one process does."""
     cfg = config_from_dict({**config_to_dict(tiny(order=1, limit=128, epochs=2)), "method": "e2nas",
-                            "e2nas": {"autoencoder": nb201_autoencoder}})
+                            "e2nas": {"autoencoder": nb201_autoencoder, "estimator": estimator}})
     single, state, sharded, single_reports = assert_two_epochs_match_one_process(cfg)
     for a, b in zip(sharded, single_reports):
         assert a["e2nas_distinct"] == b["e2nas_distinct"] and a["genotype"] == b["genotype"]

@@ -84,3 +84,27 @@ def test_search_refuses_e2nas_with_perturbation_selection_as_a_usage_error(tmp_p
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "selection.name = 'perturbation': must be 'magnitude'" in lines[0]
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("case", ["darts-space", "latent-16"])
+def test_search_refuses_the_released_estimator_where_it_cannot_run_as_a_usage_error(tmp_path, case):
+    """The released estimator reads softmax(z) as an NB201 cell's 6 x 5 table: another space is refused when
+    the config is read, an autoencoder with another latent size when its file is read; one line, exit 2,
+    nothing written."""
+    settings = ["--set", "e2nas.estimator=released"]
+    if case == "darts-space":
+        settings += ["--set", "space=darts"]
+        message = "e2nas.estimator = 'released': runs on NB201 cells only"
+    else:
+        from raynas.e2nas import pretrain, save
+
+        model, _ = pretrain("nb201", samples=200, epochs=1, latent=16, hidden=8, seed=0, prior_samples=2)
+        save(model, tmp_path / "latent16.pt")
+        settings += ["--set", f"e2nas.autoencoder={tmp_path / 'latent16.pt'}"]
+        message = "the latent needs 30 dimensions; the autoencoder has 16 (pretrain with --latent 30)"
+    out = tmp_path / "out"
+    run = raynas_in_repo("search", "search_configs/smoke/e2nas.yaml", "--out", str(out), *settings)
+    assert run.returncode == 2, run.stderr[-2000:]
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], run.stderr
+    assert not out.exists() or not any(out.iterdir())  # nothing written

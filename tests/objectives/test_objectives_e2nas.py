@@ -157,8 +157,8 @@ def test_exploration_term_pushes_the_latent_away_from_the_archive(nb201_autoenco
     z = model.arch_parameters()[0]
     torch.manual_seed(1)
     batch = (torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))
-    term.archive[1] = (z.detach() + 0.3 * torch.randn(30)).clone()
-    term.archive[2] = (z.detach() + 0.3 * torch.randn(30)).clone()
+    term.archive.append((1, (z.detach() + 0.3 * torch.randn(30)).clone()))
+    term.archive.append((2, (z.detach() + 0.3 * torch.randn(30)).clone()))
     ctx = context(epoch=0, epochs=10)
     eta = exploration_eta(0, 10)
     loss = search.objective.arch_loss(model, batch, ctx)
