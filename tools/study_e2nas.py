@@ -4,7 +4,8 @@ For every (method, seed) this runs one search on the NB201 space (the quickstart
 more input noise and more epochs, where DARTS drifts to parameter-free cells), then trains the derived
 architecture from scratch briefly. Methods: ``darts``; ``e2nas`` (latent search with the differentiable
 exploration density and complementation trained, our defaults); ``e2nas-code`` (the released code's
-behaviour: detached novelty, complementation off). Every search uses the same settings (the quickstart's
+exploration and complementation: detached novelty, complementation off; our estimator, not the released
+one). Every search uses the same settings (the quickstart's
 ``arch_lr`` 0.01 moves alphas and latents alike). The E2NAS autoencoder is pretrained once first
 (``--pretrain-epochs``) unless ``--autoencoder`` names a file. Jobs run in ``--jobs`` processes, one torch
 thread each; everything is the library's own code (``raynas.search.Search``, ``raynas.train``).
