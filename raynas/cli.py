@@ -257,21 +257,31 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 
     cfg = load_config(config, overrides)
     trials = expand_trials(cfg)
-    from raynas.selection import stage_epochs
-
-    from raynas.objectives import term_names
-
-    stage = stage_epochs(cfg)
-    terms = [name for name in term_names(cfg) if name != cfg.method]
-    click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, method {cfg.method}"
-               + (f" + {'+'.join(terms)}" if terms else "")
-               + f", data {cfg.data.name}, {cfg.search.epochs} epochs"
-               + (f" + {stage} epoch{'s' if stage != 1 else ''} of {cfg.selection.name} selection" if stage else ""))
+    click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, {_search_words(cfg)}")
+    shown: set[str] = set()
+    for trial in trials:  # a grid of variants: what each one runs, once
+        name = trial.config.variant
+        if name is not None and name not in shown and "variant" in trial.overrides:
+            shown.add(name)
+            click.echo(f"  variant {name}: {_search_words(trial.config)}")
     from raynas.benchmark.scoring import describe_scoring
 
     scoring = describe_scoring(cfg)  # whether the search will record its cells' ground truth
     if scoring:
         click.echo(scoring)
+
+
+def _search_words(cfg: Any) -> str:
+    """``method darts + na, data digits, 50 epochs + 26 epochs of perturbation selection``: what a search runs."""
+    from raynas.objectives import term_names
+    from raynas.selection import stage_epochs
+
+    stage = stage_epochs(cfg)
+    terms = [name for name in term_names(cfg) if name != cfg.method]
+    return (f"method {cfg.method}" + (f" + {'+'.join(terms)}" if terms else "")
+            + (f" (order {cfg.search.order})" if cfg.search.order != 1 else "")
+            + f", data {cfg.data.name}, {cfg.search.epochs} epochs"
+            + (f" + {stage} epoch{'s' if stage != 1 else ''} of {cfg.selection.name} selection" if stage else ""))
 
 
 @main.command()

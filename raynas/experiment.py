@@ -198,10 +198,10 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
     # one driver per folder (raynas.folder_lock); Ray's and Tune's own log lines: <experiment>/logs/tune.log
     with folder_lock(directory, "raynas search", echo=echo), ray_logs_to(directory):
         try:
-            if cfg.method == "e2nas":
-                from raynas.e2nas.prepare import prepare_autoencoder
+            if any(trial.config.method == "e2nas" for trial in prepared.trials):
+                from raynas.e2nas.prepare import prepare_for_trials
 
-                cfg = prepare_autoencoder(cfg, directory, echo=echo)
+                cfg = prepare_for_trials(cfg, [trial.config for trial in prepared.trials], directory, echo=echo)
             dump_config(cfg, directory / RESOLVED_CONFIG)
             record_fingerprint(directory, RESOLVED_CONFIG)  # a resume refuses a config.yaml changed since
             start_ray(cfg.ray)

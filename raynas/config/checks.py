@@ -138,11 +138,22 @@ def check_search(cfg: SearchConfig, path: str) -> Optional[Problem]:
 
 
 def check_tune(cfg: TuneConfig, path: str) -> Optional[Problem]:
-    """Every grid entry needs at least one value (its keys are checked when trials are expanded)."""
+    """Every grid entry needs at least one value, every variant is a mapping of dotted keys (both are checked
+    further when trials are expanded: :mod:`raynas.config.trials`, :mod:`raynas.config.variants`)."""
     for key, values in cfg.grid.items():
         if not isinstance(values, list) or not values:
             return Problem(f"{join_path(path, 'grid')}[{key!r}]", values,
                            "must be a non-empty list of values, e.g. [0, 1, 2]")
+    for name, entry in cfg.variants.items():
+        where = f"{join_path(path, 'variants')}[{name!r}]"
+        if not name.strip():
+            return Problem(where, entry, "a variant needs a name that is not blank")
+        if not isinstance(entry, dict):
+            return Problem(where, entry, "must be a mapping of dotted config keys to values, e.g. "
+                                         "{search.order: 2, objectives.na: {}} ({} for the config as it is)")
+        for key in entry:
+            if not isinstance(key, str) or not key or not all(key.split(".")):
+                return Problem(where, entry, f"key {key!r} is not a dotted config key such as search.order")
     return None
 
 

@@ -24,7 +24,7 @@ import yaml
 
 from raynas.config.checks import SECTION_CHECKS, SECTION_NORMALIZERS, join_path
 from raynas.config.yaml_input import load_yaml
-from raynas.config.overrides import apply_overrides
+from raynas.config.overrides import apply_overrides, set_path
 from raynas.config.schema import ExperimentConfig, TrainConfig
 from raynas.errors import ConfigError
 
@@ -46,6 +46,7 @@ class FieldError(ConfigError):
     def __init__(self, path: str, detail: str, value: Any = _MISSING) -> None:
         self.path = path
         self.detail = detail
+        self.value = value
         head = path if value is _MISSING else f"{path} = {show_value(value)}"
         super().__init__(f"{head}: {detail}")
 
@@ -274,7 +275,50 @@ def config_from_dict(data: Mapping[str, Any], cls: Any = ExperimentConfig) -> An
         raise TypeError(f"cls must be a config dataclass, not {cls!r}")
     if not isinstance(data, Mapping):
         raise ConfigError(f"a config must be a mapping of config keys, not {show_value(data)}")
+    if cls is ExperimentConfig:
+        return _build_with_variant(data)
     return _build(cls, data, "")
+
+
+def _touches(key: str, path: str) -> bool:
+    """Whether setting the dotted ``key`` sets the field at ``path`` (the same, a section above or below it)."""
+    return path == key or path.startswith(key + ".") or key.startswith(path + ".")
+
+
+def _build_with_variant(data: Mapping[str, Any]) -> ExperimentConfig:
+    """An :class:`ExperimentConfig` from ``data`` with its ``variant``'s settings (``tune.variants``) applied.
+
+    The variant's settings take the place of the config's, as a grid entry's do. A problem with a value the
+    variant set names the variant; any other problem of the varied config says which variant it ran with.
+    Applying a variant to a config it was already applied to changes nothing, so a trial's resolved config
+    reads back as itself.
+    """
+    name, tune = data.get("variant"), data.get("tune", {})
+    variants = tune.get("variants", {}) if isinstance(tune, Mapping) else None
+    if name is None or not isinstance(name, str) or not isinstance(variants, Mapping):
+        return _build(ExperimentConfig, data, "")  # no variant, or a wrong type the build itself reports
+    if name not in variants:
+        defined = ", ".join(map(repr, variants)) or "none"
+        raise FieldError("variant", f"not an entry of tune.variants (defined: {defined})", name)
+    entry = variants[name]
+    if not isinstance(entry, Mapping):
+        raise FieldError(f"tune.variants[{name!r}]", "must be a mapping of dotted config keys to values, e.g. "
+                         "{search.order: 2, objectives.na: {}}", entry)
+    varied = _plain(data)
+    for key, value in entry.items():
+        if not isinstance(key, str) or not key or not all(key.split(".")):
+            raise FieldError(f"tune.variants[{name!r}]", f"key {show_value(key)} is not a dotted config key "
+                             "such as search.order")
+        try:
+            set_path(varied, key, _plain(value))
+        except ConfigError as exc:
+            raise FieldError(f"tune.variants[{name!r}]", str(exc)) from None
+    try:
+        return _build(ExperimentConfig, varied, "")
+    except FieldError as exc:
+        if any(_touches(str(key), exc.path) for key in entry):
+            raise FieldError(f"tune.variants[{name!r}]", f"sets {exc}") from None
+        raise FieldError(exc.path, f"{exc.detail} (with variant {name!r})", exc.value) from None
 
 
 def train_config_from_dict(data: Mapping[str, Any]) -> TrainConfig:

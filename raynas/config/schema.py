@@ -302,6 +302,9 @@ class TuneConfig:
     grid: dict = _f({}, "dotted config key -> list of values; one trial per combination (cartesian product)")
     params: dict = _f({}, "dotted config key -> distribution, e.g. {loguniform: [1.0e-4, 1.0e-2]}; "
                           "kinds: choice, uniform, loguniform, randint (random/optuna searchers, PBT mutations)")
+    variants: dict = _f({}, "named presets: name -> {dotted config key: value, ...}, the settings a search with that "
+                            "top-level variant runs with (sections too, e.g. {objectives.na: {}}); tune.grid.variant: "
+                            "[names] makes the methods one axis of the grid")
     num_samples: int = _f(1, "repeats of the grid, or trials drawn by the random/optuna searcher", ge=1, le=MAX_TRIALS)
     metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers; the "
                                         "derived_bn/finetune/neighborhood/params ones need their kind in "
@@ -386,6 +389,8 @@ class ExperimentConfig:
                               "uniformly sampled path per weight step, no architecture step); e2nas: search in "
                               "an autoencoder's latent space (section e2nas)",
                      choices=("darts", "rs", "e2nas"))
+    variant: Optional[str] = _f(None, "the tune.variants entry this search runs: its settings take the place of the "
+                                      "config's (null: none); usually set per trial by tune.grid.variant")
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "data set and splits"})
     supernet: SupernetConfig = field(default_factory=SupernetConfig, metadata={"doc": "supernet size"})
     search: SearchConfig = field(default_factory=SearchConfig, metadata={"doc": "bilevel search loop"})

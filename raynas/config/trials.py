@@ -18,6 +18,7 @@ from raynas.config.loader import FieldError, config_from_dict, config_to_dict, s
 from raynas.config.overrides import set_path
 from raynas.config.params import check_population, check_setting_key, get_path
 from raynas.config.schema import ExperimentConfig
+from raynas.config.variants import check_variants
 from raynas.errors import ConfigError
 
 
@@ -68,12 +69,14 @@ def expand_trials(cfg: ExperimentConfig) -> list[TrialSpec]:
 
     An empty grid gives ``num_samples`` trials of ``cfg`` itself. Raises ConfigError for a grid key that is
     unknown, not a single setting or under name/tune/ray/resources, for a value that makes a config invalid,
-    and for ``tune.params`` or searcher/scheduler settings that :func:`raynas.config.params.check_population`
-    refuses. With the random/optuna searcher a trial's ``tune.params`` values are drawn when it starts.
+    for ``tune.variants`` that :func:`raynas.config.variants.check_variants` refuses, and for ``tune.params``
+    or searcher/scheduler settings that :func:`raynas.config.params.check_population` refuses. A grid entry
+    ``variant: [names]`` is one axis like any other: each trial's variant is applied when its config is built. With the random/optuna searcher a trial's ``tune.params`` values are drawn when it starts.
     """
     grid = cfg.tune.grid
     for key in grid:
         _check_grid_key(key)
+    check_variants(cfg)
     total = math.prod(len(values) for values in grid.values()) * cfg.tune.num_samples
     if total > MAX_TRIALS:
         raise ConfigError(f"tune.grid: {total} trials (grid combinations x tune.num_samples "

@@ -5,13 +5,16 @@ A config that names ``e2nas.autoencoder`` has the file checked against the searc
 one that does not gets an autoencoder pretrained now (``e2nas.pretrain_epochs``, seed 0, the defaults of
 ``raynas e2nas pretrain``, whose 30-d NB201 latent fits the released estimator) into the experiment folder,
 and the path goes into the resolved config, so every trial, shard and ``raynas resume`` reads the same file.
+A population where only some trials search with E2NAS (a grid of ``method`` or of ``variant``) settles one
+autoencoder the same way and puts it into the base config's ``e2nas`` section, which those trials inherit
+(:func:`prepare_for_trials`).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from raynas.config import ExperimentConfig
 from raynas.errors import ConfigError
@@ -52,3 +55,23 @@ def prepare_autoencoder(cfg: ExperimentConfig, directory: Path, *,
     save(model, target)
     echo(f"  held-out cells reconstructed: {metrics['holdout_recon_acc']:.4f}; saved {target}")
     return replace(cfg, e2nas=replace(cfg.e2nas, autoencoder=str(target.resolve())))
+
+
+def prepare_for_trials(cfg: ExperimentConfig, trials: Sequence[ExperimentConfig], directory: Path, *,
+                       echo: Callable[[str], None] = print) -> ExperimentConfig:
+    """The base config ``cfg`` of a population with the autoencoder its E2NAS trials (``trials``: every
+    trial's config) read: pretrained once, or the file ``cfg`` names, checked for each E2NAS trial (its space,
+    the released estimator's latent size) as :func:`prepare_autoencoder` checks one search."""
+    searches = [trial for trial in trials if trial.method == "e2nas"]
+    if not searches:
+        return cfg
+    shared = prepare_autoencoder(replace(cfg, method="e2nas"), directory, echo=echo).e2nas.autoencoder
+    checked = set()
+    for trial in searches:
+        if not trial.e2nas.autoencoder:  # the trial inherits the base config's file
+            trial = replace(trial, e2nas=replace(trial.e2nas, autoencoder=shared))
+        what = (trial.space, trial.e2nas.estimator, trial.e2nas.autoencoder)
+        if what not in checked:  # a named file is only checked, never trained
+            prepare_autoencoder(trial, directory, echo=echo)
+            checked.add(what)
+    return replace(cfg, e2nas=replace(cfg.e2nas, autoencoder=shared))

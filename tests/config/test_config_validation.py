@@ -9,7 +9,7 @@ import pytest
 from raynas.config import ExperimentConfig, TrainConfig, config_from_dict, train_config_from_dict
 from raynas.errors import ConfigError
 
-TOP_KEYS = "benchmark, data, e2nas, method, name, objectives, ray, resources, search, selection, space, supernet, tune"
+TOP_KEYS = "benchmark, data, e2nas, method, name, objectives, ray, resources, search, selection, space, supernet, tune, variant"
 
 
 def error_of(data: dict, cls: type = ExperimentConfig) -> str:
