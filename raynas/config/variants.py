@@ -30,7 +30,6 @@ into another). Imports neither torch nor Ray.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from raynas.config.loader import FieldError, config_from_dict, config_to_dict, resolve_field, show_value
 from raynas.config.params import FIXED_KEYS, FIXED_SETTINGS
