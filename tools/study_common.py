@@ -1,4 +1,5 @@
-"""What the study tools (``study_skip_collapse``, ``study_flatness``, ``study_transfer``) share.
+"""What the study tools (``study_skip_collapse``, ``study_transfer``) share. (The NB201 method comparisons,
+``study_flatness`` and ``study_e2nas``, became one population scored on the ground truth: ``tools/league.py``.)
 
 Each study runs one ``run_job(*job, args)`` per job in ``--jobs`` processes, prints a line per finished job,
 then a summary table (markdown); ``--out`` also writes the summary and every job's row to a file, ``--json``
@@ -44,42 +45,6 @@ def train_briefly(space: str, genotype: str, cfg: Any, seed: int, args: argparse
                             drop_path_prob=0.0, seed=seed, device="cpu", threads=1)
     result = train_from_scratch(train_cfg, echo=lambda _: None)
     return {"test_acc": float(result["test_acc"]), "params": int(result["params"])}
-
-
-def scratch_test_acc(space: Any, genotype: Any, cfg: Any, seed: int, args: argparse.Namespace) -> float:
-    """:func:`train_briefly`'s test accuracy of ``genotype`` (a genotype of the search space ``space``), or
-    NaN for a cell with no path from input to output (it cannot be trained)."""
-    if not space.is_connected(genotype):
-        return math.nan
-    return train_briefly(space.name, str(genotype), cfg, seed, args)["test_acc"]
-
-
-def summary_by_method(rows: list[dict[str, Any]], methods: Sequence[str],
-                      columns: Sequence[tuple[str, str]]) -> str:
-    """Markdown: one line per method (in ``methods`` order) with its seeds, the mean ± std over its rows of
-    every ``(key, heading)`` of ``columns``, and its mean search time (``search_s``)."""
-    lines = ["| method | seeds | " + " | ".join(heading for _, heading in columns) + " | search time |",
-             "|" + "---|" * (len(columns) + 3)]
-    for method in methods:
-        group = [r for r in rows if r["method"] == method]
-        if not group:
-            continue
-        cols = [mean_std([float(r[key]) for r in group]) for key, _ in columns]
-        minutes = sum(r["search_s"] for r in group) / len(group) / 60
-        lines.append(f"| {method} | {len(group)} | " + " | ".join(cols) + f" | {minutes:.1f} min |")
-    return "\n".join(lines)
-
-
-def add_nb201_study_args(parser: argparse.ArgumentParser, methods: Sequence[str]) -> None:
-    """Add the arguments of a study of ``methods`` on noisy digits in the NB201 space: ``--methods``,
-    ``--seeds``, ``--noise``, ``--epochs``, ``--channels``, ``--nb201-layers`` and ``--train-epochs``."""
-    parser.add_argument("--methods", default=",".join(methods), help=f"comma-separated, of {', '.join(methods)}")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated search seeds (default: 0,1,2)")
-    parser.add_argument("--noise", type=float, default=1.0, help="input noise std (default: 1.0)")
-    parser.add_argument("--epochs", type=int, default=50, help="search epochs (default: 50)")
-    parser.add_argument("--channels", type=int, default=8, help="supernet and derived network channels (default: 8)")
-    parser.add_argument("--nb201-layers", type=int, default=2, help="NB201 cells per stage (default: 2)")
-    parser.add_argument("--train-epochs", type=int, default=30, help="training from scratch (default: 30)")
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
