@@ -182,8 +182,9 @@ UNSHARDED_RANK_METRICS = ("bn", "finetune")
 
 
 def check_rank_metrics_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
-    """A ``tune.metric`` of ``search.rank_metrics`` must be measured, on every epoch a scheduler decides on
-    (ASHA and PBT compare every report); copies of a sharded supernet cannot be trained alone."""
+    """A ``tune.metric`` of ``search.rank_metrics`` (its kind is on: :func:`normalize_experiment`) must be
+    measured on every epoch a scheduler decides on (ASHA and PBT compare every report); copies of a sharded
+    supernet cannot be trained alone."""
     s, metric = cfg.search, cfg.tune.metric
     for kind in UNSHARDED_RANK_METRICS:
         if kind in s.rank_metrics and cfg.resources.shards > 1:
@@ -193,9 +194,6 @@ def check_rank_metrics_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem
     kind = kind_of(metric)
     if kind is None:
         return None
-    if kind not in s.rank_metrics:
-        return Problem(join_path(path, "tune.metric"), metric,
-                       f"is measured only with {kind!r} in search.rank_metrics (now {s.rank_metrics}); add it")
     if s.rank_metrics_every > 1 and cfg.tune.scheduler in ("asha", "pbt"):
         return Problem(join_path(path, "search.rank_metrics_every"), s.rank_metrics_every,
                        f"must be 1 with tune.metric = {metric!r} and tune.scheduler = {cfg.tune.scheduler!r}: the "
@@ -374,9 +372,20 @@ def check_train(cfg: TrainConfig, path: str) -> Optional[Problem]:
     return None
 
 
+def normalize_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
+    """A ``tune.metric`` of :mod:`raynas.ranking` turns its kind on: it joins ``search.rank_metrics`` (at the
+    end) when the list lacks it, so naming the metric is enough to have it measured, and the resolved config
+    says what runs."""
+    kind = kind_of(cfg.tune.metric)
+    if kind is None or kind in cfg.search.rank_metrics:
+        return cfg
+    return replace(cfg, search=replace(cfg.search, rank_metrics=[*cfg.search.rank_metrics, kind]))
+
+
 #: How a section class is normalised once built (before its checks).
 SECTION_NORMALIZERS: dict[type, Callable[[Any], Any]] = {DataConfig: normalize_data, E2NASConfig: normalize_e2nas,
-                                                         BenchmarkConfig: normalize_benchmark}
+                                                         BenchmarkConfig: normalize_benchmark,
+                                                         ExperimentConfig: normalize_experiment}
 
 #: The cross-field checks of each section class, run right after the section is built.
 SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] = {

@@ -307,7 +307,7 @@ class TuneConfig:
                             "[names] makes the methods one axis of the grid")
     num_samples: int = _f(1, "repeats of the grid, or trials drawn by the random/optuna searcher", ge=1, le=MAX_TRIALS)
     metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers; the "
-                                        "derived_bn/finetune/neighborhood/params ones need their kind in "
+                                        "derived_bn/finetune/neighborhood/params ones turn their kind on in "
                                         "search.rank_metrics; the gt_* ones are the derived cell's ground truth "
                                         "(section benchmark; gt_regret with mode min, the others max)",
                      choices=("derived_val_acc", "val_acc", "train_acc", "derived_val_loss", "val_loss",
