@@ -380,7 +380,8 @@ def arch() -> None:
 
 @arch.command("show")
 @click.argument("genotype")
-@click.option("--space", default="darts", show_default=True, help="Search space of the genotype.")
+@click.option("--space", default=None, help="Search space of the genotype (default: guessed from the text: nb201 "
+                                            "for an arch string |op~0|+|...|, darts for Genotype(...)).")
 @click.option("--channels", type=int, default=None, help="Initial channels (default: the space's protocol).")
 @click.option("--layers", type=int, default=None, help="Cells (darts) or cells per stage (nb201).")
 @click.option("--classes", "num_classes", type=int, default=10, show_default=True)
@@ -389,12 +390,13 @@ def arch() -> None:
 @click.option("--imagenet", is_flag=True, help="darts spaces: the ImageNet network.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
-def arch_show(genotype: str, space: str, channels: int | None, layers: int | None, num_classes: int,
+def arch_show(genotype: str, space: str | None, channels: int | None, layers: int | None, num_classes: int,
               in_channels: int, auxiliary: bool, imagenet: bool, as_json: bool) -> None:
     """Build GENOTYPE's network and print its size and whether its cells are connected."""
     from raynas.arch import describe_architecture
+    from raynas.spaces import guess_space
 
-    info = describe_architecture(space, genotype, channels=channels, layers=layers, num_classes=num_classes,
+    info = describe_architecture(space or guess_space(genotype), genotype, channels=channels, layers=layers, num_classes=num_classes,
                                  in_channels=in_channels, auxiliary=auxiliary, imagenet=imagenet)
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -526,9 +528,8 @@ def export(source: str, trial_id: str | None, formats: str, opset: int, out_dir:
         click.echo(f"exporting trial {trained.trial_id} of {trained.run_dir} (test_acc {trained.test_acc:.4f}): "
                    f"{trained.genotype}")
     else:
-        from raynas.evaluation.plan import guess_space
         from raynas.search import seed_everything
-        from raynas.spaces import get_space
+        from raynas.spaces import get_space, guess_space
 
         if trial_id is not None:
             raise ConfigError("--trial: only for an evaluation run folder SOURCE")

@@ -24,6 +24,7 @@ from raynas.config.yaml_input import load_yaml
 from raynas.errors import ConfigError, GenotypeError, RaynasError
 from raynas.output_paths import check_folder_name, check_output_parent
 from raynas.results.query import EVALUATION_PLAN, EVALUATIONS_DIR
+from raynas.spaces import guess_space
 
 PER_TRIAL_KEYS = ("genotype", "space", "seed")
 """Training settings each trial sets for itself (from its architecture and seed)."""
@@ -140,11 +141,6 @@ def is_search_experiment(path: Path) -> bool:
     """Whether ``path`` is a search experiment folder (``raynas search``'s ``<out>/<name>``)."""
     return (path_kind(path) == "dir" and (path / "config.yaml").is_file()
             and not (path / EVALUATION_PLAN).is_file())
-
-
-def guess_space(genotype: str) -> str:
-    """The space a genotype text most likely belongs to: ``darts`` for ``Genotype(...)``, else ``nb201``."""
-    return "nb201" if genotype.strip().startswith("|") else "darts"
 
 
 def check_architecture(arch: Architecture) -> Architecture:

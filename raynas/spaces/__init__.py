@@ -14,7 +14,7 @@ from raynas.spaces.base import Choices, SearchSpace
 from raynas.spaces.genotype import DartsGenotype, Genotype, NB201Genotype, parse_genotype
 
 __all__ = ["SPACES", "Choices", "DartsGenotype", "Genotype", "NB201Genotype", "SearchSpace", "get_space",
-           "parse_genotype"]
+           "guess_space", "parse_genotype"]
 
 #: name -> SearchSpace instance (one shared, stateless instance per name)
 SPACES: Registry[SearchSpace] = Registry("search space", SpaceError)
@@ -52,3 +52,9 @@ def get_space(name: str) -> SearchSpace:
     """The search space registered as ``name`` (the same instance on every call); unknown names raise
     :class:`SpaceError` listing the valid ones."""
     return SPACES.get(name)
+
+
+def guess_space(genotype: str) -> str:
+    """The space a genotype text most likely belongs to: ``nb201`` for an arch string (``|op~0|+|...``), else
+    ``darts`` (``Genotype(...)``); the RobustDARTS spaces share DARTS' text, so they need naming."""
+    return "nb201" if genotype.strip().startswith("|") else "darts"

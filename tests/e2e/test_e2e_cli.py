@@ -43,6 +43,16 @@ def test_arch_show_flags_disconnected_nb201_cell():
     assert info["connected"] is False and info["channels"] == 16 and info["layers"] == 5
 
 
+def test_arch_show_guesses_the_space_from_the_text():
+    """Without --space an arch string is an NB201 cell and Genotype(...) a DARTS one, as train and export guess."""
+    nb201 = raynas("arch", "show", CONV_CELL, "--json")
+    assert nb201.returncode == 0, nb201.stderr
+    assert json.loads(nb201.stdout)["space"] == "nb201"
+    darts = raynas("arch", "show", DARTS_V2, "--channels", "8", "--layers", "5", "--json")
+    assert darts.returncode == 0, darts.stderr
+    assert json.loads(darts.stdout)["space"] == "darts"
+
+
 def test_arch_show_bad_genotype_is_a_usage_error():
     result = raynas("arch", "show", "|nor_conv_9x9~0|+|", "--space", "nb201")
     assert result.returncode == 2 and result.stderr.startswith("error: ")
