@@ -97,8 +97,14 @@ class RaynasGroup(click.Group):
             return super().invoke(ctx)
 
 
-SET_OPTION = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="Override a config value, e.g. --set search.epochs=5 (repeatable).")
+def set_option(example: str, what: str = "config") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--set KEY=VALUE`` option, its help showing ``example``: a key of the command's own settings (a
+    search config's keys are not a training config's)."""
+    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help=f"Override a {what} value, e.g. --set {example} (repeatable).")
+
+
+SET_OPTION = set_option("search.epochs=5")
 
 
 @click.group(cls=RaynasGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -420,7 +426,7 @@ def _seed_list(ctx: Any, param: Any, value: str) -> list[int]:
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="Training settings as YAML (the README's training config reference).")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the space's protocol).")
-@SET_OPTION
+@set_option("batch_size=64", "training config")
 @click.option("--seeds", default="0", show_default=True, callback=_seed_list,
               help="Seeds to train each architecture with: 0,1,2 or 0-2.")
 @click.option("--trial", "trials", multiple=True, metavar="ID",
