@@ -207,8 +207,12 @@ def resume_hint_on_interrupt(directory: str | os.PathLike) -> Iterator[None]:
 @click.option("--accept-config-change", is_flag=True,
               help="Go on although the folder's config.yaml (evaluation.yaml, benchmark.yaml) changed since the "
                    "run started; the change is recorded in the folder and its events table.")
+@click.option("--max-failures", type=int, default=None, metavar="N",
+              help="In this run, retry a trial whose process dies up to N times from its last checkpoint (earlier "
+                   "failures do not count) [default: the limit the run started with: tune.max_failures, or the "
+                   "--max-failures of raynas train / bench build].")
 @friendly_errors
-def resume(directory: str, address: str | None, accept_config_change: bool) -> None:
+def resume(directory: str, address: str | None, accept_config_change: bool, max_failures: int | None) -> None:
     """Continue the interrupted experiment in DIRECTORY (<out>/<name> of raynas search, an evaluation run
     folder of raynas train, or a build folder of raynas bench build).
 
@@ -220,6 +224,9 @@ def resume(directory: str, address: str | None, accept_config_change: bool) -> N
     by group or others, is refused; so is a folder another raynas command holds (its lock names the pid
     and host), and a settings file changed since the run started (the changed keys are named) unless
     --accept-config-change.
+
+    --max-failures N: Ray Tune keeps each trial's retry limit in its saved state and cannot change it on a
+    restore, so raynas sets it on the restored trials: N more retries each in this run.
     """
     from pathlib import Path
 
@@ -232,18 +239,19 @@ def resume(directory: str, address: str | None, accept_config_change: bool) -> N
         from raynas.benchmark.build import resume_build
 
         _finish_build(resume_build(directory, address=address, echo=click.echo,
-                                   accept_config_change=accept_config_change))
+                                   accept_config_change=accept_config_change, max_failures=max_failures))
         return
     if (Path(directory) / EVALUATION_PLAN).is_file():
         from raynas.evaluation import resume_evaluation
 
         _finish_evaluation(resume_evaluation(directory, address=address, echo=click.echo,
-                                             accept_config_change=accept_config_change), as_json=False)
+                                             accept_config_change=accept_config_change, max_failures=max_failures),
+                           as_json=False)
         return
 
     with resume_hint_on_interrupt(directory):
         outcome = resume_experiment(directory, address=address, echo=click.echo,
-                                    accept_config_change=accept_config_change)
+                                    accept_config_change=accept_config_change, max_failures=max_failures)
     for line in summary_lines(outcome):
         click.echo(line)
     if outcome.unfinished:

@@ -20,6 +20,7 @@ from raynas import ray_auth
 from raynas.allocator import worker_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
+from raynas.config.limits import MAX_WORKERS, check_int
 from raynas.config_fingerprint import record_fingerprint
 from raynas.errors import ConfigError
 from raynas.folder_lock import folder_lock
@@ -348,7 +349,8 @@ def restore_tuner(tune_dir: Path, trainable: Any, what: str, again: str) -> Any:
 
 
 def resume_experiment(directory: str | os.PathLike, *, address: str | None = None,
-                      echo: Callable[[str], None] = print, accept_config_change: bool = False) -> ExperimentOutcome:
+                      echo: Callable[[str], None] = print, accept_config_change: bool = False,
+                      max_failures: int | None = None) -> ExperimentOutcome:
     """Continue an interrupted experiment (driver killed, machine rebooted) from its folder.
 
     Loads the resolved ``<directory>/config.yaml``, starts Ray like :func:`run_experiment` (``address``
@@ -364,7 +366,11 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     yours alone is refused (a resume unpickles its saved state), the folder's lock is taken (another driver
     on it: :class:`FolderError`), and a ``config.yaml`` changed since the search started is refused naming
     the keys (:class:`ConfigError`) unless ``accept_config_change``, which records the change.
+
+    ``max_failures`` (``--max-failures``): in this run, a trial whose process dies is retried up to that many
+    times, whatever ``tune.max_failures`` was (:mod:`raynas.tune.retries`); None keeps each trial's own limit.
     """
+    check_int("--max-failures", max_failures, 0, MAX_WORKERS)
     directory = Path(directory)
     if not (directory / RESOLVED_CONFIG).is_file():
         raise ConfigError(f"'{directory}' is not a raynas experiment folder: it has no {RESOLVED_CONFIG} "
@@ -376,7 +382,7 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     check_reachable(cfg.ray.address, "--address" if address else "ray.address")  # bounded, before any write
     with resume_guard(directory, source=RESOLVED_CONFIG, experiment=cfg.name, what=f"experiment '{directory}'",
                       accept_config_change=accept_config_change, echo=echo):
-        return _resume_checked(cfg, directory, echo)
+        return _resume_checked(cfg, directory, echo, max_failures)
 
 
 def nothing_ran(directory: Path) -> bool:
@@ -393,12 +399,17 @@ def start_over_line(what: str) -> str:
             "the beginning")
 
 
-def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str], None]) -> ExperimentOutcome:
+def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str], None],
+                    max_failures: int | None = None) -> ExperimentOutcome:
     """:func:`resume_experiment` once the folder is checked and locked and its config is the one to run."""
+    from raynas.tune.retries import retry_callbacks, retry_line
+
     quiet_tune()
     if nothing_ran(directory):  # killed while Ray or Tune started: without this it needed a person to delete it
         echo(start_over_line(f"experiment '{directory}'"))
         shutil.rmtree(directory / TUNE_DIR, ignore_errors=True)  # Tune's settings (tuner.pkl) at most
+        if max_failures is not None:  # a new Tuner: its FailureConfig takes the limit
+            cfg = replace(cfg, tune=replace(cfg.tune, max_failures=max_failures))
         with ray_logs_to(directory):
             start_ray(cfg.ray)
             waiting = check_capacity(cfg)
@@ -427,9 +438,11 @@ def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str]
         tuner = restore_tuner(tune_dir, make_trainable(cfg, base), f"experiment '{directory}'",
                               "run raynas search again")
         results_cb, callbacks = make_callbacks(cfg, directory.resolve(), base)
-        reattach_callbacks(tuner, callbacks)
+        reattach_callbacks(tuner, callbacks + retry_callbacks(max_failures))
         echo(f"raynas: resuming '{cfg.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
              f"{not_started} not started) -> {directory}")
+        for line in filter(None, [retry_line(max_failures)]):
+            echo(line)
         if waiting:
             echo(waiting)
         grid = tuner.fit()

@@ -283,13 +283,19 @@ def _run_locked(plan: BuildPlan, directory: Path, echo: Callable[[str], None]) -
 
 
 def resume_build(directory: str | os.PathLike, *, address: str | None = None,
-                 echo: Callable[[str], None] = print, accept_config_change: bool = False) -> BuildOutcome:
+                 echo: Callable[[str], None] = print, accept_config_change: bool = False,
+                 max_failures: int | None = None) -> BuildOutcome:
     """Continue an interrupted build: finished trials stay finished, the others continue after their last
     finished cell (errored ones too), and trials not started yet start. The folder is checked and locked
     first, and a ``benchmark.yaml`` (protocol, plan) changed since the build started is refused unless
-    ``accept_config_change`` (:func:`raynas.resume_guard.resume_guard`; rows keep their protocol hash)."""
+    ``accept_config_change`` (:func:`raynas.resume_guard.resume_guard`; rows keep their protocol hash).
+    ``max_failures``: retries of a trial whose process dies in this run, instead of the build's
+    ``--max-failures`` (:mod:`raynas.tune.retries`)."""
+    from raynas.config.limits import MAX_WORKERS, check_int
     from raynas.ray_address import check_reachable
     from raynas.resume_guard import resume_guard
+
+    check_int("--max-failures", max_failures, 0, MAX_WORKERS)
 
     directory = Path(directory)
     plan = read_plan(directory)
@@ -298,12 +304,14 @@ def resume_build(directory: str | os.PathLike, *, address: str | None = None,
     check_reachable(plan.ray.address, "--address" if address else "ray.address")  # bounded, before any write
     with resume_guard(directory, source=BUILD_PLAN, experiment=plan.name, what=f"benchmark build '{directory}'",
                       accept_config_change=accept_config_change, echo=echo, events=False):
-        return _resume_checked(plan, directory, echo)
+        return _resume_checked(plan, directory, echo, max_failures)
 
 
-def _resume_checked(plan: BuildPlan, directory: Path, echo: Callable[[str], None]) -> BuildOutcome:
+def _resume_checked(plan: BuildPlan, directory: Path, echo: Callable[[str], None],
+                    max_failures: int | None = None) -> BuildOutcome:
     """:func:`resume_build` once the folder is checked and locked and its plan is the one to run."""
     from raynas.experiment import quiet_tune, reattach_callbacks, saved_trial_statuses, start_ray
+    from raynas.tune.retries import retry_callbacks, retry_line
 
     quiet_tune()
     from ray import tune
@@ -321,9 +329,11 @@ def _resume_checked(plan: BuildPlan, directory: Path, echo: Callable[[str], None
     tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(plan), resume_unfinished=True,
                                resume_errored=True)
     done_before = len(read_rows([directory / PARTS_DIR], plan.protocol_hash))
-    reattach_callbacks(tuner, _callbacks(plan, directory.resolve(), done_before))
+    reattach_callbacks(tuner, _callbacks(plan, directory.resolve(), done_before) + retry_callbacks(max_failures))
     echo(f"raynas: resuming benchmark build '{plan.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
          f"{not_started} not started, {done_before} of {plan.num_pairs()} pair(s) done) -> {directory}")
+    for line in filter(None, [retry_line(max_failures)]):
+        echo(line)
     from raynas.tune.logs import ray_logs_to
 
     with ray_logs_to(directory):  # appends to the log of the build it continues

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from raynas.config.limits import MAX_WORKERS, check_int
 from raynas.config_fingerprint import record_fingerprint
 from raynas.errors import ConfigError
 from raynas.evaluation.plan import EvaluationPlan, PreparedEvaluation, read_plan, write_plan
@@ -135,11 +136,14 @@ def _run_new(plan: EvaluationPlan, directory: Path, echo: Callable[[str], None])
 
 
 def resume_evaluation(directory: str | os.PathLike, *, address: str | None = None,
-                      echo: Callable[[str], None] = print, accept_config_change: bool = False) -> EvaluationOutcome:
+                      echo: Callable[[str], None] = print, accept_config_change: bool = False,
+                      max_failures: int | None = None) -> EvaluationOutcome:
     """Continue an interrupted evaluation run from its folder: finished trials stay finished, the others
     continue from their last checkpoint (errored ones too) and trials not started yet start. The folder is
     checked and locked first, and a changed ``evaluation.yaml`` refused unless ``accept_config_change``
-    (:func:`raynas.resume_guard.resume_guard`)."""
+    (:func:`raynas.resume_guard.resume_guard`). ``max_failures``: retries of a trial whose process dies in
+    this run, instead of the run's ``--max-failures`` (:mod:`raynas.tune.retries`)."""
+    check_int("--max-failures", max_failures, 0, MAX_WORKERS)
     directory = Path(directory)
     plan = read_plan(directory)
     if address:
@@ -147,13 +151,15 @@ def resume_evaluation(directory: str | os.PathLike, *, address: str | None = Non
     check_reachable(plan.ray.address, "--address" if address else "ray.address")  # bounded, before any write
     with resume_guard(directory, source=EVALUATION_PLAN, experiment=plan.name, what=f"evaluation '{directory}'",
                       accept_config_change=accept_config_change, echo=echo):
-        return _resume_checked(plan, directory, echo)
+        return _resume_checked(plan, directory, echo, max_failures)
 
 
-def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str], None]) -> EvaluationOutcome:
+def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str], None],
+                    max_failures: int | None = None) -> EvaluationOutcome:
     """:func:`resume_evaluation` once the folder is checked and locked and its plan is the one to run."""
     from raynas.experiment import (nothing_ran, quiet_tune, reattach_callbacks, restore_tuner, saved_trial_statuses,
                                    start_over_line, start_ray)
+    from raynas.tune.retries import retry_callbacks, retry_line
 
     quiet_tune()
     from raynas.results.recovery import evaluation_recovery
@@ -163,7 +169,7 @@ def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str],
         echo(start_over_line(f"evaluation '{directory}'"))
         shutil.rmtree(directory / TUNE_DIR, ignore_errors=True)  # Tune's settings (tuner.pkl) at most
         start_ray(plan.ray)
-        return _run_new(plan, directory, echo)
+        return _run_new(plan if max_failures is None else replace(plan, max_failures=max_failures), directory, echo)
     tune_dir = (directory / TUNE_DIR).resolve()
     before = saved_trial_statuses(tune_dir, f"evaluation '{directory}'", "run raynas train again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
@@ -177,9 +183,11 @@ def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str],
         return _outcome(directory, len(before), already_finished=True)
     start_ray(plan.ray)
     tuner = restore_tuner(tune_dir, _trainable(plan), f"evaluation '{directory}'", "run raynas train again")
-    reattach_callbacks(tuner, _callbacks(plan, directory.resolve()))
+    reattach_callbacks(tuner, _callbacks(plan, directory.resolve()) + retry_callbacks(max_failures))
     echo(f"raynas: resuming evaluation '{plan.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
          f"{not_started} not started) -> {directory}")
+    for line in filter(None, [retry_line(max_failures)]):
+        echo(line)
     grid = tuner.fit()
     _prune_checkpoints(directory)
     return _outcome(directory, len(grid))

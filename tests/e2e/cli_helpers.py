@@ -264,3 +264,15 @@ class BackgroundRun:
             self.proc.wait()
         self._kill_seen()
         shutil.rmtree(self.ray_temp, ignore_errors=True)
+
+
+def busy_trial_workers(run: BackgroundRun) -> list[psutil.Process]:
+    """Ray worker processes of the run now executing a trial (process title ``ray::ImplicitFunc.train``)."""
+    busy = []
+    for proc in run.processes():
+        try:
+            if " ".join(proc.cmdline()).startswith("ray::ImplicitFunc.train"):
+                busy.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return busy

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import BackgroundRun, Hold  # noqa: E402
+from cli_helpers import BackgroundRun, Hold, busy_trial_workers  # noqa: E402
 
 pytestmark = pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
 
@@ -36,18 +36,6 @@ def lines_of(text: str, label: str) -> list[str]:
 
 def epochs_of(lines: list[str]) -> list[int]:
     return [int(m.group(1)) for m in (re.match(r"epoch +(\d+)/", line) for line in lines) if m]
-
-
-def busy_trial_workers(run: BackgroundRun) -> list[psutil.Process]:
-    """Ray worker processes of the run now executing a trial (process title ``ray::ImplicitFunc.train``)."""
-    busy = []
-    for proc in run.processes():
-        try:
-            if " ".join(proc.cmdline()).startswith("ray::ImplicitFunc.train"):
-                busy.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return busy
 
 
 def ready_to_kill(hold: Hold):
