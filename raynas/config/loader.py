@@ -388,21 +388,32 @@ def _origin(path: str, overrides: Sequence[str], source: str) -> str:
     return source
 
 
+#: how messages name a config given as a mapping (the Python API) rather than a file
+MAPPING_SOURCE = "config dict"
+
+ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+"""A config as :func:`load_config` takes it: a YAML file's path, or the mapping such a file holds."""
+
+
 @overload
-def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig: ...
+def load_config(path: ConfigSource, overrides: Sequence[str] = ()) -> ExperimentConfig: ...
 @overload
-def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = (), *, cls: type[C]) -> C: ...
-def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = (), *, cls: Any = ExperimentConfig) -> Any:
-    """Read a YAML config, apply ``--set KEY=VALUE`` overrides and validate it into ``cls``.
+def load_config(path: ConfigSource, overrides: Sequence[str] = (), *, cls: type[C]) -> C: ...
+def load_config(path: ConfigSource, overrides: Sequence[str] = (), *, cls: Any = ExperimentConfig) -> Any:
+    """Read a YAML config (or take the mapping one holds), apply ``--set KEY=VALUE`` overrides and validate
+    it into ``cls``; a mapping is copied, never changed.
 
     Every problem raises a one-line ConfigError prefixed with where it came from: the file
-    (``search_configs/x.yaml: search.arch_lr = -0.1: must be > 0``) or the override that set the field.
+    (``search_configs/x.yaml: search.arch_lr = -0.1: must be > 0``), ``config dict`` for a mapping, or the
+    override that set the field.
     """
-    data = apply_overrides(read_config_file(path), overrides)
+    is_mapping = isinstance(path, Mapping)
+    data = apply_overrides(path if is_mapping else read_config_file(path), overrides)
     try:
         return config_from_dict(data, cls)
     except FieldError as exc:
-        raise ConfigError(f"{_origin(exc.path, overrides, str(path))}: {exc}") from None
+        source = MAPPING_SOURCE if is_mapping else str(path)
+        raise ConfigError(f"{_origin(exc.path, overrides, source)}: {exc}") from None
 
 
 def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:

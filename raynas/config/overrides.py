@@ -97,6 +97,39 @@ def _plain_copy(value: Any) -> Any:
     return value
 
 
+def _plain_value(value: Any) -> Any:
+    """``value`` as plain data YAML can write: numpy scalars and arrays through ``tolist``, containers inside."""
+    if isinstance(value, Mapping):
+        return {k: _plain_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    tolist = getattr(value, "tolist", None)  # numpy: what Ray Tune's and Optuna's samplers may hand over
+    return tolist() if callable(tolist) and not isinstance(value, (str, bytes)) else value
+
+
+def override_items(overrides: Sequence[str] | Mapping[str, Any]) -> list[str]:
+    """``--set`` items from ``KEY=VALUE`` strings (as they are; one string is one item) or from a mapping of
+    dotted keys to values (the Python API): each value becomes its YAML text, which :func:`parse_override`
+    reads back as the same value, so both go through :func:`apply_overrides` and its messages. A value YAML
+    cannot write is a ConfigError."""
+    if not isinstance(overrides, Mapping):
+        return list(overrides) if not isinstance(overrides, str) else [overrides]
+    items = []
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not key or not all(key.split(".")):
+            raise ConfigError(f"overrides: key {key!r} is not a dotted config key such as search.epochs")
+        try:
+            text = yaml.safe_dump(_plain_value(value), default_flow_style=True, width=2**31, allow_unicode=True)
+        except yaml.YAMLError:
+            raise ConfigError(f"overrides[{key!r}]: a value of type {type(value).__name__} is not a config value; "
+                              "give a number, text, true/false, None, or a list or mapping of them") from None
+        text = text.rstrip("\n")
+        if text.endswith("\n..."):  # YAML's end-of-document marker after a plain scalar
+            text = text[:-4]
+        items.append(f"{key}={text}")
+    return items
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A new dict: ``data`` (deep-copied, untouched) with each ``KEY=VALUE`` of ``overrides`` applied in order."""
     if isinstance(overrides, str):
