@@ -10,12 +10,13 @@ owned by another user (root excepted: it can run anything as you anyway) or writ
 - everything under ``tune/``, at any depth (symbolic links are judged by what they point to).
 
 raynas creates its folders without group or other write permission (the CLI takes those bits out of the
-umask), so only a folder changed by someone else, or made under a loose umask through the Python API, is
-refused. Nothing here imports torch or Ray.
+umask, and the Python API does while it runs: :func:`restricted_umask`), so only a folder changed by someone
+else is refused. Nothing here imports torch or Ray.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import stat
@@ -28,6 +29,20 @@ TUNE_DIR = "tune"
 """The sub-folder of Ray Tune's saved state, the one that holds pickles (every folder kind names it so)."""
 
 GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+@contextlib.contextmanager
+def restricted_umask() -> Iterator[None]:
+    """While the block runs, nothing this process creates is writable by group or others (022 added to the
+    umask, as the CLI does for a whole command); the caller's umask is back afterwards. The Python API runs
+    searches and trainings in it, so their folders can be resumed (and Ray's processes started meanwhile
+    keep it)."""
+    previous = os.umask(0o022)
+    os.umask(previous | GROUP_OR_OTHERS_WRITE)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def trusted_owners() -> set[int]:
