@@ -14,9 +14,9 @@ import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
-from raynas import ray_auth
+from raynas import ray_auth, ray_session
 from raynas.allocator import worker_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
@@ -60,10 +60,11 @@ class ExperimentOutcome:
     unfinished: int = 0  # trials Tune left unfinished: the run was interrupted (Ctrl+C); raynas resume goes on
 
 
-def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] = (), *,
+def prepare_experiment(config: str | os.PathLike | Mapping[str, Any], overrides: Sequence[str] = (), *,
                        out: str | os.PathLike = DEFAULT_OUT, address: str | None = None) -> PreparedExperiment:
-    """Load and validate a search config and its trials; raises :class:`ConfigError`; writes nothing."""
-    cfg = load_config(config_path, overrides)
+    """Load and validate a search config (a YAML file, or its mapping) and its trials; raises
+    :class:`ConfigError`; writes nothing."""
+    cfg = load_config(config, overrides)
     if address:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     trials = distinct_seeds(cfg, expand_trials(cfg))
@@ -74,6 +75,7 @@ def prepare_experiment(config_path: str | os.PathLike, overrides: Sequence[str] 
                           f"(e.g. --set name={cfg.name}-2), or remove it")
     check_output_parent("--out", out)  # a file or /proc on the way fails now, not after Ray started
     check_reachable(cfg.ray.address, "--address" if address else "ray.address")  # no cluster: fail now, bounded
+    ray_session.check_running(cfg.ray)  # a Ray of the user's that ray.* contradicts (the Python API): fail now
     return PreparedExperiment(resolve_benchmark(cfg, directory), trials, directory)
 
 
@@ -103,29 +105,36 @@ def distinct_seeds(cfg: ExperimentConfig, trials: list[TrialSpec]) -> list[Trial
     return seeded
 
 
-def start_ray(ray_cfg: RayConfig) -> None:
+def start_ray(ray_cfg: RayConfig, echo: Callable[[str], None] = print) -> None:
     """Join ``ray_cfg.address`` or start a local Ray bounded to ``ray_cfg.num_cpus`` on 127.0.0.1 only, with
     token authentication (:mod:`raynas.ray_auth`); the job's worker processes run on ``ray_cfg.allocator``
-    (:mod:`raynas.allocator`)."""
+    (:mod:`raynas.allocator`).
+
+    A Ray already running in this process serves when it can (:func:`raynas.ray_session.settle`): one raynas
+    started with other ``ray.*`` settings is restarted (a line on ``echo`` says why), one it did not start
+    is used as it is or refused (:class:`ConfigError`) when a set ``ray.address``/``ray.num_cpus`` contradicts it.
+    """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet_tune()
     if not ray_cfg.address or is_loopback_address(ray_cfg.address):
         keep_local_ray_on_loopback()
     import ray
 
-    if ray.is_initialized():
-        return
     # The job's workers (trials, shards, teachers, selection workers) start with the allocator's variables.
     env_vars = {**worker_env(ray_cfg.allocator), **hold_env()}  # hold_env: the off-by-default run control
+    settings = ray_session.settings_for(ray_cfg, env_vars)
+    if ray_session.settle(ray_cfg, settings, echo):
+        return
     runtime_env = {"env_vars": env_vars} if env_vars else None
     if ray_cfg.address:
         check_reachable(ray_cfg.address)  # bounded: ray.init waits minutes for an address nobody answers
         ray_auth.enable_for_join()  # sends the token when there is one
         ray.init(address=ray_cfg.address, log_to_driver=False, runtime_env=runtime_env)
-        return
-    ray_auth.enable_for_local_ray()  # token auth on, with a private token file
-    ray.init(num_cpus=ray_cfg.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"), runtime_env=runtime_env)
+    else:
+        ray_auth.enable_for_local_ray()  # token auth on, with a private token file
+        ray.init(num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False,
+                 _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"), runtime_env=runtime_env)
+    ray_session.record_started(settings)
 
 
 def is_loopback_address(address: str) -> bool:
@@ -205,7 +214,7 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
                 cfg = prepare_for_trials(cfg, [trial.config for trial in prepared.trials], directory, echo=echo)
             dump_config(cfg, directory / RESOLVED_CONFIG)
             record_fingerprint(directory, RESOLVED_CONFIG)  # a resume refuses a config.yaml changed since
-            start_ray(cfg.ray)
+            start_ray(cfg.ray, echo)
             waiting = check_capacity(cfg)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
@@ -411,7 +420,7 @@ def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str]
         if max_failures is not None:  # a new Tuner: its FailureConfig takes the limit
             cfg = replace(cfg, tune=replace(cfg.tune, max_failures=max_failures))
         with ray_logs_to(directory):
-            start_ray(cfg.ray)
+            start_ray(cfg.ray, echo)
             waiting = check_capacity(cfg)
             prepared = PreparedExperiment(cfg, distinct_seeds(cfg, expand_trials(cfg)), directory)
             return _run_tuner(cfg, prepared, waiting, echo)
@@ -432,7 +441,7 @@ def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str]
         echo(f"raynas: experiment '{cfg.name}' had already finished; nothing to resume")
         return _finished_outcome(cfg, directory, len(before), tables)
     with ray_logs_to(directory):  # appends to the log of the run it continues
-        start_ray(cfg.ray)
+        start_ray(cfg.ray, echo)
         waiting = check_capacity(cfg)
         base = trial_base_config(cfg)
         tuner = restore_tuner(tune_dir, make_trainable(cfg, base), f"experiment '{directory}'",

@@ -171,9 +171,9 @@ def genotypes_from_file(path: Path, space: Optional[str]) -> list[Architecture]:
     return [Architecture(text, space or guess_space(text), source=str(path)) for text in texts]
 
 
-def genotypes_from_experiment(path: Path, trials: Sequence[str], top: int) -> list[Architecture]:
+def genotypes_from_experiment(path: Path, trials: Sequence[str], top: Optional[int]) -> list[Architecture]:
     """The genotypes of search trials: those of ``trials``, else of the ``top`` best trials (distinct
-    genotypes with connected cells, by the experiment's ranking metric)."""
+    genotypes with connected cells, by the experiment's ranking metric; ``top`` None: every one)."""
     from raynas.results import leaderboard
 
     cfg = load_config(path / "config.yaml")
@@ -298,4 +298,7 @@ def plan_evaluation(sources: Sequence[str], *, space: Optional[str] = None, data
     from raynas.ray_address import check_reachable
 
     check_reachable(address)  # no cluster answers: one line now (bounded), before any folder exists
+    from raynas.ray_session import check_running
+
+    check_running(plan.ray)  # a Ray of the user's that --num-cpus/--address contradict (the Python API)
     return PreparedEvaluation(plan, directory)

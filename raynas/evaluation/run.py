@@ -106,7 +106,7 @@ def _run_locked(plan: EvaluationPlan, directory: Path, echo: Callable[[str], Non
     try:
         write_plan(plan, directory)
         record_fingerprint(directory, EVALUATION_PLAN)  # a resume refuses an evaluation.yaml changed since
-        start_ray(plan.ray)
+        start_ray(plan.ray, echo)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
         raise
@@ -168,7 +168,7 @@ def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str],
     if nothing_ran(directory):  # killed while Ray or Tune started: without this it needed a person to delete it
         echo(start_over_line(f"evaluation '{directory}'"))
         shutil.rmtree(directory / TUNE_DIR, ignore_errors=True)  # Tune's settings (tuner.pkl) at most
-        start_ray(plan.ray)
+        start_ray(plan.ray, echo)
         return _run_new(plan if max_failures is None else replace(plan, max_failures=max_failures), directory, echo)
     tune_dir = (directory / TUNE_DIR).resolve()
     before = saved_trial_statuses(tune_dir, f"evaluation '{directory}'", "run raynas train again")
@@ -181,7 +181,7 @@ def _resume_checked(plan: EvaluationPlan, directory: Path, echo: Callable[[str],
     if not unfinished and not not_started:
         echo(f"raynas: evaluation '{plan.name}' had already finished; nothing to resume")
         return _outcome(directory, len(before), already_finished=True)
-    start_ray(plan.ray)
+    start_ray(plan.ray, echo)
     tuner = restore_tuner(tune_dir, _trainable(plan), f"evaluation '{directory}'", "run raynas train again")
     reattach_callbacks(tuner, _callbacks(plan, directory.resolve()) + retry_callbacks(max_failures))
     echo(f"raynas: resuming evaluation '{plan.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
