@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/raynas search search_configs/quickstart.yaml
+	$(BIN)/raynas search quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -125,9 +125,10 @@ def main() -> None:
               help="Folder that receives the experiment folder <out>/<name>.")
 @friendly_errors
 def search(config: str, overrides: tuple[str, ...], address: str | None, out: str) -> None:
-    """Run the population of searches described by CONFIG (a YAML file).
+    """Run the population of searches described by CONFIG: a YAML file, or the name of a config shipped with
+    raynas (raynas configs lists them; e.g. quickstart).
 
-    Every setting is in the README's config reference; examples are under search_configs/.
+    Every setting is in the README's config reference; the shipped configs are examples.
 
     Populations: tune.searcher grid (tune.grid), random or optuna (tune.params distributions) and
     tune.scheduler fifo, asha or pbt, ranked by tune.metric (default derived_val_acc: the derived
@@ -167,9 +168,10 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     tune.max_failures times (--set tune.max_failures=2); a diverged trial (NaN/inf loss) fails at once, is
     not retried, and makes the exit code 1; an interrupted run goes on with raynas resume <out>/<name>.
     """
+    from raynas.config.shipped import resolve_config
     from raynas.experiment import prepare_experiment, run_experiment, summary_lines
 
-    prepared = prepare_experiment(config, overrides, out=out, address=address)
+    prepared = prepare_experiment(resolve_config(config), overrides, out=out, address=address)
     with resume_hint_on_interrupt(prepared.directory):
         outcome = run_experiment(prepared, echo=click.echo)
     for line in summary_lines(outcome):
@@ -226,7 +228,7 @@ def resume(directory: str, address: str | None, accept_config_change: bool, max_
     --accept-config-change.
 
     --max-failures N: Ray Tune keeps each trial's retry limit in its saved state and cannot change it on a
-    restore, so raynas sets it on the restored trials: N more retries each in this run.
+    restore, so the limit is set on the restored trials: N more retries each in this run.
     """
     from pathlib import Path
 
@@ -265,11 +267,12 @@ def resume(directory: str, address: str | None, accept_config_change: bool, max_
 @SET_OPTION
 @friendly_errors
 def validate(config: str, overrides: tuple[str, ...]) -> None:
-    """Check CONFIG and every trial of its population without running anything; says whether the search
-    will record its derived cells' ground truth (section benchmark)."""
+    """Check CONFIG (a YAML file or a shipped config's name) and every trial of its population without running
+    anything; says whether the search will record its derived cells' ground truth (section benchmark)."""
     from raynas.config import expand_trials, load_config
+    from raynas.config.shipped import resolve_config
 
-    cfg = load_config(config, overrides)
+    cfg = load_config(resolve_config(config), overrides)
     trials = expand_trials(cfg)
     click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, {_search_words(cfg)}")
     shown: set[str] = set()
@@ -283,6 +286,21 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     scoring = describe_scoring(cfg)  # whether the search will record its cells' ground truth
     if scoring:
         click.echo(scoring)
+
+
+@main.command()
+@friendly_errors
+def configs() -> None:
+    """List the search configs shipped with raynas: each name and its first comment line. Run one by its
+    name (raynas search quickstart, raynas validate quickstart); copy its file to change more than --set
+    does."""
+    from raynas.config.shipped import SHIPPED_DIR, describe, shipped_configs
+
+    shipped = shipped_configs()
+    width = max(map(len, shipped), default=0)
+    for name, path in shipped.items():
+        click.echo(f"{name:<{width}}  {describe(path)}")
+    click.echo(f"{len(shipped)} config(s) in {SHIPPED_DIR}; run one: raynas search NAME")
 
 
 def _search_words(cfg: Any) -> str:

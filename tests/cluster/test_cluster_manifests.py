@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from raynas.config import load_config
+from raynas.config.shipped import resolve_config, shipped_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
@@ -95,8 +96,7 @@ def test_launcher_config_autoscales_gpu_workers_and_keeps_dashboard_local() -> N
     assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in head_start
     assert any("$RAY_HEAD_IP:6379" in c for c in cfg["worker_start_ray_commands"])
     mounted = set(cfg["file_mounts"].values())
-    assert {"./dist", "./search_configs"} <= mounted
-    assert (ROOT / "search_configs").is_dir()
+    assert "./dist" in mounted  # the wheel: raynas and its search configs
 
 
 def test_launcher_config_turns_ray_token_authentication_on() -> None:
@@ -157,16 +157,15 @@ def test_rayjob_runs_a_valid_raynas_search_on_the_cluster(tmp_path: Path) -> Non
     config, overrides, options = search_command(words)
     assert options["--address"] == "auto"
     assert options["--out"].startswith("/shared/")
-    assert config.startswith("search_configs/")
-    # The image copies search_configs/ to /opt/raynas, where the entrypoint starts.
-    assert words[:3] == ["cd", "/opt/raynas", "&&"]
+    # A config the wheel ships (the image installs it): its name, from any working folder.
+    assert config in shipped_configs()
     dockerfile = (CLUSTER / "Dockerfile").read_text()
-    assert "COPY search_configs/ /opt/raynas/search_configs/" in dockerfile
+    assert "pip install --no-cache-dir /tmp/raynas-dist/raynas-*.whl" in dockerfile
     roots = [o.split("=", 1)[1] for o in overrides if o.startswith("data.root=")]
     assert roots and roots[0].startswith("/shared/")
     # The data folder exists on the cluster's volume only; validate the rest of the config against a stand-in.
     local = [o for o in overrides if not o.startswith("data.root=")] + [f"data.root={tmp_path}"]
-    cfg = load_config(ROOT / config, local)
+    cfg = load_config(resolve_config(config), local)
     assert cfg.resources.gpus_per_trial >= 1
 
 

@@ -1,19 +1,24 @@
 """Every example the CLI's help texts give works: each is run through the real CLI where that is cheap, else
 checked by the code that would read it.
 
-The help texts are read from the real CLI (``raynas ... --help``, subprocesses); the examples are found in
+The help texts are read from the real CLI (``raynas ... --help`` of every command, in one subprocess); the examples are found in
 them by their shape, so an example added later is checked too:
 
 - ``--set KEY=VALUE``: a search command's are run by ``raynas validate`` on the quickstart config; a
   training one's by ``raynas train`` up to its last check (an existing run folder, which is refused only
   after every setting was read: the first error it meets is that one, not the example's);
 - ``raynas COMMAND ... --option``: the command exists and has the option;
-- the ``--where`` filter of ``raynas results``: compiles against the trials table's columns.
+- the ``--where`` filter of ``raynas results``: compiles against the trials table's columns;
+- a config file name in the help of search, validate or configs (``asha_nb201.yaml``; not a path): a
+  config ``raynas configs`` lists, so that
+  ``raynas search asha_nb201.yaml`` runs it from any folder.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +26,7 @@ import click
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import raynas  # noqa: E402
+from cli_helpers import ROOT, cli_env, raynas  # noqa: E402
 
 NB201_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 SEARCH_COMMANDS = {"search", "validate"}  # their --set keys are a search config's
@@ -44,14 +49,32 @@ def command_paths() -> list[tuple[str, ...]]:
     return paths
 
 
+#: prints {command words: the help the CLI prints for them} as JSON: every command's --help, in one process
+HELPS = """
+import contextlib, io, json, sys
+from raynas.cli import main
+helps = {}
+for path in json.loads(sys.argv[1]):
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        try:
+            main([*path, "--help"], prog_name="raynas", standalone_mode=False)
+        except SystemExit:
+            pass
+    helps[" ".join(path)] = text.getvalue()
+print(json.dumps(helps))
+"""
+
+
 @pytest.fixture(scope="module")
 def helps() -> dict[tuple[str, ...], str]:
     """Command words -> the help the real CLI prints for them, unwrapped into one line of words."""
-    texts = {}
-    for path in command_paths():
-        result = raynas(*path, "--help")
-        assert result.returncode == 0, result.stderr
-        texts[path] = " ".join(result.stdout.split())
+    paths = command_paths()
+    result = subprocess.run([sys.executable, "-c", HELPS, json.dumps(paths)], cwd=ROOT, env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    texts = {tuple(key.split()): " ".join(text.split()) for key, text in json.loads(result.stdout).items()}
+    assert set(texts) == set(paths) and all(text.startswith("Usage: raynas ") for text in texts.values())
     return texts
 
 
@@ -127,3 +150,11 @@ def test_the_results_filter_example_compiles(helps):
     assert examples
     for example in examples:
         compile_filter(example, TRIALS)
+
+
+def test_every_config_the_help_names_is_shipped(helps):
+    listed = {line.split()[0] for line in raynas("configs").stdout.splitlines()[:-1]}
+    named = {name for path, text in helps.items() if path[0] in SEARCH_COMMANDS | {"configs"}  # (others name
+             for name in re.findall(r"(?<![\w/.-])(\w+)\.yaml\b", text)}              # a folder's files)
+    assert len(named) >= 5, named  # the search help names its examples
+    assert named <= listed, f"named in a help text but not shipped: {sorted(named - listed)}"

@@ -280,7 +280,8 @@ def _documented_filters() -> list[tuple[str, str, str]]:
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             for match in re.finditer(r"""(?:--where\s+|where=)(["'])(.*?)\1""", line):
-                table = re.search(r"--table\s+(\w+)", line) or re.search(r'load_table\(\s*"[^"]*"\s*,\s*"(\w+)"', line)
+                table = (re.search(r"--table\s+(\w+)", line) or re.search(r'load_table\(\s*"[^"]*"\s*,\s*"(\w+)"', line)
+                         or re.search(r'\.table\(\s*"(\w+)"', line))  # the Python API: experiment.table("epochs", ...)
                 found.append((f"{path.name}:{number}", table.group(1) if table else "", match.group(2)))
     return found
 
