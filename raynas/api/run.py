@@ -30,8 +30,8 @@ DEFAULT_OUT = "raynas_results"
 
 def search(config: Union[str, os.PathLike, Mapping[str, Any]], overrides: Overrides = (), *,
            out: Union[str, os.PathLike] = DEFAULT_OUT, address: Optional[str] = None) -> Experiment:
-    """Run the population of searches ``config`` describes (a YAML file's path, or the mapping such a file
-    holds) with ``overrides`` applied, into ``<out>/<name>``, as ``raynas search`` does; return the finished
+    """Run the population of searches ``config`` describes (a YAML file's path, a shipped config's name such
+    as ``"quickstart"``, or the mapping a config file holds) with ``overrides`` applied, into ``<out>/<name>``, as ``raynas search`` does; return the finished
     :class:`Experiment`.
 
     Bad input raises a :class:`raynas.errors.ConfigError` with the CLI's one-line message before anything
@@ -45,8 +45,12 @@ def search(config: Union[str, os.PathLike, Mapping[str, Any]], overrides: Overri
     from raynas.folder_trust import restricted_umask
 
     if not isinstance(config, (str, os.PathLike, Mapping)):
-        raise ConfigError(f"config: give a YAML file's path or a mapping of config keys, not a "
-                          f"{type(config).__name__}")
+        raise ConfigError(f"config: give a YAML file's path, a shipped config's name or a mapping of config keys, "
+                          f"not a {type(config).__name__}")
+    if not isinstance(config, Mapping):
+        from raynas.config.shipped import resolve_config
+
+        config = resolve_config(config)  # a shipped config's name (quickstart), as raynas search takes it
     with restricted_umask():
         prepared = prepare_experiment(config, override_items(overrides), out=out, address=address)
         try:

@@ -87,7 +87,10 @@ def test_the_functions_outlive_the_modules_of_the_same_name():
     ({"name": "x"}, {"search.epochs": object()}, "overrides['search.epochs']: a value of type object"),
     (str(SMOKE), {"tune.metric": "accuracy"}, "--set 'tune.metric=accuracy': tune.metric = 'accuracy'"),
     ("missing.yaml", (), "missing.yaml: config file not found"),
-    (["space: nb201"], (), "config: give a YAML file's path or a mapping of config keys, not a list"),
+    (["space: nb201"], (), "config: give a YAML file's path, a shipped config's name or a mapping of config keys, "
+                           "not a list"),
+    ("quickstart", {"search.epochs": 0}, "--set 'search.epochs=0': search.epochs = 0"),  # a shipped name
+    ("nosuch", (), "CONFIG = 'nosuch': no such file and no shipped config of that name; shipped: "),
 ])
 def test_search_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, config, overrides, message):
     before = json.dumps(config, default=str)
