@@ -97,6 +97,40 @@ class RaynasGroup(click.Group):
             return super().invoke(ctx)
 
 
+class CommaChoice(click.ParamType):
+    """A comma-separated list of choices (``png,svg``), checked when the command line is parsed, as
+    click.Choice checks one: case ignored, repeats dropped, an unknown or empty item a usage error naming the
+    choices. The value is a tuple of the choices in the order given.
+    """
+
+    name = "choices"
+
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        self.choices = choices
+
+    def get_metavar(self, param: click.Parameter, ctx: Optional[click.Context] = None) -> str:
+        return f"[{'|'.join(self.choices)}],..."
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> tuple[str, ...]:
+        if isinstance(value, tuple):  # already converted (a default given as a tuple)
+            return value
+        items = [item.strip().lower() for item in str(value).split(",") if item.strip()]
+        unknown = [item for item in items if item not in self.choices]
+        if unknown:
+            self.fail(f"{', '.join(map(repr, unknown))}: not among {', '.join(self.choices)} (comma-separated)",
+                      param, ctx)
+        if not items:
+            self.fail(f"{value!r}: give one or more of {', '.join(self.choices)} (comma-separated)", param, ctx)
+        return tuple(dict.fromkeys(items))
+
+
+#: the formats of raynas plot, report and export (raynas.plots.style.FORMATS, raynas.report.write.REPORT_FORMATS,
+#: raynas.export.EXPORT_FORMATS; written out so that --help imports none of them: a test compares them)
+PLOT_FORMATS = ("png", "svg")
+REPORT_FORMATS = ("html", "md")
+EXPORT_FORMATS = ("pt2", "onnx")
+
+
 def set_option(example: str, what: str = "config") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The ``--set KEY=VALUE`` option, its help showing ``example``: a key of the command's own settings (a
     search config's keys are not a training config's)."""
@@ -356,12 +390,12 @@ def results(directory: str, fmt: str, table_name: str | None, where: str | None,
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Folder for the pictures [default: DIRECTORY/plots].")
-@click.option("--format", "formats", default="png,svg", show_default=True,
-              help="Image formats, comma-separated: png, svg.")
+@click.option("--format", "formats", type=CommaChoice(PLOT_FORMATS), default="png,svg", show_default=True,
+              help="Image formats, comma-separated.")
 @click.option("--trial", "trials", multiple=True, metavar="ID",
               help="Only this trial (repeatable; default: every trial).")
 @friendly_errors
-def plot(directory: str, out_dir: str | None, formats: str, trials: tuple[str, ...]) -> None:
+def plot(directory: str, out_dir: str | None, formats: tuple[str, ...], trials: tuple[str, ...]) -> None:
     """Draw the pictures of the experiment in DIRECTORY (<out>/<name> of raynas search).
 
     Per trial: a diagram of each cell of its final genotype (cell_<trial>_<cell>) and its architecture
@@ -374,7 +408,7 @@ def plot(directory: str, out_dir: str | None, formats: str, trials: tuple[str, .
 
     from raynas.plots import plot_experiment
 
-    paths = plot_experiment(directory, out_dir, formats=formats.split(","), trials=trials or None)
+    paths = plot_experiment(directory, out_dir, formats=list(formats), trials=trials or None)
     for path in paths:
         click.echo(str(path))
     target = Path(out_dir) if out_dir is not None else Path(directory) / "plots"
@@ -388,8 +422,8 @@ def plot(directory: str, out_dir: str | None, formats: str, trials: tuple[str, .
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--out", "out_path", default=None, type=click.Path(),
               help="The report file [default: DIRECTORY/report.html, or report.md with --format md].")
-@click.option("--format", "fmt", default="html", show_default=True,
-              help="html: one self-contained page; md: Markdown plus a <name>_files/ folder of PNGs.")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS, case_sensitive=False), default="html",
+              show_default=True, help="html: one self-contained page; md: Markdown plus a <name>_files/ folder of PNGs.")
 @click.option("--top", type=int, default=3, show_default=True, help="Best distinct genotypes to draw.")
 @friendly_errors
 def report(directory: str, out_path: str | None, fmt: str, top: int) -> None:
@@ -515,7 +549,7 @@ def _finish_evaluation(outcome: Any, as_json: bool) -> None:
 @click.argument("source")
 @click.option("--trial", "trial_id", default=None, metavar="ID",
               help="Evaluation trial to export [default: the finished one with the best test accuracy].")
-@click.option("--format", "formats", default="pt2,onnx", show_default=True,
+@click.option("--format", "formats", type=CommaChoice(EXPORT_FORMATS), default="pt2,onnx", show_default=True,
               help="Comma-separated: pt2 (torch.export program with its weights), onnx.")
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
@@ -528,7 +562,7 @@ def _finish_evaluation(outcome: Any, as_json: bool) -> None:
 @click.option("--input-shape", default="3,32,32", show_default=True, help="Genotype SOURCE: C,H,W of one input.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Genotype SOURCE: seed of the weights.")
 @friendly_errors
-def export(source: str, trial_id: str | None, formats: str, opset: int, out_dir: str | None, name: str,
+def export(source: str, trial_id: str | None, formats: tuple[str, ...], opset: int, out_dir: str | None, name: str,
            space: str | None, channels: int | None, layers: int | None, num_classes: int, input_shape: str,
            seed: int) -> None:
     """Export a trained architecture as a standalone PyTorch file (.pt2, loadable with
@@ -550,7 +584,7 @@ def export(source: str, trial_id: str | None, formats: str, opset: int, out_dir:
 
     from raynas.evaluation.plan import path_kind
 
-    fmts = check_export_options([f.strip() for f in formats.split(",") if f.strip()], opset, name)
+    fmts = check_export_options(list(formats), opset, name)
     if path_kind(source) == "dir":  # not Path.is_dir: it raises for a genotype longer than a file name
         from raynas.evaluation import load_trained_network
 
