@@ -83,9 +83,27 @@ def _one_line_errors() -> Iterator[None]:
                             f"traceback)") from None
 
 
+class OrderedGroup(click.Group):
+    """A group whose help lists its commands in the order they were added (the workflow's), not sorted."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+#: the order ``raynas --help`` lists the commands in: as a user's work goes (a command missing here comes last)
+WORKFLOW = ("search", "results", "plot", "report", "train", "export", "resume", "validate", "configs", "arch",
+            "bench", "e2nas")
+
+
 class RaynasGroup(click.Group):
     """The root command: every error a user can cause ends as one line ``error: ...`` (exit code 2), never as
-    click's three-line usage message or a traceback (:func:`_one_line_errors`)."""
+    click's three-line usage message or a traceback (:func:`_one_line_errors`). Its help lists the commands
+    in :data:`WORKFLOW` order, each with its whole one-line summary (``short_help``: click cuts a summary it
+    derives from the docstring at about 45 characters, with "...")."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        known = [name for name in WORKFLOW if name in self.commands]
+        return known + sorted(set(self.commands) - set(known))
 
     def make_context(self, info_name: Optional[str], args: list[str], parent: Optional[click.Context] = None,
                      **extra: Any) -> click.Context:
@@ -150,7 +168,7 @@ def main() -> None:
     os.umask(os.umask(0o022) | 0o022)
 
 
-@main.command()
+@main.command(short_help="Run the population of searches a config describes.")
 @click.argument("config", type=click.Path(dir_okay=False))
 @SET_OPTION
 @click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto') instead of "
@@ -236,7 +254,7 @@ def resume_hint_on_interrupt(directory: str | os.PathLike) -> Iterator[None]:
         sys.exit(INTERRUPTED)
 
 
-@main.command()
+@main.command(short_help="Continue an interrupted search, train run or benchmark build.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto') instead of the "
                                                "experiment's own setting (default: as it was searched).")
@@ -296,7 +314,7 @@ def resume(directory: str, address: str | None, accept_config_change: bool, max_
         sys.exit(1)
 
 
-@main.command()
+@main.command(short_help="Check a config and every trial of it, running nothing.")
 @click.argument("config", type=click.Path(dir_okay=False))
 @SET_OPTION
 @friendly_errors
@@ -322,7 +340,7 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
         click.echo(scoring)
 
 
-@main.command()
+@main.command(short_help="List the search configs shipped with raynas.")
 @friendly_errors
 def configs() -> None:
     """List the search configs shipped with raynas: each name and its first comment line. Run one by its
@@ -350,7 +368,7 @@ def _search_words(cfg: Any) -> str:
             + (f" + {stage} epoch{'s' if stage != 1 else ''} of {cfg.selection.name} selection" if stage else ""))
 
 
-@main.command()
+@main.command(short_help="Print an experiment's leaderboard or one of its tables.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--table", "table_name", default=None,
@@ -386,7 +404,7 @@ def results(directory: str, fmt: str, table_name: str | None, where: str | None,
     click.echo(format_table(table, fmt))
 
 
-@main.command()
+@main.command(short_help="Draw an experiment's cells, weights and curves as images.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Folder for the pictures [default: DIRECTORY/plots].")
@@ -418,7 +436,7 @@ def plot(directory: str, out_dir: str | None, formats: tuple[str, ...], trials: 
         click.echo(f"no trial in {directory} has reported yet: nothing to draw")
 
 
-@main.command()
+@main.command(short_help="Write one HTML (or Markdown) report of an experiment.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--out", "out_path", default=None, type=click.Path(),
               help="The report file [default: DIRECTORY/report.html, or report.md with --format md].")
@@ -439,12 +457,12 @@ def report(directory: str, out_path: str | None, fmt: str, top: int) -> None:
     click.echo(str(write_report(directory, out_path, fmt=fmt, top=top)))
 
 
-@main.group()
+@main.group(cls=OrderedGroup, short_help="Inspect architectures (genotypes).")
 def arch() -> None:
     """Inspect architectures (genotypes)."""
 
 
-@arch.command("show")
+@arch.command("show", short_help="Build a genotype's network: its size, whether it connects.")
 @click.argument("genotype")
 @click.option("--space", default=None, help="Search space of the genotype (default: guessed from the text: nb201 "
                                             "for an arch string |op~0|+|...|, darts for Genotype(...)).")
@@ -478,7 +496,7 @@ def _seed_list(ctx: Any, param: Any, value: str) -> list[int]:
     return parse_seeds("--seeds", value)
 
 
-@main.command()
+@main.command(short_help="Train derived architectures from scratch, one trial each.")
 @click.argument("sources", nargs=-1, metavar="SOURCE...")
 @click.option("--space", default=None, help="Search space of genotype texts and files (default: darts for "
                                             "Genotype(...), nb201 for arch strings; a search folder's own space).")
@@ -545,7 +563,7 @@ def _finish_evaluation(outcome: Any, as_json: bool) -> None:
         sys.exit(1)
 
 
-@main.command()
+@main.command(short_help="Export a trained network as a .pt2 program and as ONNX.")
 @click.argument("source")
 @click.option("--trial", "trial_id", default=None, metavar="ID",
               help="Evaluation trial to export [default: the finished one with the best test accuracy].")
@@ -627,12 +645,12 @@ def export(source: str, trial_id: str | None, formats: tuple[str, ...], opset: i
         click.echo(f"{paths[fmt]}  ({fmt}: re-imported outputs within {diff:.2g} of the network's)")
 
 
-@main.group()
+@main.group(cls=OrderedGroup, short_help="The cell autoencoder E2NAS searches in: pretrain it.")
 def e2nas() -> None:
     """E2NAS: the cell autoencoder whose latent space E2NAS searches in."""
 
 
-@e2nas.command("pretrain")
+@e2nas.command("pretrain", short_help="Train the cell autoencoder over a space's cells; save it.")
 @click.argument("space")
 @click.option("--out", "-o", "out_path", default=None, help="Where to save the autoencoder [default: SPACE-vgae.pt].")
 @click.option("--epochs", type=int, default=20, show_default=True, help="Training epochs.")
@@ -720,12 +738,12 @@ def _bench_protocol(path: str | None) -> dict[str, Any]:
     return check_protocol(read_config_file(path)) if path else shipped_protocol()
 
 
-@main.group()
+@main.group(cls=OrderedGroup, short_help="The NB201 ground truth: build, look up, merge, describe.")
 def bench() -> None:
     """The NB201 ground truth on the embedded data: build, look up, describe (docs/benchmark.md)."""
 
 
-@bench.command("build")
+@bench.command("build", short_help="Train NB201's unique cells under the benchmark protocol.")
 @click.option("--cells", type=int, default=None,
               help="Train the first N unique cells of the build order (a seeded random order) [default: all 6,466].")
 @click.option("--seeds", default="0", show_default=True, callback=_seed_list, help="Seeds: 0,1,2 or 0-2.")
@@ -780,7 +798,7 @@ def _finish_build(outcome: Any) -> None:
         sys.exit(INTERRUPTED)
 
 
-@bench.command("lookup")
+@bench.command("lookup", short_help="Ground truth of NB201 arch strings (trained on demand).")
 @click.argument("archs", nargs=-1, required=True, metavar="ARCH...")
 @click.option("--table", "tables", multiple=True, type=click.Path(),
               help="Benchmark table(s) or build folder(s) to look in (repeatable) [default: the shipped table].")
@@ -826,7 +844,7 @@ def bench_lookup(archs: tuple[str, ...], tables: tuple[str, ...], cache_dir: str
                    f"percentile {score.percentile:.1f}  regret {score.regret:.4f}  ({how})")
 
 
-@bench.command("merge")
+@bench.command("merge", short_help="Merge benchmark tables and build folders into one table.")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True), metavar="SOURCE...")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="The merged table (written atomically; may be one of the SOURCEs).")
@@ -845,7 +863,7 @@ def bench_merge(sources: tuple[str, ...], out_path: str, protocol_path: str | No
     click.echo(f"raynas: {table.num_rows} row(s) over {cells} unique cell(s) of protocol {digest} -> {out_path}")
 
 
-@bench.command("info")
+@bench.command("info", short_help="What a benchmark table holds: cells, seeds, best cell.")
 @click.option("--table", "tables", multiple=True, type=click.Path(),
               help="Benchmark table(s) or build folder(s) [default: the shipped table].")
 @PROTOCOL_OPTION

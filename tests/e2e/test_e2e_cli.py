@@ -26,6 +26,31 @@ def test_help_imports_neither_torch_nor_ray():
     assert "search" in result.stdout and "train" in result.stdout
 
 
+def help_commands(*words: str) -> list[str]:
+    """The lines of the command list of ``raynas WORDS --help`` on an 80-column terminal."""
+    result = subprocess.run([sys.executable, "-m", "raynas.cli", *words, "--help"], cwd=ROOT,
+                            env={**cli_env(), "COLUMNS": "80"}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("Commands:\n", 1)[1].rstrip("\n").splitlines()
+
+
+def test_help_lists_the_commands_as_the_workflow_goes_each_on_one_whole_line():
+    """Every command once, on one line of its own (a summary wrapped onto a second line, or cut with "...",
+    fails), the root's in the workflow's order, a group's in its own."""
+    from raynas.cli import main
+
+    names = [line.split()[0] for line in help_commands()]
+    assert names[:7] == ["search", "results", "plot", "report", "train", "export", "resume"]
+    assert sorted(names) == sorted(main.commands)
+    lines = help_commands()
+    for group in ("bench", "e2nas", "arch"):
+        group_lines = help_commands(group)
+        assert [line.split()[0] for line in group_lines] == list(main.commands[group].commands)
+        lines += group_lines
+    assert not [line for line in lines if line.endswith("...") or len(line) > 80], lines
+    assert [line.split()[0] for line in help_commands("bench")] == ["build", "lookup", "merge", "info"]
+
+
 def test_arch_show_darts_v2_param_count():
     result = raynas("arch", "show", DARTS_V2, "--space", "darts", "--channels", "36", "--layers", "20",
                     "--classes", "10", "--auxiliary", "--json")
