@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import ROOT, raynas  # noqa: E402
+from cli_helpers import ROOT, cli_env, raynas  # noqa: E402
 
 from raynas.config.shipped import SHIPPED_DIR, describe, shipped_configs  # noqa: E402
 
@@ -58,14 +58,16 @@ def test_a_missing_path_is_still_a_missing_file(tmp_path):
 @pytest.mark.slow
 def test_the_wheel_carries_the_configs(tmp_path):
     """``pip wheel`` of a copy of the project (the repository's build/ stays untouched): every shipped
-    config is in the wheel, the repository-only smoke configs are not."""
+    config and the LICENSE are in the wheel, the repository-only smoke configs are not; installed from the
+    wheel alone (``pip install --target``) and run from a folder without the repository, ``raynas configs``
+    and ``raynas validate quickstart`` read the configs it installed."""
     import shutil
 
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "smoke")
     shutil.copytree(ROOT / "raynas", source / "raynas", ignore=ignore)
     shutil.copytree(SHIPPED_DIR / "smoke", source / "raynas" / "configs" / "smoke")  # present, yet not shipped
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "wheel")], check=True, capture_output=True, timeout=300)
@@ -73,3 +75,19 @@ def test_the_wheel_carries_the_configs(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"raynas/configs/{name}.yaml" for name in shipped_configs()} <= names
     assert not [name for name in names if "/smoke/" in name]
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), sorted(names)[-10:]
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**cli_env(), "PYTHONPATH": str(site)}  # the installed copy first; its dependencies from this venv
+    code = ("import sys, raynas; print(raynas.__file__); from raynas.cli import main; "
+            "main(sys.argv[1:], prog_name='raynas')")
+    for args, expected in ((["configs"], f"{len(shipped_configs())} config(s) in {site / 'raynas' / 'configs'}"),
+                           (["validate", "quickstart"], "ok: quickstart: 2 trial(s)")):
+        run = subprocess.run([sys.executable, "-c", code, *args], cwd=elsewhere, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.startswith(str(site / "raynas" / "__init__.py")) and expected in run.stdout, run.stdout
