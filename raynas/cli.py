@@ -183,8 +183,8 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     Every setting is in the README's config reference; the shipped configs are examples.
 
     Populations: tune.searcher grid (tune.grid), random or optuna (tune.params distributions) and
-    tune.scheduler fifo, asha or pbt, ranked by tune.metric (default derived_val_acc: the derived
-    architecture with inherited weights). Examples: asha_nb201.yaml, pbt_nb201.yaml, optuna_nb201.yaml.
+    tune.scheduler fifo, asha or pbt, ranked by tune.metric (default derived_params: the derived
+    architecture's parameters, the best predictor of its quality measured, docs/ranking.md). Examples: asha_nb201.yaml, pbt_nb201.yaml, optuna_nb201.yaml.
 
     Shards: resources.shards=K trains each supernet as K data-parallel Ray actors (one per GPU with
     resources.gpus_per_shard=1). Example: shards_nb201.yaml.

@@ -105,12 +105,13 @@ class SearchConfig:
                                  "w.r.t. the alphas (arch_sharpness; 0: off)", ge=0, le=MAX_EPOCHS)
     sharpness_iters: int = _f(20, "power-iteration steps of that estimate (on the first architecture-split batch)",
                               ge=1, le=10_000)
-    rank_metrics: list[str] = _f([], "extra metrics of the derived cell, for ranking a population (docs/ranking.md): "
-                                     "bn (derived_bn_val_acc/_loss: BatchNorm statistics re-estimated on training "
-                                     "batches), finetune (derived_finetune_val_acc/_loss: a copy fine-tuned), "
-                                     "neighborhood (derived_neighborhood_val_acc/_loss: mean over the cell and "
-                                     "random neighbours), params (derived_params); each records its seconds too "
-                                     "(derived_<kind>_time_s)")
+    rank_metrics: list[str] = _f(["params"], "extra metrics of the derived cell, for ranking a population "
+                                             "(docs/ranking.md; params, the default tune.metric, costs nothing): "
+                                             "bn (derived_bn_val_acc/_loss: BatchNorm statistics re-estimated on "
+                                             "training batches), finetune (derived_finetune_val_acc/_loss: a copy "
+                                             "fine-tuned), neighborhood (derived_neighborhood_val_acc/_loss: mean "
+                                             "over the cell and random neighbours), params (derived_params); each "
+                                             "records its seconds too (derived_<kind>_time_s)")
     rank_metrics_every: int = _f(1, "measure search.rank_metrics every N epochs and at the last one (NaN on the "
                                     "others)", ge=1, le=MAX_EPOCHS)
     rank_bn_batches: int = _f(8, "rank_metrics bn: training batches the BatchNorm statistics are re-estimated on",
@@ -306,7 +307,9 @@ class TuneConfig:
                             "top-level variant runs with (sections too, e.g. {objectives.na: {}}); tune.grid.variant: "
                             "[names] makes the methods one axis of the grid")
     num_samples: int = _f(1, "repeats of the grid, or trials drawn by the random/optuna searcher", ge=1, le=MAX_TRIALS)
-    metric: str = _f("derived_val_acc", "reported metric that ranks trials and drives schedulers; the "
+    metric: str = _f("derived_params", "reported metric that ranks trials and drives schedulers (default: the "
+                                       "derived network's parameters, which ranked searches' cells best of the "
+                                       "candidates measured, docs/ranking.md); the "
                                         "derived_bn/finetune/neighborhood/params ones turn their kind on in "
                                         "search.rank_metrics; the gt_* ones are the derived cell's ground truth "
                                         "(section benchmark; gt_regret with mode min, the others max)",

@@ -12,6 +12,7 @@ from raynas.results.callback import CHECKPOINT_FALLBACK_KEY, DIVERGED_KEY
 
 #: search.rank_metrics kind -> the accuracy column its progress text shows (params is not an accuracy)
 _RANK_ACCURACY = {kind: columns[0] for kind, columns in RANK_METRICS.items() if columns[0].endswith("_val_acc")}
+PARAMS_COLUMN = RANK_METRICS["params"][0]
 
 
 def overrides_label(overrides: dict[str, Any]) -> str:
@@ -28,13 +29,16 @@ def ground_truth_text(result: dict[str, Any]) -> str:
 
 
 def rank_metrics_text(result: dict[str, Any]) -> str:
-    """``  bn_acc 0.612  finetune_acc 0.701``: the ranking metrics measured this epoch (search.rank_metrics,
-    NaN or absent on the epochs between ``rank_metrics_every``), empty when none was."""
+    """``  bn_acc 0.612  finetune_acc 0.701  params 12,345``: the ranking metrics measured this epoch
+    (search.rank_metrics, NaN or absent on the epochs between ``rank_metrics_every``), empty when none was."""
     parts = []
     for kind, column in _RANK_ACCURACY.items():
         value = result.get(column)
         if isinstance(value, (int, float)) and value == value:  # NaN != NaN: not measured this epoch
             parts.append(f"  {kind}_acc {value:.3f}")
+    params = result.get(PARAMS_COLUMN)
+    if isinstance(params, (int, float)) and params == params:
+        parts.append(f"  params {int(params):,}")
     return "".join(parts)
 
 

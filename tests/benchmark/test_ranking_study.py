@@ -74,7 +74,7 @@ def test_each_progress_line_shows_the_ranking_metrics_of_its_epoch(study_run):
         trial, epoch = row["trial_id"], row["epoch"]
         line = next(text for text in lines if text.startswith(f"[{trial} ") and f" epoch {epoch:>3}/" in text)
         shown = "".join(f"  {kind}_acc {row[columns[0]]:.3f}" for kind, columns in RANK_METRICS.items()
-                        if columns[0].endswith("_val_acc"))
+                        if columns[0].endswith("_val_acc")) + f"  params {int(row['derived_params']):,}"
         assert shown in line, (line, shown)
 
 

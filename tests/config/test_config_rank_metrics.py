@@ -26,13 +26,13 @@ def error_of(data: dict) -> str:
     ({"search": {"rank_metrics_every": 0}}, "search.rank_metrics_every = 0: must be >= 1"),
     ({"search": {"rank_finetune_steps": 0}}, "search.rank_finetune_steps = 0: must be >= 1"),
     ({"tune": {"metric": "derived_finetune_val_acc"}, "resources": {"shards": 2}},
-     "search.rank_metrics = ['finetune']: must not hold 'finetune' with resources.shards = 2"),
+     "search.rank_metrics = ['params', 'finetune']: must not hold 'finetune' with resources.shards = 2"),
     ({"search": {"rank_metrics": ["finetune"], "rank_metrics_every": 2},
       "tune": {"metric": "derived_finetune_val_acc", "scheduler": "asha"}},
      "search.rank_metrics_every = 2: must be 1 with tune.metric = 'derived_finetune_val_acc' and "
      "tune.scheduler = 'asha'"),
     ({"search": {"rank_metrics": ["finetune"]}, "resources": {"shards": 2}},
-     "search.rank_metrics = ['finetune']: must not hold 'finetune' with resources.shards = 2"),
+     "search.rank_metrics = ['finetune', 'params']: must not hold 'finetune' with resources.shards = 2"),
     ({"tune": {"metric": "derived_nbhd_val_acc"}}, "tune.metric = 'derived_nbhd_val_acc': must be one of"),
 ])
 def test_bad_rank_metric_settings(data: dict, expected: str) -> None:
@@ -50,7 +50,8 @@ def test_every_rank_metric_is_a_tune_metric_and_an_epochs_column(metric: str) ->
 def test_every_n_epochs_goes_with_fifo_and_the_kinds_default_off() -> None:
     cfg = config_from_dict({"search": {"rank_metrics": list(RANK_METRICS), "rank_metrics_every": 4}})
     assert cfg.search.rank_metrics == ["bn", "finetune", "neighborhood", "params"]
-    assert config_from_dict({}).search.rank_metrics == []
+    assert config_from_dict({}).search.rank_metrics == ["params"]  # the default tune.metric's kind
+    assert config_from_dict({}).tune.metric == "derived_params"
 
 
 @pytest.mark.parametrize("metric", RANK_METRIC_COLUMNS)
