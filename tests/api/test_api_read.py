@@ -91,7 +91,7 @@ def test_failures_and_an_experiment_without_results(tmp_path):
     dump_config(load_config(ROOT / "search_configs/smoke/nb201.yaml"), empty / "config.yaml")
     started = raynas.load(empty)
     assert started.leaderboard().empty
-    with pytest.raises(ResultsError, match="no trial has a value of derived_val_acc yet"):
+    with pytest.raises(ResultsError, match="no trial has a value of derived_params yet"):  # the default metric
         started.best()
     with pytest.raises(ConfigError, match="no trial derived a trainable genotype"):
         started.genotypes()
