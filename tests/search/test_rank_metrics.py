@@ -32,7 +32,9 @@ TIMINGS = {"epoch_time_s", "reported_at", *TIME_COLUMNS}
 
 
 def search(selection: dict | None = None, **options) -> Search:
-    config = {**TINY, "search": {**TINY["search"], **options}}
+    # no kind unless asked for: not even params, which the default tune.metric (derived_params) turns on
+    config = {**TINY, "search": {"rank_metrics": [], **TINY["search"], **options},
+              "tune": {"metric": "derived_val_acc"}}
     if selection:
         config["selection"] = selection
     return Search(config_from_dict(config))
