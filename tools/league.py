@@ -53,6 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from raynas.errors import RaynasError, ResultsError  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ranking_study import strict_json  # noqa: E402  (a sibling tool: NaN-free JSON)
+
 #: Student's t, 97.5th percentile, by degrees of freedom 1..30 (scipy.stats.t.ppf(0.975, df) to 4 places)
 _T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,
          2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595,
@@ -322,17 +325,6 @@ def plot_curves(result: dict[str, Any], path: Path) -> Path:
     return written
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with NaNs as None: strict JSON."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     """Print the league of an experiment folder; ``--out`` writes it, ``--plot`` draws it, ``--json`` prints
     the figures after it. One-line error and exit 2 for a folder it cannot read."""
@@ -363,7 +355,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.out:
         args.out.write_text(table)
     if args.json:
-        print(json.dumps(_plain(result), indent=1))
+        print(json.dumps(strict_json(result), indent=1))
     return 0
 
 

@@ -212,14 +212,14 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with NaNs as None: strict JSON."""
+def strict_json(value: Any) -> Any:
+    """``value`` with NaNs as None, in nested dicts and lists too: strict JSON (tools/league.py uses it)."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [strict_json(v) for v in value]
     return value
 
 
@@ -257,7 +257,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.out:
         args.out.write_text(table + "\n")
     if args.json:
-        print(json.dumps(_plain(result), indent=1))
+        print(json.dumps(strict_json(result), indent=1))
     return 0
 
 
