@@ -10,24 +10,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from results_trainable_helper import ALPHA_ROWS, make_report
+from results_trainable_helper import ALPHA_ROWS, make_report, write_finished_trials
 
 from raynas.errors import ResultsError
-from raynas.results import ResultsWriter, load_table, summarise_trial
+from raynas.results import ResultsWriter, load_table
 
 
 def _experiment(directory: Path, trials=("t0", "t1"), epochs: int = 3, consolidate: bool = True) -> ResultsWriter:
     (directory / "config.yaml").parent.mkdir(parents=True, exist_ok=True)
     (directory / "config.yaml").write_text("name: exp\n")
     writer = ResultsWriter(directory, "exp")
-    for seed, trial_id in enumerate(trials):
-        rows = []
-        for epoch in range(1, epochs + 1):
-            report = make_report(epoch, seed)
-            writer.write_report(trial_id, report)
-            rows.append({"epoch": epoch, **report})
-        writer.write_trial(summarise_trial(trial_id, rows, "derived_val_acc", "max", experiment="exp",
-                                           status="TERMINATED", seed=seed))
+    write_finished_trials(writer, trials, epochs)
     if consolidate:
         writer.consolidate()
     return writer

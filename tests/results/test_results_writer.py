@@ -7,7 +7,7 @@ import math
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from results_trainable_helper import ALPHA_ROWS, make_report
+from results_trainable_helper import ALPHA_ROWS, make_report, write_finished_trials
 
 from raynas.errors import ResultsError
 from raynas.results import KEYS, SCHEMA_VERSION, TABLES, ResultsWriter, load_table, summarise_trial
@@ -17,17 +17,6 @@ from raynas.results.writer import _atomic_write
 
 def _keys(table: pa.Table, name: str) -> list[tuple]:
     return list(zip(*(table[k].to_pylist() for k in KEYS[name])))
-
-
-def _write_trials(writer: ResultsWriter, trial_ids: list[str], epochs: int = 3) -> None:
-    for seed, trial_id in enumerate(trial_ids):
-        rows = []
-        for epoch in range(1, epochs + 1):
-            report = make_report(epoch, seed)
-            writer.write_report(trial_id, report)
-            rows.append({"epoch": epoch, **report})
-        writer.write_trial(summarise_trial(trial_id, rows, "derived_val_acc", "max", experiment="exp",
-                                           status="TERMINATED", seed=seed))
 
 
 def test_same_report_twice_gives_one_row_per_key(tmp_path):
@@ -80,7 +69,7 @@ def test_parts_are_named_by_table_trial_and_epoch(tmp_path):
 
 def test_atomic_writes_leave_no_temp_files(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
-    _write_trials(writer, ["t0", "t1"])
+    write_finished_trials(writer, ["t0", "t1"])
     writer.consolidate()
     bad = pa.table({"a": pa.array([None], pa.month_day_nano_interval())})  # Parquet cannot store it
     target = tmp_path / "tables" / "parts" / "epochs" / "t0" / "00001.parquet"
@@ -94,7 +83,7 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
 
 def test_consolidate_two_trials_three_epochs(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
-    _write_trials(writer, ["t0", "t1"])
+    write_finished_trials(writer, ["t0", "t1"])
     written = writer.consolidate()
     assert set(written) == set(TABLES)
     counts = {name: pq.read_table(path).num_rows for name, path in written.items()}
@@ -116,7 +105,7 @@ def test_empty_tables_are_written_with_their_schema(tmp_path):
 
 def test_schema_version_is_stored_and_a_newer_one_is_refused(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
-    _write_trials(writer, ["t0"])
+    write_finished_trials(writer, ["t0"])
     path = writer.consolidate()["epochs"]
     schema = pq.read_schema(path)
     assert schema.metadata[VERSION_KEY] == str(SCHEMA_VERSION).encode()
