@@ -6,7 +6,10 @@ docs/benchmark.md) whose trials vary the method as a grid of ``variant`` x ``sea
 
     raynas search search_configs/league.yaml
     python tools/league.py raynas_results/league [--out table.md] [--plot league.png] [--json]
-                           [--baseline darts --baseline random]
+                           [--baseline darts --baseline random] [--pair sd-darts-1ep:sd-darts]
+
+A league run as several populations (its seeds over two sessions: ``--set 'tune.grid.search.seed=[5, 6]'``)
+is read from all their folders at once: ``python tools/league.py part1 part2``.
 
 A population still running works too: only finished trials count (status TERMINATED, every planned epoch
 reported) and the table says how many seeds each method has, and how many are running or not started yet.
@@ -47,7 +50,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -219,30 +222,62 @@ def curves(records: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, l
     return out
 
 
-def league(experiment: Path, baselines: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    """The league of ``experiment`` (see the module docstring): rows, paired comparisons, curves."""
-    records = load_population(experiment)
-    planned = _planned(experiment)
+def combine(experiments: Sequence[Path]) -> tuple[list[dict[str, Any]], Optional[dict[str, int]]]:
+    """The trials and planned trials per method of one league run as several populations (``experiments``,
+    e.g. seeds 0-4 in one session and 5-9 in the next): trial records of all (a method's seed that one folder
+    finished and another only started counts once, finished), planned counts summed. A :class:`ResultsError`
+    when two folders both finished the same method and seed (the same league run twice)."""
+    records: list[dict[str, Any]] = []
+    planned: Optional[dict[str, int]] = {}
+    where: dict[tuple[str, Any], Path] = {}
+    for experiment in experiments:
+        mine = load_population(experiment)
+        for record in mine:
+            key = (record["method"], record["seed"])
+            if record["finished"] and key in where:
+                raise ResultsError(f"{record['method']} seed {record['seed']} finished in both {where[key]} and "
+                                   f"{experiment}: name each population of the league once")
+            if record["finished"]:
+                where[key] = experiment
+        records += mine
+        counts = _planned(experiment)
+        planned = None if planned is None or counts is None else \
+            {name: planned.get(name, 0) + counts.get(name, 0) for name in {**planned, **counts}}
+    finished = {(r["method"], r["seed"]) for r in records if r["finished"]}
+    records = [r for r in records if r["finished"] or (r["method"], r["seed"]) not in finished]
+    return records, planned
+
+
+def league(experiments: Union[Path, Sequence[Path]], baselines: Optional[Sequence[str]] = None,
+           pairs: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """The league of ``experiments`` (one folder, or several populations of one league; see the module
+    docstring): rows, paired comparisons (every method with each baseline, then ``pairs``), curves."""
+    experiments = [experiments] if isinstance(experiments, Path) else list(experiments)
+    records, planned = combine(experiments)
     # the config's order (seed-major grid: the variants' order), methods not started yet included
     methods = list(dict.fromkeys([*(planned or {}), *(r["method"] for r in records)]))
+    name = ", ".join(str(e) for e in experiments)
     if not any(r["finished"] and r["gt"] is not None for r in records):
         running = sum(1 for r in records if r["status"] == "RUNNING")
-        raise ResultsError(f"{experiment}: no finished scored trial yet ({len(records)} started, {running} "
+        raise ResultsError(f"{name}: no finished scored trial yet ({len(records)} started, {running} "
                            "running); run the league again when some have finished")
     if baselines is None:
-        baselines = [name for name in DEFAULT_BASELINES if name in methods]
-    for name in baselines:
-        if name not in methods:
-            raise ResultsError(f"--baseline {name!r}: not a method of {experiment} (methods: {', '.join(methods)})")
-    rows = [_method_row(name, [r for r in records if r["method"] == name],
-                        None if planned is None else planned.get(name, 0)) for name in methods]
-    comparisons = [paired(records, name, base) for base in baselines for name in methods if name != base]
+        baselines = [m for m in DEFAULT_BASELINES if m in methods]
+    for option, names in (("--baseline", baselines), ("--pair", [m for pair in pairs for m in pair])):
+        for method in names:
+            if method not in methods:
+                raise ResultsError(f"{option} {method!r}: not a method of {name} (methods: {', '.join(methods)})")
+    rows = [_method_row(m, [r for r in records if r["method"] == m],
+                        None if planned is None else planned.get(m, 0)) for m in methods]
+    comparisons = [paired(records, m, base) for base in baselines for m in methods if m != base]
+    extra = [paired(records, m, base) for m, base in pairs]
     best = next((r["best_cell"] for r in records if r["best_cell"] is not None), None)
-    return {"experiment": str(experiment), "trials": len(records),
+    return {"experiment": name, "trials": len(records),
             "finished": sum(1 for r in records if r["finished"]), "planned": sum(planned.values()) if planned else None,
             "best_cell": best, "search_epochs": sorted({r["search_epochs"] for r in records if r["search_epochs"]}),
             "core_minutes": sum(r["core_minutes"] for r in records), "methods": methods,
-            "rows": rows, "baselines": list(baselines), "paired": comparisons, "curves": curves(records, methods)}
+            "rows": rows, "baselines": list(baselines), "paired": comparisons, "pairs": extra,
+            "curves": curves(records, methods)}
 
 
 def _figure(value: float, digits: int = 4) -> str:
@@ -288,6 +323,13 @@ def markdown(result: dict[str, Any], plot: Optional[str] = None) -> str:
                   "|---|---|---|---|"]
         for comp in (c for c in result["paired"] if c["baseline"] == base):
             lines.append(f"| {comp['method']} | {comp['n']} | {_with_interval(comp, 4)} | {comp['conclusion']} |")
+    if result.get("pairs"):
+        lines += ["", "Paired comparisons asked for (same seeds; method minus baseline):", "",
+                  "| method | baseline | paired seeds | mean difference [95 % t interval] | what it allows one to "
+                  "conclude |", "|---|---|---|---|---|"]
+        for comp in result["pairs"]:
+            lines.append(f"| {comp['method']} | {comp['baseline']} | {comp['n']} | {_with_interval(comp, 4)} "
+                         f"| {comp['conclusion']} |")
     if plot:
         lines += ["", f"![ground truth over epochs, mean and 95 % interval per method]({plot})"]
     return "\n".join(lines) + "\n"
@@ -329,10 +371,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Print the league of an experiment folder; ``--out`` writes it, ``--plot`` draws it, ``--json`` prints
     the figures after it. One-line error and exit 2 for a folder it cannot read."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", type=Path, help="a scored search experiment folder (running or finished)")
+    parser.add_argument("experiment", type=Path, nargs="+",
+                        help="a scored search experiment folder (running or finished), or several populations "
+                             "of one league (e.g. its seeds run in two sessions)")
     parser.add_argument("--baseline", action="append", default=None, metavar="METHOD",
                         help="compare every method with this one on paired seeds (repeatable; default: "
                              f"{' and '.join(DEFAULT_BASELINES)}, those the population has)")
+    parser.add_argument("--pair", action="append", default=[], metavar="METHOD:BASELINE",
+                        help="also compare METHOD with BASELINE on paired seeds (repeatable), e.g. a setting's "
+                             "variant with the method's default")
     parser.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
     parser.add_argument("--plot", type=Path, default=None, help="draw the ground truth over epochs into this .png")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON after the table")
@@ -340,7 +387,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.plot is not None and args.plot.suffix.lower() != ".png":
             raise ResultsError(f"--plot {str(args.plot)!r}: name a .png file")
-        result = league(args.experiment, args.baseline)
+        pairs = [tuple(pair.split(":")) for pair in args.pair]
+        for text, pair in zip(args.pair, pairs):
+            if len(pair) != 2 or not all(pair):
+                raise ResultsError(f"--pair {text!r}: write METHOD:BASELINE, two method names")
+        result = league(args.experiment, args.baseline, pairs)
         if args.plot is not None:
             plot_curves(result, args.plot)
     except RaynasError as err:

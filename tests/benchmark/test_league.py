@@ -312,3 +312,47 @@ def test_t_quantiles_and_intervals_match_scipy():
         "x is worse than random, by -0.0300")
     clipped = module.mean_interval([0.99, 0.2], (0.0, 1.0))
     assert clipped["low"] == 0.0 and clipped["high"] == 1.0
+
+
+def write_population(folder: Path, results: dict[str, dict[int, float]], prefix: str) -> Path:
+    """A finished league population written by the real results writer: method -> seed -> final ground truth
+    (one epoch each)."""
+    writer = ResultsWriter(folder, folder.name)
+    index = 0
+    for method, seeds in results.items():
+        for seed, gt in seeds.items():
+            trial_id = f"{prefix}_{index:05d}"
+            index += 1
+            config = {"variant": method, "method": "darts", "search": {"epochs": 1, "seed": seed}}
+            report = {"epoch": 1, "gt_test_acc": gt, "gt_percentile": 100 * gt, "gt_regret": BEST - gt,
+                      "epoch_time_s": 6.0, "genotype": CELLS[0], "num_skip": 0}
+            writer.write_report(trial_id, report)
+            writer.write_trial(summarise_trial(trial_id, [report], "gt_test_acc", "max", experiment=folder.name,
+                                               status="TERMINATED", epochs_planned=1, method="darts", seed=seed,
+                                               config=config, overrides={"search.seed": seed, "variant": method}))
+    writer.consolidate()
+    return folder
+
+
+def test_a_league_run_as_two_populations_reads_as_one_and_pairs_are_compared(tmp_path):
+    # seeds 0-1 in one session, 2-3 in the next; sd-1ep is a setting's variant compared with its default
+    first = write_population(tmp_path / "part1", {"sd": {0: 0.70, 1: 0.72}, "sd-1ep": {0: 0.75, 1: 0.78}}, "a")
+    second = write_population(tmp_path / "part2", {"sd": {2: 0.71, 3: 0.69}, "sd-1ep": {2: 0.77, 3: 0.74}}, "b")
+    table, result = figures(tool(str(first), str(second), "--baseline", "sd", "--pair", "sd-1ep:sd", "--json"))
+    rows = {row["method"]: row for row in result["rows"]}
+    assert rows["sd"]["seeds"] == [0, 1, 2, 3] and rows["sd-1ep"]["seeds"] == [0, 1, 2, 3]
+    assert (result["finished"], result["trials"]) == (8, 8)
+    [pair] = result["pairs"]
+    diffs = [0.75 - 0.70, 0.78 - 0.72, 0.77 - 0.71, 0.74 - 0.69]
+    mean, low, high = t_interval(diffs)
+    assert (pair["method"], pair["baseline"], pair["seeds"]) == ("sd-1ep", "sd", [0, 1, 2, 3])
+    assert (pair["mean"], pair["low"], pair["high"]) == pytest.approx((mean, low, high), abs=1e-4)
+    assert pair["conclusion"].startswith("sd-1ep beats sd, by +0.0550")
+    assert "| sd-1ep | sd | 4 | 0.0550 [" in table
+    # the same seed finished in two folders is the league run twice: refused
+    again = write_population(tmp_path / "again", {"sd": {3: 0.5}}, "c")
+    run = tool(str(first), str(second), str(again))
+    assert run.returncode == 2 and "sd seed 3 finished in both" in run.stderr and run.stderr.count("\n") == 1
+    for bad, message in (("sd-1ep", "--pair 'sd-1ep': write METHOD:BASELINE"), ("sd-1ep:nope", "--pair 'nope'")):
+        run = tool(str(first), "--pair", bad)
+        assert run.returncode == 2 and message in run.stderr and run.stderr.count("\n") == 1, run.stderr
