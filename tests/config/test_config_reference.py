@@ -58,7 +58,34 @@ def test_runs_as_a_script() -> None:
     assert out.stdout.count("| key | type | default | allowed | description |") == (1 + 9 + 5) + (1 + 1)
 
 
-def test_readme_embeds_the_current_reference() -> None:
+def test_docs_config_ends_with_the_current_reference() -> None:
+    """docs/config.md is its hand-written guide, then the generated reference from the marker to the end."""
+    tool = load_tool()
+    text = tool.DOC.read_text()
+    assert tool.DOC == TOOL.parents[1] / "docs" / "config.md"
+    assert text.count(tool.MARKER) == 1 and text.index(tool.MARKER) > 0
+    assert text[text.index(tool.MARKER):] == tool.render_reference(), \
+        "docs/config.md's config reference is stale: run `python tools/config_reference.py --write`"
+
+
+def test_the_readme_links_to_the_reference_and_holds_no_copy() -> None:
     readme = (TOOL.parents[1] / "README.md").read_text()
-    assert load_tool().render_reference().strip() in readme, \
-        "README's config reference is stale: append the output of `python tools/config_reference.py` again"
+    assert "](docs/config.md)" in readme
+    assert load_tool().MARKER not in readme and "| key | type | default | allowed | description |" not in readme
+
+
+def test_write_replaces_only_the_generated_part(tmp_path) -> None:
+    """``--write PAGE`` keeps the text above the marker, puts the current reference after it (a stale or
+    truncated one is replaced whole), and refuses a page without the marker, leaving it as it was."""
+    tool = load_tool()
+    page = tmp_path / "config.md"
+    page.write_text(f"# Guide\n\nhand-written\n\n{tool.MARKER}\n\n## Search config\n| `stale` |\n")
+    page.chmod(0o640)
+    subprocess.run([sys.executable, str(TOOL), "--write", str(page)], check=True, capture_output=True)
+    assert page.read_text() == "# Guide\n\nhand-written\n\n" + tool.render_reference()
+    assert page.stat().st_mode & 0o777 == 0o640 and [p.name for p in tmp_path.iterdir()] == ["config.md"]
+
+    plain = tmp_path / "plain.md"
+    plain.write_text("# No marker\n")
+    run = subprocess.run([sys.executable, str(TOOL), "--write", str(plain)], capture_output=True, text=True)
+    assert run.returncode != 0 and "no line" in run.stderr and plain.read_text() == "# No marker\n"
