@@ -180,7 +180,7 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
     """Run the population of searches described by CONFIG: a YAML file, or the name of a config shipped with
     raynas (raynas configs lists them; e.g. quickstart).
 
-    Every setting is in the README's config reference; the shipped configs are examples.
+    Every setting is in the config reference, docs/config.md; the shipped configs are examples.
 
     Populations: tune.searcher grid (tune.grid), random or optuna (tune.params distributions) and
     tune.scheduler fifo, asha or pbt, ranked by tune.metric (default derived_params: the derived
@@ -502,7 +502,7 @@ def _seed_list(ctx: Any, param: Any, value: str) -> list[int]:
                                             "Genotype(...), nb201 for arch strings; a search folder's own space).")
 @click.option("--dataset", default=None, help="Data set (default: a search folder's data settings, else digits).")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
-              help="Training settings as YAML (the README's training config reference).")
+              help="Training settings as YAML (docs/config.md, training config).")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the space's protocol).")
 @set_option("batch_size=64", "training config")
 @click.option("--seeds", default="0", show_default=True, callback=_seed_list,

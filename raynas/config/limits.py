@@ -4,7 +4,7 @@ A size nobody means (``supernet.channels: 100000000``, ``--seeds 0-1000000000000
 out of memory, run for ever or fail deep inside torch with a traceback. The limits are generous: far
 above the published protocols (DARTS: C=36, 20 cells, 600 epochs; NB201: C=16, 200 epochs) and any
 realistic run, so they only stop typos and hostile input. The config schema uses them as ``le`` rules
-(the README's config reference lists each); the CLI's options use :func:`check_int` and
+(docs/config.md, the config reference, lists each); the CLI's options use :func:`check_int` and
 :func:`parse_seeds`. Every message names the option, the value and the allowed range. Imports nothing heavy.
 """
 

@@ -1,7 +1,7 @@
 """The typed, frozen config of an experiment (``raynas search``) and of a training run (``raynas train``).
 
 Every field carries ``metadata`` that the loader uses to validate it and that ``tools/config_reference.py``
-turns into the README's config reference:
+turns into the config reference, docs/config.md:
 
 - ``doc``: one line saying what the field is;
 - ``choices``: the allowed values (for names of registered things, see ``registry`` instead);
