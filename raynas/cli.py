@@ -332,7 +332,8 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
         name = trial.config.variant
         if name is not None and name not in shown and "variant" in trial.overrides:
             shown.add(name)
-            click.echo(f"  variant {name}: {_search_words(trial.config)}")
+            space = f"space {trial.config.space}, " if "space" in cfg.tune.variants[name] else ""
+            click.echo(f"  variant {name}: {space}{_search_words(trial.config)}")
     from raynas.benchmark.scoring import describe_scoring
 
     scoring = describe_scoring(cfg)  # whether the search will record its cells' ground truth

@@ -173,8 +173,9 @@ def genotypes_from_file(path: Path, space: Optional[str]) -> list[Architecture]:
 
 def genotypes_from_experiment(path: Path, trials: Sequence[str], top: Optional[int]) -> list[Architecture]:
     """The genotypes of search trials: those of ``trials``, else of the ``top`` best trials (distinct
-    genotypes with connected cells, by the experiment's ranking metric; ``top`` None: every one)."""
-    from raynas.results import leaderboard
+    genotypes with connected cells, by the experiment's ranking metric; ``top`` None: every one). Each is in
+    its trial's space, which a population's variants may set (``tune.variants``), else the config's."""
+    from raynas.results import leaderboard, load_table
 
     cfg = load_config(path / "config.yaml")
     board = leaderboard(str(path)).to_pylist()
@@ -199,7 +200,12 @@ def genotypes_from_experiment(path: Path, trials: Sequence[str], top: Optional[i
                 break
         if not chosen:
             raise ConfigError(f"{path}: no trial derived a trainable genotype yet (see raynas results {path})")
-    return [Architecture(row["genotype"], cfg.space, source=str(path), source_trial=row["trial_id"]) for row in chosen]
+    # The leaderboard leaves the space out; the trials table has each trial's. A genotype two trials derived (in
+    # two spaces too: a cell's network does not depend on the space it was searched in) is trained once, as
+    # the better-ranked trial's.
+    spaces = {row["trial_id"]: row["space"] for row in load_table(path, "trials").to_pylist()}
+    return [Architecture(row["genotype"], spaces.get(row["trial_id"]) or cfg.space, source=str(path),
+                         source_trial=row["trial_id"]) for row in chosen]
 
 
 @dataclass(frozen=True)

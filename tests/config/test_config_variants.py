@@ -134,6 +134,25 @@ def test_validate_lists_what_each_variant_runs_and_refuses_a_bad_one_in_one_line
     assert bad.stderr.startswith("error: tune.grid['variant']: 'nope' is not an entry") and bad.stderr.count("\n") == 1
 
 
+def test_variants_may_set_the_space_and_validate_names_it(tmp_path):
+    """One population over several spaces (search_configs/spaces_pt.yaml): each trial searches its variant's
+    space, and validate says which space each variant runs."""
+    data = {"name": "spaces", "space": "s1", "data": {"name": "digits", "limit": 64},
+            "supernet": {"channels": 4, "layers": 3}, "search": {"epochs": 2},
+            "tune": {"grid": {"search.seed": [0], "variant": ["s4-pt", "nonone", "base"]},
+                     "variants": {"s4-pt": {"space": "s4", "selection.name": "perturbation"},
+                                  "nonone": {"space": "darts-nonone"}, "base": {}}}}
+    path = write(tmp_path, data)
+    assert [t.config.space for t in expand_trials(load_config(path))] == ["s4", "darts-nonone", "s1"]
+    ok = subprocess.run([sys.executable, "-m", "raynas.cli", "validate", str(path)], capture_output=True, text=True,
+                        cwd=ROOT, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[1:4] == [
+        "  variant s4-pt: space s4, method darts, data digits, 2 epochs + 81 epochs of perturbation selection",
+        "  variant nonone: space darts-nonone, method darts, data digits, 2 epochs",
+        "  variant base: method darts, data digits, 2 epochs"]
+
+
 def test_e2nas_trials_of_a_variant_inherit_one_checked_autoencoder(tmp_path):
     import torch
 

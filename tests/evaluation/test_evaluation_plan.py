@@ -67,6 +67,35 @@ def test_search_folder_gives_its_best_distinct_genotypes_its_data_and_its_evalua
     assert chosen.plan.train.data.name == "synthetic" and chosen.plan.train.data.limit is None
 
 
+def darts_genotype(normal_op: str, reduce_op: str) -> str:
+    """A DARTS-cell genotype text: every node reads inputs 0 and 1, ``normal_op`` / ``reduce_op`` on each edge."""
+    def cell(op: str) -> str:
+        return ", ".join(f"('{op}', {src})" for _ in range(4) for src in (0, 1))
+    return (f"Genotype(normal=[{cell(normal_op)}], normal_concat=[2, 3, 4, 5], "
+            f"reduce=[{cell(reduce_op)}], reduce_concat=[2, 3, 4, 5])")
+
+
+def test_a_population_over_spaces_gives_each_genotype_its_trials_space(tmp_path: Path):
+    """Variants may set the space (search_configs/spaces_pt.yaml): an S4 cell (its ``noise`` op exists in no
+    other space) is planned in s4, not in the config's space; a cell two trials derived, in s2 and s3, is
+    trained once, as the better-ranked trial's."""
+    noise, sep = darts_genotype("noise", "sep_conv_3x3"), darts_genotype("sep_conv_3x3", "skip_connect")
+    folder = tmp_path / "spaces"
+    folder.mkdir()
+    dump_config(load_config(ROOT / "search_configs/smoke/darts.yaml", ["space=s2"]), folder / "config.yaml")
+    writer = ResultsWriter(folder, folder.name)
+    for trial_id, space, genotype, value in (("t_a", "s4", noise, 0.9), ("t_b", "s3", sep, 0.8),
+                                              ("t_c", "s2", sep, 0.7)):
+        row = {"epoch": 2, "derived_params": value, "genotype": genotype, "num_skip": 0, "connected": True}
+        writer.write_trial(summarise_trial(trial_id, [row], "derived_params", "max", experiment=folder.name,
+                                           status="TERMINATED", space=space, method="darts", seed=0))
+    writer.consolidate()
+    plan = plan_evaluation([str(folder)], top=100, seeds=[0, 1], name="run").plan
+    assert [(a.genotype, a.space, a.source_trial) for a in plan.architectures] == [(noise, "s4", "t_a"),
+                                                                                   (sep, "s3", "t_b")]
+    assert [plan.trial_config(spec["overrides"]).space for spec in plan.trial_specs()] == ["s4", "s4", "s3", "s3"]
+
+
 def test_settings_from_config_file_epochs_and_overrides(tmp_path: Path):
     settings = tmp_path / "train.yaml"
     settings.write_text("epochs: 7\nbatch_size: 32\ndata:\n  name: digits\n  cutout: 2\n")
