@@ -36,9 +36,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     # Search: the config as a dict, an override as a dotted key; the folder is <out>/python-api.
     experiment = raynas.search(CONFIG, overrides={"search.epochs": args.epochs}, out=args.out)
 
-    # Read: the leaderboard and any table are pandas DataFrames; best() is the top trial.
+    # Read: the leaderboard and any table are pandas DataFrames; best() is the top trial. The ranking column
+    # names the metric (tune.metric, by default derived_params) and its scope (final_: the last epoch's value).
     board = experiment.leaderboard()
-    print(board[["trial_id", "metric_value", "num_skip", "genotype"]].to_string(index=False))
+    print(board[["trial_id", "final_derived_params", "num_skip", "genotype"]].to_string(index=False))
     best = experiment.best()
     print(f"best: trial {best.trial_id}, {best.metric} {best.metric_value:.4f}, genotype {best.genotype}")
     epochs = experiment.table("epochs", where=f"trial_id == '{best.trial_id}'", sort=["epoch"])

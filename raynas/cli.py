@@ -375,34 +375,63 @@ def _search_words(cfg: Any) -> str:
 @click.option("--table", "table_name", default=None,
               help="Print this table (trials, epochs, alphas, genotypes, decisions, evaluations, events) instead "
                    "of the leaderboard.")
+@click.option("--metric", default=None, metavar="NAME",
+              help="Rank the leaderboard by this reported metric (an epochs column, e.g. derived_val_acc or a "
+                   "method's discretization_gap) [default: the search's tune.metric].")
+@click.option("--mode", type=click.Choice(["max", "min"]), default=None,
+              help="Whether higher (max) or lower (min) values rank first [default: tune.mode for the search's "
+                   "metric; min for a loss, regret or time, else max].")
+@click.option("--scope", type=click.Choice(["last", "best"]), default=None,
+              help="Rank by the metric at each trial's last epoch, whose genotype the trial returns (column "
+                   "final_NAME), or by its best value over the epochs (best_NAME, with that epoch's genotype) "
+                   "[default: last].")
 @click.option("--where", "where", default=None, metavar="EXPR",
               help="Keep the rows EXPR holds for: comparisons, and/or/not, in [...], .isin, .between, .isnull, "
-                   ".str.contains/startswith/endswith (README, Results), e.g. \"method == 'darts' and seed > 0\".")
+                   ".str.contains/startswith/endswith (docs/results.md), e.g. \"method == 'darts' and seed > 0\".")
 @click.option("--sort", "sort_keys", multiple=True, metavar="COLUMN",
               help="Order by COLUMN (-COLUMN: descending); repeat for ties.")
 @friendly_errors
-def results(directory: str, fmt: str, table_name: str | None, where: str | None, sort_keys: tuple[str, ...]) -> None:
+def results(directory: str, fmt: str, table_name: str | None, metric: str | None, mode: str | None,
+            scope: str | None, where: str | None, sort_keys: tuple[str, ...]) -> None:
     """Print the leaderboard of an experiment folder (or one of its tables), optionally filtered and sorted.
+
+    The leaderboard ranks the trials by --metric at --scope; its ranking column is named after both
+    (final_derived_params: the metric at the last epoch; best_derived_val_acc with --scope best). Its
+    filter sees every column of the trials table and the ranking column (status, method, seed, num_skip,
+    genotype, final_derived_params, ...); a table's filter sees that table's columns, the epochs table's
+    method metrics (discretization_gap, ...) among them.
+
+    The epochs table prints each method metric of its extra map as a column (the map itself is left out).
+    Times (reported_at, at) print as ISO-8601 UTC in the table format; csv and json keep unix seconds.
 
     An evaluation run folder (raynas train) prints its evaluations table; --table evaluations of a search
     folder gathers every evaluation run of its genotypes.
-
-    The leaderboard's filter sees every column of the trials table (status, method, seed, num_skip,
-    metric_value, genotype, ...); a table's filter sees that table's columns.
     """
-    from raynas.results import format_table, leaderboard, load_table
-
     from pathlib import Path
 
-    from raynas.results import EVALUATION_PLAN
+    from raynas.remote import local_folder
+    from raynas.results import EVALUATION_PLAN, format_table, leaderboard, load_table
 
+    directory = local_folder(directory, "DIRECTORY")  # s3://, gs://: downloaded first (docs/storage.md)
+    ranking = [f"--{name} {value}" for name, value in (("metric", metric), ("mode", mode), ("scope", scope))
+               if value is not None]
     if table_name is None and (Path(directory) / EVALUATION_PLAN).is_file():
         table_name = "evaluations"  # an evaluation run folder has no leaderboard of searches
+    if table_name and ranking:
+        from raynas.errors import ConfigError
+
+        raise ConfigError(f"{ranking[0]}: ranks the leaderboard, not --table {table_name}; allowed with --table: "
+                          "--where, --sort, --format")
     if table_name:
         table = load_table(directory, table_name, where=where, sort=sort_keys)
+        if table_name == "epochs":  # its method metrics are columns of their own: their map adds nothing
+            table = table.drop_columns(["extra"])
     else:
-        table = leaderboard(directory, where=where, sort=sort_keys)
-    click.echo(format_table(table, fmt))
+        table = leaderboard(directory, metric, mode, scope=scope, where=where, sort=sort_keys)
+    empty = "0 rows" + (f" (--where {where!r})" if where else "")
+    click.echo(format_table(table, fmt, empty=empty).rstrip("\n"))
+    if not table.num_rows and fmt != "table":
+        click.echo(f"raynas: {empty}", err=True)  # stdout stays a parseable empty table
 
 
 @main.command(short_help="Draw an experiment's cells, weights and curves as images.")
@@ -419,9 +448,10 @@ def plot(directory: str, out_dir: str | None, formats: tuple[str, ...], trials: 
 
     Per trial: a diagram of each cell of its final genotype (cell_<trial>_<cell>) and its architecture
     weights per edge over epochs (alphas_<trial>_<cell>); per experiment: losses and accuracies over epochs
-    (curves), the derived cell's ground truth over epochs when the search was scored (ground_truth) and,
-    for a population, the ranking metric against each varied override (population_<key>). Prints each
-    written file.
+    with the data's chance level (curves), the derived cell's ground truth over epochs when the search was
+    scored (ground_truth) and, for a population, the ranking metric against each varied override other than
+    a seed (population_<key>), or its spread over the seeds when only seeds varied (population_seeds).
+    Prints each written file.
     """
     from pathlib import Path
 
@@ -448,10 +478,11 @@ def plot(directory: str, out_dir: str | None, formats: tuple[str, ...], trials: 
 def report(directory: str, out_path: str | None, fmt: str, top: int) -> None:
     """Write one report of the experiment in DIRECTORY (<out>/<name> of raynas search, or an evaluation run).
 
-    In order: title, resolved config, every trial (with its final genotype's ground truth when the search was
-    scored), the best genotypes with their cell diagrams, curves (and the ground truth over epochs),
-    architecture weights of the best trial, the population comparison, selection decisions and the
-    evaluations (trainings from scratch, mean and std of test accuracy per genotype). Prints the path.
+    In order: title, a summary (the ranking metric and its scope, the --top best trials with their genotypes
+    and, where present, ground truth and test accuracy from scratch), every trial, the best genotypes with
+    their cell diagrams, curves (and the ground truth over epochs), architecture weights of the best trial,
+    the population comparison, selection decisions, the evaluations (trainings from scratch, mean and std
+    of test accuracy per genotype) and, folded at the end, the resolved config. Prints the path.
     """
     from raynas.report import write_report
 

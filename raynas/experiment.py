@@ -520,21 +520,24 @@ def summary_lines(outcome: ExperimentOutcome) -> list[str]:
     """
     if outcome.unfinished:
         return interrupted_lines(outcome.directory, outcome.unfinished, outcome.num_trials)
-    from raynas.results import leaderboard
+    from raynas.results import leaderboard, ranking_of
 
-    board = leaderboard(str(outcome.directory)).to_pylist()
+    table = leaderboard(str(outcome.directory))
+    column = ranking_of(table)["column"]  # final_<tune.metric>: its value at each trial's last epoch
+    board = table.to_pylist()
     # the final cell's ground truth, when scored and not already the ranking metric
     scored = outcome.metric != "gt_test_acc" and any(row.get("final_gt_test_acc") is not None for row in board)
-    lines = [f"{'trial':<12} {outcome.metric:>16}" + (f" {'gt_acc':>7}" if scored else "")
+    width = max(16, len(column))
+    lines = [f"{'trial':<12} {column:>{width}}" + (f" {'gt_acc':>7}" if scored else "")
              + f" {'skip':>4} {'epochs':>7}  genotype (final)"]
     for row in board:
-        value = row.get("metric_value")
+        value = row.get(column)
         shown = "nan" if value is None else f"{value:.4f}"
         truth = row.get("final_gt_test_acc")
         gt = (f" {'':>7}" if truth is None else f" {truth:>7.4f}") if scored else ""
         planned = row.get("epochs_planned")
         epochs = f"{row.get('epochs_done')}" + (f"/{planned}" if planned is not None else "")
-        lines.append(f"{row['trial_id']:<12} {shown:>16}{gt} {row.get('num_skip')!s:>4} {epochs:>7}  "
+        lines.append(f"{row['trial_id']:<12} {shown:>{width}}{gt} {row.get('num_skip')!s:>4} {epochs:>7}  "
                      f"{row.get('genotype')}"
                      + ("" if row.get("connected") in (True, None) else "  (DISCONNECTED cell)")
                      + (f"  (stopped by {row['stopped_by']})" if row.get("stopped_by") else ""))

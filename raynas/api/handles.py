@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # annotations only: importing the handles stays cheap
 
 @dataclass(frozen=True)
 class Trial:
-    """One search trial as the leaderboard ranks it: its final genotype (parsed; ``str()`` gives the text)
-    by the ranking ``metric``, and its whole leaderboard ``row``."""
+    """One search trial as the leaderboard ranks it: ``metric_value`` is ``metric`` at ``scope`` (``last``:
+    its last epoch; ``best``: its best epoch), ``genotype`` the genotype of that epoch (parsed; ``str()``
+    gives the text), and ``row`` its whole leaderboard row."""
 
     trial_id: str
     status: str
@@ -36,6 +37,7 @@ class Trial:
     genotype: Optional["Genotype"]
     seed: Optional[int]
     row: dict[str, Any] = field(repr=False, compare=False)
+    scope: str = "last"
 
 
 class Experiment:
@@ -64,14 +66,15 @@ class Experiment:
         """The experiment's name (its folder's name)."""
         return self.directory.name
 
-    def leaderboard(self, metric: Optional[str] = None, mode: Optional[str] = None, *, where: Optional[str] = None,
-                    sort: Sequence[str] = (), as_pandas: bool = True) -> Any:
-        """Trials ranked best first by the final value of ``metric`` (default: the search's ``tune.metric``),
-        as ``raynas results`` prints them (:func:`raynas.results.leaderboard`: ``where`` filters, ``sort``
-        reorders, another metric or mode re-ranks from the epochs)."""
+    def leaderboard(self, metric: Optional[str] = None, mode: Optional[str] = None, *, scope: Optional[str] = None,
+                    where: Optional[str] = None, sort: Sequence[str] = (), as_pandas: bool = True) -> Any:
+        """Trials ranked best first by ``metric`` (default: the search's ``tune.metric``) at ``scope`` (``last``,
+        the default: each trial's last epoch; ``best``: its best epoch), as ``raynas results`` prints them
+        (:func:`raynas.results.leaderboard`): the ranking column is named ``final_<metric>`` or
+        ``best_<metric>``; ``where`` filters, ``sort`` reorders."""
         from raynas.results import leaderboard
 
-        return leaderboard(self.directory, metric, mode, where=where, sort=sort, as_pandas=as_pandas)
+        return leaderboard(self.directory, metric, mode, scope=scope, where=where, sort=sort, as_pandas=as_pandas)
 
     def table(self, name: str, *, where: Optional[str] = None, sort: Sequence[str] = (),
               as_pandas: bool = True) -> Any:
@@ -81,19 +84,23 @@ class Experiment:
 
         return load_table(self.directory, name, where=where, sort=sort, as_pandas=as_pandas)
 
-    def trials(self, metric: Optional[str] = None, mode: Optional[str] = None) -> list[Trial]:
-        """Every trial, best first by ``metric`` (as :meth:`leaderboard`)."""
+    def trials(self, metric: Optional[str] = None, mode: Optional[str] = None,
+               scope: Optional[str] = None) -> list[Trial]:
+        """Every trial, best first by ``metric`` at ``scope`` (as :meth:`leaderboard`)."""
+        from raynas.results import leaderboard, ranking_of
         from raynas.spaces.genotype import parse_genotype
 
-        metric = metric or self.config.tune.metric
-        return [Trial(row["trial_id"], row["status"], metric, row["metric_value"],
-                      parse_genotype(row["genotype"]) if row.get("genotype") else None, row.get("seed"), row)
-                for row in self.leaderboard(metric, mode, as_pandas=False).to_pylist()]
+        table = leaderboard(self.directory, metric, mode, scope=scope)
+        ranking = ranking_of(table)
+        return [Trial(row["trial_id"], row["status"], ranking["metric"], row[ranking["column"]],
+                      parse_genotype(row["genotype"]) if row.get("genotype") else None, row.get("seed"), row,
+                      ranking["scope"])
+                for row in table.to_pylist()]
 
-    def best(self, metric: Optional[str] = None, mode: Optional[str] = None) -> Trial:
-        """The best trial by ``metric`` (default: the search's ``tune.metric``); :class:`ResultsError` when no
-        trial has reported a value of it yet."""
-        ranked = self.trials(metric, mode)
+    def best(self, metric: Optional[str] = None, mode: Optional[str] = None, scope: Optional[str] = None) -> Trial:
+        """The best trial by ``metric`` (default: the search's ``tune.metric``) at ``scope`` (default ``last``);
+        :class:`ResultsError` when no trial has reported a value of it yet."""
+        ranked = self.trials(metric, mode, scope)
         if not ranked or ranked[0].metric_value is None:
             metric = metric or self.config.tune.metric
             raise ResultsError(f"{self.directory}: no trial has a value of {metric} yet "

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from raynas.results.query import (EVALUATION_PLAN, EVALUATIONS_DIR, FORMATS, LEADERBOARD_COLUMNS,
-                                  LEADERBOARD_GT_COLUMNS, evaluation_runs, format_table, leaderboard, load_table)
+from raynas.results.board import (DEFAULT_SCOPE, SCOPES, leaderboard, leaderboard_columns, rank_column,
+                                  ranking_of, search_ranking)
+from raynas.results.query import EVALUATION_PLAN, EVALUATIONS_DIR, FORMATS, evaluation_runs, format_table, load_table
 from raynas.results.schema import (EVALUATION_TABLES, GROUND_TRUTH_METRICS, KEYS, SCHEMA_VERSION, TABLES,
-                                   TRIAL_STATUSES, schema_for)
+                                   TRIAL_STATUSES, UNIX_TIME_COLUMNS, schema_for)
 from raynas.results.writer import ResultsWriter, merge_history, rows_from_report, summarise_trial
 
-__all__ = ["EVALUATION_PLAN", "EVALUATIONS_DIR", "EVALUATION_TABLES", "FORMATS", "GROUND_TRUTH_METRICS", "KEYS",
-           "LEADERBOARD_COLUMNS", "LEADERBOARD_GT_COLUMNS",
-           "SCHEMA_VERSION", "TABLES", "TRIAL_STATUSES",
-           "ResultsCallback", "ResultsWriter", "evaluation_runs", "format_table", "leaderboard",
-           "load_table", "merge_history", "rows_from_report", "schema_for", "summarise_trial", "trial_overrides"]
+__all__ = ["DEFAULT_SCOPE", "EVALUATION_PLAN", "EVALUATIONS_DIR", "EVALUATION_TABLES", "FORMATS", "GROUND_TRUTH_METRICS",
+           "KEYS", "SCHEMA_VERSION", "SCOPES", "TABLES", "TRIAL_STATUSES", "UNIX_TIME_COLUMNS",
+           "ResultsCallback", "ResultsWriter", "evaluation_runs", "format_table", "leaderboard", "leaderboard_columns",
+           "load_table", "merge_history", "rank_column", "ranking_of", "rows_from_report", "schema_for",
+           "search_ranking", "summarise_trial", "trial_overrides"]
 
 
 def __getattr__(name: str) -> Any:

@@ -158,11 +158,13 @@ def _prepare(expression: str) -> tuple[str, dict[str, str]]:
 class _Compiler:
     """One filter against one schema: every node checked against the grammar and the column types."""
 
-    def __init__(self, expression: str, source: str, names: dict[str, str], schema: pa.Schema):
+    def __init__(self, expression: str, source: str, names: dict[str, str], schema: pa.Schema,
+                 unknown_hint: Optional[str] = None):
         self.expression = expression
         self.source = source
         self.names = names
         self.schema = schema
+        self.unknown_hint = unknown_hint
 
     # -- errors -----------------------------------------------------------------------------------------------
     def error(self, problem: str) -> ResultsError:
@@ -389,7 +391,8 @@ class _Compiler:
     def column(self, node: ast.Name) -> _Column:
         name = self.names.get(node.id, node.id)
         if name not in self.schema.names:
-            raise self.error(f"unknown column {name!r}; columns: {self.columns()}")
+            hint = f" ({self.unknown_hint})" if self.unknown_hint else ""
+            raise self.error(f"unknown column {name!r}; columns: {self.columns()}{hint}")
         return _Column(name, self.schema.field(name).type)
 
 
@@ -404,9 +407,10 @@ def _reduce(combine: Callable, masks: list) -> Any:
     return result
 
 
-def compile_filter(expression: str, schema: pa.Schema) -> Mask:
+def compile_filter(expression: str, schema: pa.Schema, *, unknown_hint: Optional[str] = None) -> Mask:
     """Check ``expression`` against the grammar and ``schema`` (column names and types) and compile it to a
-    function from a table of that schema to its row mask. Raises a one-line :class:`ResultsError`."""
+    function from a table of that schema to its row mask. Raises a one-line :class:`ResultsError`; one for an
+    unknown column ends with ``unknown_hint`` (where else such a name may be found)."""
     if not isinstance(expression, str):
         raise ResultsError(f"--where {expression!r}: must be a string, e.g. \"method == 'darts' and seed > 0\"")
     if len(expression) > MAX_LENGTH:
@@ -421,16 +425,16 @@ def compile_filter(expression: str, schema: pa.Schema) -> Mask:
     except (RecursionError, MemoryError, ValueError):
         raise ResultsError(f"--where {_shown(expression)}: nested deeper than {MAX_DEPTH} levels; "
                            "simplify the filter") from None
-    compiler = _Compiler(expression, source.strip(), names, schema)
+    compiler = _Compiler(expression, source.strip(), names, schema, unknown_hint)
     return compiler.condition(tree.body, 1)
 
 
-def filter_table(table: pa.Table, expression: str) -> pa.Table:
+def filter_table(table: pa.Table, expression: str, *, unknown_hint: Optional[str] = None) -> pa.Table:
     """The rows of ``table`` for which ``expression`` (the grammar of this module) holds; the column types
-    are unchanged. A blank expression keeps every row."""
+    are unchanged. A blank expression keeps every row. ``unknown_hint``: see :func:`compile_filter`."""
     if isinstance(expression, str) and not expression.strip():
         return table
-    mask = compile_filter(expression, table.schema)
+    mask = compile_filter(expression, table.schema, unknown_hint=unknown_hint)
     try:
         return table.filter(mask(table))
     except pa.ArrowException as exc:  # e.g. a regular expression RE2 does not take

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -18,18 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raynas.errors import ResultsError
-from raynas.results.schema import EPOCH_METRICS, TRIALS, check_schema, conform, schema_for
+from raynas.results.method_columns import with_method_columns
+from raynas.results.schema import UNIX_TIME_COLUMNS, check_schema, conform, schema_for
 from raynas.results.select import select_rows
-from raynas.results.writer import ResultsWriter, check_mode, merge_history, summarise_trial
-
-LEADERBOARD_COLUMNS = ("trial_id", "status", "stopped_by", "seed", "method", "metric_value", "best_derived_val_acc",
-                       "best_val_acc", "num_skip", "connected", "epochs_done", "epochs_planned", "wall_time_s",
-                       "genotype")
-"""The leaderboard's columns; ``stopped_by`` names the scheduler (asha) that ended a trial before
-``epochs_planned``, so a trial stopped at a rung is told apart from one that ran its whole search."""
-
-LEADERBOARD_GT_COLUMNS = ("final_gt_test_acc", "final_gt_percentile", "final_gt_regret")
-"""The leaderboard's ground-truth columns (after ``metric_value``), shown when some trial was scored."""
+from raynas.results.writer import ResultsWriter
 
 FORMATS = ("table", "csv", "json")
 
@@ -71,13 +64,17 @@ def load_table(experiment_dir: Union[str, Path], name: str, *, where: Optional[s
 
     ``evaluations`` of a search experiment gathers every evaluation run under its ``evaluations/`` folder
     (``raynas train`` of that experiment's genotypes); of an evaluation run folder, that run's rows.
-    ``events`` is what happened to the folder besides reports (:mod:`raynas.results.events`)."""
+    ``events`` is what happened to the folder besides reports (:mod:`raynas.results.events`). ``epochs``
+    shows each method metric of its ``extra`` map as a column of its own
+    (:mod:`raynas.results.method_columns`), so ``where`` and ``sort`` can name it."""
     if name == "events":
         from raynas.results.events import read_events
 
         table = read_events(_experiment(experiment_dir))
     else:
         table = _load_evaluations(experiment_dir) if name == "evaluations" else _load_table(experiment_dir, name)
+    if name == "epochs":
+        table = with_method_columns(table)
     return select_rows(table, where_expression=where, sort_keys=sort, as_pandas=as_pandas)
 
 
@@ -115,68 +112,6 @@ def _load_table(experiment_dir: Union[str, Path], name: str) -> pa.Table:
     return conform(table, name)
 
 
-def _default_mode(metric: str) -> str:
-    return "min" if metric.endswith("loss") else "max"
-
-
-def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None, mode: Optional[str] = None, *,
-                where: Optional[str] = None, sort: Sequence[str] = (), as_pandas: bool = False) -> Any:
-    """Trials ranked best first by the final value of ``metric`` (default: the experiment's ranking metric).
-
-    ``where`` keeps the trials an expression holds for (any column of the trials table, e.g. ``"method ==
-    'darts' and seed > 0"``) and ``sort`` reorders them (``-column`` descending); a pyarrow Table, or a pandas
-    DataFrame with ``as_pandas``. Scored searches (``benchmark.score``) also show each trial's final
-    genotype's ground truth (:data:`LEADERBOARD_GT_COLUMNS`).
-
-    With another metric or mode than the one the trials were ranked by during the search, each trial's
-    ``metric_value`` and genotype are recomputed from its epochs. ``mode`` defaults to the experiment's
-    mode for its own metric, otherwise to ``min`` for a metric ending in ``loss`` and ``max`` for others.
-    Trials without a value sort last.
-    """
-    if mode is not None:
-        check_mode(mode)
-    rows = _load_table(experiment_dir, "trials").to_pylist()
-    stored_metric = rows[0]["metric"] if rows else None
-    stored_mode = rows[0]["mode"] if rows else None
-    metric = metric or stored_metric or "derived_val_acc"
-    if mode is None:
-        mode = stored_mode if metric == stored_metric and stored_mode else _default_mode(metric)
-    stale = [row for row in rows if (row["metric"], row["mode"]) != (metric, mode)]
-    if stale:
-        epochs = _load_table(experiment_dir, "epochs")
-        _check_metric(metric, epochs)
-        history = merge_history(epochs.to_pylist(), _load_table(experiment_dir, "genotypes").to_pylist())
-        for row in stale:
-            summary = summarise_trial(row["trial_id"], history.get(row["trial_id"], []), metric, mode,
-                                      experiment=row["experiment"])
-            for key in ("metric", "mode", "metric_value", "best_epoch", "genotype", "num_skip", "connected"):
-                row[key] = summary[key]
-    table = pa.Table.from_pylist(rows, schema=TRIALS)
-    order = "descending" if mode == "max" else "ascending"
-    table = table.sort_by([("metric_value", order), ("trial_id", "ascending")])  # nulls sort last
-    if where:
-        table = select_rows(table, where_expression=where)
-    return select_rows(table.select(leaderboard_columns(table)), sort_keys=sort, as_pandas=as_pandas)
-
-
-def leaderboard_columns(trials: pa.Table) -> list[str]:
-    """:data:`LEADERBOARD_COLUMNS`, with :data:`LEADERBOARD_GT_COLUMNS` after ``metric_value`` when a trial of
-    ``trials`` has a ground truth (a scored NB201 search); unscored experiments keep their narrower board."""
-    columns = list(LEADERBOARD_COLUMNS)
-    if trials.num_rows and trials["final_gt_test_acc"].null_count < trials.num_rows:
-        at = columns.index("metric_value") + 1
-        columns[at:at] = LEADERBOARD_GT_COLUMNS
-    return columns
-
-
-def _check_metric(metric: str, epochs: pa.Table) -> None:
-    known = set(EPOCH_METRICS)
-    for extra in epochs["extra"].to_pylist():
-        known.update(key for key, _ in extra or ())
-    if metric not in known:
-        raise ResultsError(f"unknown metric {metric!r}; reported metrics: {', '.join(sorted(known))}")
-
-
 def _plain(value: Any, type_: pa.DataType) -> Any:
     """A cell as a JSON-ready value: maps as dicts, NaN and infinities as None."""
     if pa.types.is_map(type_) and value is not None:
@@ -193,14 +128,32 @@ def _text(value: Any, type_: pa.DataType, float_format: Optional[str]) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value) if float_format is None else format(value, float_format)
+        return repr(value) if float_format is None else _short_number(value, float_format)
     if pa.types.is_map(type_):
         return json.dumps(_plain(value, type_), sort_keys=True)
     return str(value)
 
 
-def format_table(table: pa.Table, fmt: str) -> str:
-    """Render a table as ``table`` (aligned columns, floats to 4 significant digits), ``csv`` or ``json``."""
+def _short_number(value: float, float_format: str) -> str:
+    """``value`` to ``float_format`` (4 significant digits), but a whole or large number in plain digits:
+    ``69666`` parameters, not ``6.967e+04``."""
+    if math.isfinite(value) and abs(value) >= 1e4:
+        return f"{value:.0f}"
+    if math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return format(value, float_format)
+
+
+def unix_time_text(value: float) -> str:
+    """A unix time as ISO-8601 in UTC to the second: ``2026-11-27T14:03:12Z``."""
+    return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_table(table: pa.Table, fmt: str, *, empty: str = "0 rows") -> str:
+    """Render a table as ``table`` (aligned columns; floats to 4 significant digits, whole and large numbers
+    in plain digits; the unix times of :data:`UNIX_TIME_COLUMNS` as ISO-8601 UTC), ``csv`` or ``json`` (every
+    value exact, times as unix seconds). A table without rows prints its header and, as ``table``, the line
+    ``empty``."""
     types = [field.type for field in table.schema]
     columns = table.column_names
     records = [[row[name] for name in columns] for row in table.to_pylist()]
@@ -214,13 +167,17 @@ def format_table(table: pa.Table, fmt: str) -> str:
         writer.writerows([_text(v, t, None) for v, t in zip(values, types)] for values in records)
         return out.getvalue()
     if fmt == "table":
-        cells = [[_text(v, t, ".4g") for v, t in zip(values, types)] for values in records]
+        times = [name in UNIX_TIME_COLUMNS and pa.types.is_floating(t) for name, t in zip(columns, types)]
+        cells = [[unix_time_text(v) if is_time and v is not None and math.isfinite(v) else _text(v, t, ".4g")
+                  for v, t, is_time in zip(values, types, times)] for values in records]
         widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
-        numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in types]
+        numeric = [(pa.types.is_integer(t) or pa.types.is_floating(t)) and not is_time
+                   for t, is_time in zip(types, times)]
 
         def line(values: list[str]) -> str:
             return "  ".join(v.rjust(w) if num else v.ljust(w)
                              for v, w, num in zip(values, widths, numeric)).rstrip()
 
-        return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(row) for row in cells)]) + "\n"
+        lines = [line(columns), line(["-" * w for w in widths]), *(line(row) for row in cells)]
+        return "\n".join(lines + ([empty] if not records else [])) + "\n"
     raise ResultsError(f"unknown output format {fmt!r}; valid formats: {', '.join(FORMATS)}")

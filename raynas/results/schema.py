@@ -35,6 +35,10 @@ ranking metrics (:mod:`raynas.ranking`) are null where ``search.rank_metrics`` d
 epochs between measurements; the time columns hold the seconds of each measurement. Tables written before a
 column existed read it as nulls (:func:`conform`)."""
 
+UNIX_TIME_COLUMNS = ("reported_at", "at")
+"""Columns that hold a unix time (seconds since 1970, UTC): the epochs' ``reported_at`` and the events' ``at``;
+``raynas results`` prints them as ISO-8601 times."""
+
 ALPHA_COLUMNS = ("cell", "edge", "src", "dst", "op", "alpha", "weight")
 """The lists of a report's ``alphas`` dict (long format, one entry per (cell, edge, op))."""
 

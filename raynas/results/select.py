@@ -17,10 +17,11 @@ from raynas.errors import ResultsError
 from raynas.results.filter_expression import filter_table
 
 
-def where(table: pa.Table, expression: str) -> pa.Table:
-    """The rows of ``table`` for which ``expression`` is true (a one-line :class:`ResultsError` otherwise);
-    the language is :mod:`raynas.results.filter_expression`, never Python or pandas evaluation."""
-    return filter_table(table, expression)
+def where(table: pa.Table, expression: str, unknown_hint: Optional[str] = None) -> pa.Table:
+    """The rows of ``table`` for which ``expression`` is true (a one-line :class:`ResultsError` otherwise,
+    ending with ``unknown_hint`` for an unknown column); the language is
+    :mod:`raynas.results.filter_expression`, never Python or pandas evaluation."""
+    return filter_table(table, expression, unknown_hint=unknown_hint)
 
 
 def sort(table: pa.Table, keys: Sequence[str]) -> pa.Table:
@@ -36,11 +37,11 @@ def sort(table: pa.Table, keys: Sequence[str]) -> pa.Table:
     return table.sort_by(order) if order else table
 
 
-def select_rows(table: pa.Table, *, where_expression: Optional[str] = None,
-                sort_keys: Sequence[str] = (), as_pandas: bool = False) -> Any:
+def select_rows(table: pa.Table, *, where_expression: Optional[str] = None, sort_keys: Sequence[str] = (),
+                as_pandas: bool = False, unknown_hint: Optional[str] = None) -> Any:
     """``table`` filtered by ``where_expression`` then sorted by ``sort_keys``; a pandas DataFrame with
-    ``as_pandas``, else a pyarrow Table."""
+    ``as_pandas``, else a pyarrow Table. ``unknown_hint`` ends the error for a filter's unknown column."""
     if where_expression:
-        table = where(table, where_expression)
+        table = where(table, where_expression, unknown_hint)
     table = sort(table, sort_keys)
     return table.to_pandas() if as_pandas else table

@@ -164,7 +164,7 @@ def _long_table(name: str, names: Sequence[str], trial_id: str, epoch: int, list
         raise ResultsError(f"report key {name!r} has values of the wrong type: {exc}") from None
 
 
-def _metric_of(row: Mapping[str, Any], metric: str) -> Optional[float]:
+def metric_of(row: Mapping[str, Any], metric: str) -> Optional[float]:
     """The value of ``metric`` in an epoch row: a named column, else an entry of ``extra``."""
     if metric in row:
         value = row[metric]
@@ -209,7 +209,7 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
     rows = sorted({int(row["epoch"]): row for row in epoch_rows}.items())
     best_epoch, best_value = None, None
     for epoch, row in rows:
-        value = _metric_of(row, metric)
+        value = metric_of(row, metric)
         if value is not None and (best_value is None or (value > best_value if mode == "max"
                                                          else value < best_value)):
             best_epoch, best_value = epoch, value
@@ -231,7 +231,7 @@ def summarise_trial(trial_id: str, epoch_rows: Iterable[Mapping[str, Any]], metr
         "epochs_done": done, "epochs_planned": epochs_planned,
         "stopped_by": scheduler if stopped_early else None,
         "best_epoch": best_epoch, "metric": metric, "mode": mode,
-        "metric_value": _metric_of(last, metric) if rows else None, "best_val_acc": best_of("val_acc"),
+        "metric_value": metric_of(last, metric) if rows else None, "best_val_acc": best_of("val_acc"),
         "best_derived_val_acc": best_of("derived_val_acc"),
         "final_val_acc": _finite(last.get("val_acc")), "final_derived_val_acc": _finite(last.get("derived_val_acc")),
         "final_train_loss": _finite(last.get("train_loss")),

@@ -54,7 +54,7 @@ def test_load_ranks_trials_and_reads_tables(tmp_path):
     assert experiment.config.space == "nb201" and experiment.outcome is None
     board = experiment.leaderboard()
     assert isinstance(board, pd.DataFrame) and list(board["trial_id"]) == ["t2", "t1", "t0"]
-    assert board["metric_value"].tolist() == pytest.approx([0.44, 0.42, 0.40])  # 0.1 + 0.1 * 3 + 0.02 * seed
+    assert board["final_derived_val_acc"].tolist() == pytest.approx([0.44, 0.42, 0.40])  # 0.1 + 0.1 * 3 + 0.02 * seed
     assert isinstance(experiment.leaderboard(as_pandas=False), pa.Table)
     assert list(experiment.leaderboard(where="seed < 2", sort=["seed"])["trial_id"]) == ["t0", "t1"]
     epochs = experiment.table("epochs", where="trial_id == 't1'", sort=["-epoch"])
@@ -76,6 +76,10 @@ def test_best_trial_and_genotypes(tmp_path):
     by_loss = experiment.best("val_loss")  # a loss ranks min first by default: the smallest seed
     assert (by_loss.trial_id, by_loss.metric) == ("t0", "val_loss")
     assert [trial.trial_id for trial in experiment.trials()] == ["t2", "t1", "t0"]
+    assert best.scope == "last"
+    by_best = experiment.best("val_loss", scope="best")  # the lowest val_loss of any epoch: the last (3) here
+    assert (by_best.trial_id, by_best.scope, by_best.row["best_epoch"]) == ("t0", "best", 3)
+    assert by_best.metric_value == pytest.approx(2.2 / 3) and str(by_best.genotype) == make_report(3, 0)["genotype"]
     # distinct final genotypes, best trial first: t2 and t0 end on nor_conv_3x3 cells, t1 on skip_connect
     assert [str(g) for g in experiment.genotypes()] == [make_report(3, 2)["genotype"], make_report(3, 1)["genotype"]]
     assert len(experiment.genotypes(top=1)) == 1

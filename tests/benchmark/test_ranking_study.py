@@ -85,7 +85,7 @@ def test_the_population_is_ranked_by_the_metric(study_run):
     for trial in trials:
         last = max((r for r in epochs if r["trial_id"] == trial["trial_id"]), key=lambda r: r["epoch"])
         assert trial["metric_value"] == last[METRIC]
-    board = [row["metric_value"] for row in leaderboard(study_run).to_pylist()]
+    board = [row[f"final_{METRIC}"] for row in leaderboard(study_run).to_pylist()]
     assert board == sorted(board, reverse=True)
 
 

@@ -54,7 +54,7 @@ def test_results_command_formats(nb201_run):
     as_json = raynas("results", str(exp), "--format", "json")
     assert as_json.returncode == 0, as_json.stderr
     rows = json.loads(as_json.stdout)
-    assert len(rows) == 2 and {"trial_id", "metric_value", "genotype"} <= set(rows[0])
+    assert len(rows) == 2 and {"trial_id", "final_derived_params", "genotype"} <= set(rows[0])  # tune.metric, named
     as_csv = raynas("results", str(exp), "--format", "csv")
     assert as_csv.stdout.splitlines()[0].startswith("trial_id")
     epochs = raynas("results", str(exp), "--table", "epochs", "--format", "json")

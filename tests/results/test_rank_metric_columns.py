@@ -36,7 +36,7 @@ def test_rank_metrics_are_epochs_columns_and_rank_the_leaderboard(tmp_path):
     assert all(not {key for key, _ in extra} & set(NEW) for extra in epochs["extra"].to_pylist())
     board = leaderboard(tmp_path).to_pylist()
     assert [row["trial_id"] for row in board] == ["t0", "t1", "t2"]
-    assert board[0]["metric_value"] == 0.1 * (2 + 3)
+    assert board[0]["final_derived_finetune_val_acc"] == 0.1 * (2 + 3)
     by_loss = leaderboard(tmp_path, metric="derived_neighborhood_val_loss").to_pylist()  # a loss: min first
     assert [row["trial_id"] for row in by_loss] == ["t2", "t1", "t0"]
 

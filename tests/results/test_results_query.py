@@ -12,7 +12,8 @@ import pytest
 from results_trainable_helper import make_report
 
 from raynas.errors import ResultsError
-from raynas.results import LEADERBOARD_COLUMNS, ResultsWriter, format_table, leaderboard, load_table, summarise_trial
+from raynas.results import (ResultsWriter, format_table, leaderboard, leaderboard_columns, load_table, ranking_of,
+                            summarise_trial)
 
 
 def _experiment(tmp_path, seeds=(0, 1, 2), metric="derived_val_acc", mode="max"):
@@ -34,9 +35,11 @@ def _experiment(tmp_path, seeds=(0, 1, 2), metric="derived_val_acc", mode="max")
 def test_leaderboard_max_puts_the_highest_first(tmp_path):
     _experiment(tmp_path)
     board = leaderboard(tmp_path)
-    assert board.column_names == list(LEADERBOARD_COLUMNS)
+    assert board.column_names == leaderboard_columns("derived_val_acc")
+    assert ranking_of(board) == {"metric": "derived_val_acc", "mode": "max", "scope": "last",
+                                 "column": "final_derived_val_acc"}
     assert board["trial_id"].to_pylist() == ["t2", "t1", "t0"]
-    assert board["metric_value"].to_pylist() == pytest.approx([0.44, 0.42, 0.40])
+    assert board["final_derived_val_acc"].to_pylist() == pytest.approx([0.44, 0.42, 0.40])
     assert board["epochs_done"].to_pylist() == [3, 3, 3]
 
 
@@ -44,10 +47,10 @@ def test_leaderboard_min_and_another_metric(tmp_path):
     _experiment(tmp_path)
     by_loss = leaderboard(tmp_path, metric="val_loss")  # a loss: min by default
     assert by_loss["trial_id"].to_pylist() == ["t0", "t1", "t2"]
-    assert by_loss["metric_value"].to_pylist() == pytest.approx([2.2 / 3, 2.2 / 3 + 0.1, 2.2 / 3 + 0.2])
+    assert by_loss["final_val_loss"].to_pylist() == pytest.approx([2.2 / 3, 2.2 / 3 + 0.1, 2.2 / 3 + 0.2])
     reversed_ = leaderboard(tmp_path, mode="min")
     assert reversed_["trial_id"].to_pylist() == ["t0", "t1", "t2"]
-    assert reversed_["metric_value"].to_pylist() == pytest.approx([0.4, 0.42, 0.44])  # final epoch's values
+    assert reversed_["final_derived_val_acc"].to_pylist() == pytest.approx([0.4, 0.42, 0.44])  # final epoch's
 
 
 def test_leaderboard_stored_min_mode_and_missing_values_last(tmp_path):
@@ -61,10 +64,12 @@ def test_leaderboard_stored_min_mode_and_missing_values_last(tmp_path):
 
 def test_leaderboard_refuses_unknown_metric_and_mode(tmp_path):
     _experiment(tmp_path)
-    with pytest.raises(ResultsError, match="unknown metric 'acc'.*val_acc"):
+    with pytest.raises(ResultsError, match=r"^--metric 'acc': not a metric this experiment reported; allowed: .*val_acc"):
         leaderboard(tmp_path, metric="acc")
     with pytest.raises(ResultsError, match="mode"):
         leaderboard(tmp_path, mode="best")
+    with pytest.raises(ResultsError, match=r"^--scope 'first': not a scope; allowed: last, best$"):
+        leaderboard(tmp_path, scope="first")
 
 
 def test_load_table_merges_newer_parts_without_writing(tmp_path):
@@ -102,15 +107,17 @@ def test_format_json_parses_back(tmp_path):
     epochs = load_table(tmp_path, "epochs")
     records = json.loads(format_table(epochs, "json"))
     assert records[0]["extra"] == {} and len(records) == 9
+    assert records[0]["reported_at"] is None  # times stay unix seconds in json (none reported here)
 
 
 def test_format_csv_has_a_header_and_exact_values(tmp_path):
     _experiment(tmp_path)
     board = leaderboard(tmp_path)
     rows = list(csv.reader(io.StringIO(format_table(board, "csv"))))
-    assert rows[0] == list(LEADERBOARD_COLUMNS)
+    assert rows[0] == leaderboard_columns("derived_val_acc")
     assert len(rows) == 4
-    assert float(rows[1][rows[0].index("metric_value")]) == board["metric_value"][0].as_py()
+    column = "final_derived_val_acc"
+    assert float(rows[1][rows[0].index(column)]) == board[column][0].as_py()
     assert rows[1][rows[0].index("connected")] == "true"
 
 
