@@ -14,10 +14,11 @@ from raynas.plots.cells import DARTS_CELL_SIZE, NB201_CELL_SIZE, cell_edges, dra
 from raynas.plots.curves import CURVES_SIZE, plot_curves
 from raynas.plots.experiment import plot_experiment
 from raynas.plots.ground_truth import GROUND_TRUTH_SIZE, has_ground_truth, plot_ground_truth
-from raynas.plots.population import POPULATION_SIZE, plot_population, varying_keys
+from raynas.plots.population import (POPULATION_SIZE, SPREAD_KEY, PopulationFigure, is_seed_key, plot_population,
+                                     plot_spread, population_figures, varying_keys)
 from raynas.plots.style import DPI, FORMATS, OP_COLORS, op_color, save_figure
 
 __all__ = ["CURVES_SIZE", "DARTS_CELL_SIZE", "DPI", "FORMATS", "GROUND_TRUTH_SIZE", "NB201_CELL_SIZE", "OP_COLORS",
-           "POPULATION_SIZE", "alphas_size", "cell_edges", "draw_cell", "grid_shape", "has_ground_truth", "op_color",
-           "plot_alphas", "plot_curves", "plot_experiment", "plot_ground_truth", "plot_population", "save_figure",
-           "varying_keys"]
+           "POPULATION_SIZE", "SPREAD_KEY", "PopulationFigure", "alphas_size", "cell_edges", "draw_cell", "grid_shape",
+           "has_ground_truth", "is_seed_key", "op_color", "plot_alphas", "plot_curves", "plot_experiment", "plot_ground_truth", "plot_population",
+           "plot_spread", "population_figures", "save_figure", "varying_keys"]

@@ -21,6 +21,15 @@ ACCURACIES = ("train_acc", "val_acc", "derived_val_acc")
 _LINESTYLES = {"train": "-", "val": "--", "derived_val": ":"}
 _MARKERS_UP_TO = 15
 _LEGEND_ROWS = 16  # trials per legend column
+CHANCE_COLOR = "#888888"
+
+
+def chance_handle(chance: float) -> Line2D:
+    """The legend entry of a chance-level line: ``chance (1/10 = 0.1)``."""
+    classes = round(1 / chance) if chance > 0 else 0
+    label = f"chance (1/{classes} = {chance:.3g})" if classes and abs(1 / classes - chance) < 1e-9 else \
+        f"chance ({chance:.3g})"
+    return Line2D([], [], color=CHANCE_COLOR, lw=1.2, ls="-.", label=label)
 
 
 def trial_colors(trial_ids: Iterable[str]) -> dict[str, Any]:
@@ -41,13 +50,14 @@ def _finite(value: Any) -> Optional[float]:
 
 
 def plot_curves(rows: Iterable[Mapping[str, Any]], *, labels: Optional[Mapping[str, str]] = None,
-                title: Optional[str] = None) -> Figure:
+                title: Optional[str] = None, chance: Optional[float] = None) -> Figure:
     """Losses (:data:`LOSSES`) and accuracies (:data:`ACCURACIES`) over epochs, a line per trial and metric.
 
     ``rows`` are epochs-table rows; ``labels`` maps a trial id to its legend text (default: the id).
     Colours tell trials apart, line styles metrics (solid: train, dashed: supernet validation, dotted:
-    derived architecture). Metrics a trial did not measure (None or NaN) leave gaps. The figure measures
-    :data:`CURVES_SIZE` inches.
+    derived architecture). Metrics a trial did not measure (None or NaN) leave gaps. ``chance`` (1 / the
+    data's classes) draws the accuracy a guess reaches as a grey line, so a curve near it reads as learning
+    nothing. The figure measures :data:`CURVES_SIZE` inches.
     """
     by_trial: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -72,6 +82,8 @@ def plot_curves(rows: Iterable[Mapping[str, Any]], *, labels: Optional[Mapping[s
                         ls=_LINESTYLES[metric.rsplit("_", 1)[0]], marker=marker, markersize=3, lw=1.5)
                 if metric not in drawn:
                     drawn.append(metric)
+        if name == "accuracy" and chance is not None:
+            ax.axhline(chance, color=CHANCE_COLOR, ls="-.", lw=1.2, zorder=1)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.set_title(name, fontsize=11)
@@ -85,6 +97,8 @@ def plot_curves(rows: Iterable[Mapping[str, Any]], *, labels: Optional[Mapping[s
             metric_handles.append(Line2D([], [], color="#444444", lw=1.5, ls=style, label=", ".join(names)))
     fig.legend(handles=trial_handles, title="trial", loc="outside right upper", fontsize=8, title_fontsize=9,
                ncol=math.ceil(len(trial_handles) / _LEGEND_ROWS), frameon=False)
+    if chance is not None:
+        metric_handles.append(chance_handle(chance))
     if metric_handles:
         fig.legend(handles=metric_handles, title="metric", loc="outside right lower", fontsize=8,
                    title_fontsize=9, frameon=False, handlelength=2.8)

@@ -14,7 +14,7 @@ from raynas.plots.alphas import plot_alphas
 from raynas.plots.cells import draw_cell
 from raynas.plots.curves import plot_curves
 from raynas.plots.ground_truth import has_ground_truth, plot_ground_truth
-from raynas.plots.population import plot_population, trial_overrides, varying_keys
+from raynas.plots.population import population_figures, trial_overrides, varying_keys
 from raynas.plots.style import FORMATS, check_formats, safe_file_part, save_figure
 from raynas.results import load_table
 from raynas.spaces import Genotype, NB201Genotype, SearchSpace, get_space, parse_genotype
@@ -38,6 +38,34 @@ def space_of(row: Mapping[str, Any], genotype: Optional[Genotype]) -> SearchSpac
             except RaynasError:  # a space this raynas does not know: draw by the genotype's kind
                 break
     return get_space("nb201" if isinstance(genotype, NB201Genotype) else "darts")
+
+
+def experiment_data(experiment_dir: Path, rows: Iterable[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """The ``data`` section of an experiment's config: from its ``config.yaml``, else a trial's ``config_json``."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((Path(experiment_dir) / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        config = None
+    if isinstance(config, dict) and isinstance(config.get("data"), dict):
+        return config["data"]
+    for row in rows:
+        try:
+            config = json.loads(row.get("config_json") or "{}")
+        except json.JSONDecodeError:
+            continue
+        if isinstance(config, dict) and isinstance(config.get("data"), dict):
+            return config["data"]
+    return None
+
+
+def chance_level(data: Optional[Mapping[str, Any]]) -> Optional[float]:
+    """The accuracy of guessing, 1 / the classes of ``data`` (a config's ``data`` section); None if unknown."""
+    from raynas.data.classes import class_count
+
+    classes = class_count(data)
+    return 1.0 / classes if classes else None
 
 
 def _genotype_of(row: Mapping[str, Any]) -> Optional[Genotype]:
@@ -78,10 +106,11 @@ def plot_experiment(experiment_dir: Union[str, Path], out_dir: Union[str, Path, 
 
     Pictures, each in every format of ``formats`` (png, svg):
 
-    - ``curves``: losses and accuracies over epochs, a line per trial;
+    - ``curves``: losses and accuracies over epochs, a line per trial, and the data's chance level;
     - ``ground_truth``: each epoch's derived cell's ground-truth test accuracy and percentile, a line per
       trial (only for searches scored against the benchmark, ``benchmark.score``);
-    - ``population_<key>``: the ranking metric against each override key the trials varied (2+ trials);
+    - ``population_<key>``: the ranking metric against each override key the trials varied (2+ trials), seeds
+      aside; ``population_seeds`` instead when only seeds varied: the metric's spread over them;
     - ``cell_<trial>_<cell>``: a diagram of each cell of each trial's final genotype;
     - ``alphas_<trial>_<cell>``: each trial's architecture weights per edge over epochs.
 
@@ -103,14 +132,15 @@ def plot_experiment(experiment_dir: Union[str, Path], out_dir: Union[str, Path, 
     epoch_rows = epochs.to_pylist()
     if epoch_rows:
         paths += save_figure(plot_curves(epoch_rows, labels=_labels(rows, keys),
-                                         title=f"{experiment_dir.name}: losses and accuracies"),
+                                         title=f"{experiment_dir.name}: losses and accuracies",
+                                         chance=chance_level(experiment_data(experiment_dir, rows))),
                              out / "curves", formats)
     if has_ground_truth(epoch_rows):
         paths += save_figure(plot_ground_truth(epoch_rows, labels=_labels(rows, keys),
                                                title=f"{experiment_dir.name}: ground truth of the derived cell"),
                              out / "ground_truth", formats)
-    for key in keys:
-        paths += save_figure(plot_population(rows, key), out / f"population_{safe_file_part(key)}", formats)
+    for population in population_figures(rows):
+        paths += save_figure(population.figure, out / f"population_{safe_file_part(population.key)}", formats)
 
     alphas = load_table(experiment_dir, "alphas")
     for row in rows:

@@ -1,10 +1,13 @@
-"""Populations: a trial's ranking metric against each meta-hyperparameter the population varied."""
+"""Populations: a trial's ranking metric against each meta-hyperparameter the population varied, or, for a
+population that varied only seeds, the spread of the metric over the seeds."""
 
 from __future__ import annotations
 
 import json
 import math
 import numbers
+import statistics
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
 from matplotlib.figure import Figure
@@ -62,7 +65,7 @@ def _category(value: Any) -> str:
 
 
 def plot_population(trials: Iterable[Mapping[str, Any]], key: str, *, title: Optional[str] = None) -> Figure:
-    """The ranking metric (``metric_value``) of each trial against its value of override ``key``.
+    """The ranking metric at each trial's last epoch (``metric_value``) against its value of override ``key``.
 
     ``trials`` are trials-table rows; those without a metric value are left out. A key whose values are
     all numbers gets a numeric axis (logarithmic when positive and spanning a factor of 20 or more); any
@@ -107,7 +110,97 @@ def plot_population(trials: Iterable[Mapping[str, Any]], key: str, *, title: Opt
                        Line2D([], [], ls="", marker="*", markersize=12, color="#d62728",
                               label=f"best: {ranked[best]['trial_id']}")], fontsize=8, loc="best")
     ax.set_xlabel(key)
-    ax.set_ylabel(f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
+    ax.set_ylabel(f"final {metric} ({'higher' if mode == 'max' else 'lower'} is better)")
     ax.grid(alpha=0.3, lw=0.5)
-    ax.set_title(title or f"{metric} vs {key} ({len(ranked)} trials)", fontsize=11)
+    ax.set_title(title or f"final {metric} vs {key} ({len(ranked)} trials)", fontsize=11)
+    return fig
+
+
+SPREAD_KEY = "seeds"
+"""The key (file ``population_seeds``) of the spread plot of a population that varied only seeds."""
+
+_STRIP_LABELS_UP_TO = 12  # points: with few, each is labelled with its seed
+_BOX_FROM = 5  # points: a box (quartiles) needs a few to mean anything
+
+
+def is_seed_key(key: str) -> bool:
+    """Whether override ``key`` is a seed (``search.seed``, ``data.seed``): a repetition, not a setting."""
+    return key == "seed" or key.endswith(".seed")
+
+
+@dataclass(frozen=True)
+class PopulationFigure:
+    """One population picture: ``key`` names it (``population_<key>``), ``caption`` says what it shows."""
+
+    key: str
+    figure: Figure
+    caption: str
+
+
+def population_figures(trials: Iterable[Mapping[str, Any]]) -> list[PopulationFigure]:
+    """The population pictures of ``trials`` (trials-table rows): the ranking metric against each varied
+    override that is not a seed (:func:`plot_population`); when only seeds varied, one spread plot over them
+    (:func:`plot_spread`, key :data:`SPREAD_KEY`): a scatter against the seed would read as one seed being
+    better. Seeds varied beside other keys show as the spread of points at each of their values. None when
+    nothing varied or fewer than 2 trials have a value."""
+    trials = list(trials)
+    keys = varying_keys(trials)
+    settings = [key for key in keys if not is_seed_key(key)]
+    if settings:
+        return [PopulationFigure(key, plot_population(trials, key),
+                                 f"The ranking metric of each trial against {key} (star: the best trial)"
+                                 + ("; points at one value differ by seed." if len(settings) < len(keys) else "."))
+                for key in settings]
+    if not keys:
+        return []
+    return [PopulationFigure(SPREAD_KEY, plot_spread(trials, keys),
+                             f"The ranking metric over the population's seeds ({', '.join(keys)}): one point per "
+                             "trial, its mean and range; the trials differ only by seed, so the spread is the "
+                             "search's variance, not a better seed.")]
+
+
+def plot_spread(trials: Iterable[Mapping[str, Any]], seed_keys: Iterable[str], *,
+                title: Optional[str] = None) -> Figure:
+    """The spread of the ranking metric over trials that differ only by seed: a strip of one point per trial
+    (labelled with its seeds when few), the mean with a line from the lowest to the highest value, and a box
+    of the quartiles from :data:`_BOX_FROM` trials on. The figure measures :data:`POPULATION_SIZE` inches."""
+    ranked = _ranked(trials)
+    if not ranked:
+        raise ResultsError("no trial has a metric value to plot")
+    seed_keys = list(seed_keys)
+    scores = [float(row["metric_value"]) for row in ranked]
+    metric = next((row["metric"] for row in ranked if row.get("metric")), "metric")
+    mode = next((row["mode"] for row in ranked if row.get("mode")), "max")
+    order = sorted(range(len(ranked)), key=lambda i: scores[i])
+    n = len(scores)
+    # deterministic jitter: points spread evenly sideways in value order, so equal values stay apart
+    xs = [0.0] * n
+    for position, i in enumerate(order):
+        xs[i] = 0.24 * (position / (n - 1) - 0.5) if n > 1 else 0.0
+    fig = new_figure(*POPULATION_SIZE, constrained=True)
+    ax = fig.add_subplot()
+    if n >= _BOX_FROM:
+        ax.boxplot(scores, positions=[0.0], widths=0.5, showfliers=False, medianprops={"color": "#ff7f0e"},
+                   boxprops={"color": "#999999"}, whiskerprops={"color": "#999999"}, capprops={"color": "#999999"})
+    mean = statistics.fmean(scores)
+    ax.plot([0.42, 0.42], [min(scores), max(scores)], color="#444444", lw=1.5)
+    ax.scatter([0.42], [mean], s=60, marker="D", color="#444444", zorder=4)
+    spread = f"mean {mean:.4g}, range {min(scores):.4g} to {max(scores):.4g}" + (
+        f", sd {statistics.stdev(scores):.3g}" if n > 1 else "")
+    ax.annotate(spread.replace(", range", "\nrange").replace(", sd", "\nsd"), (0.42, mean), xytext=(10, 0),
+                textcoords="offset points", va="center", fontsize=8, color="#444444")
+    ax.scatter(xs, scores, s=40, color="#1f77b4", edgecolor="white", linewidth=0.6, zorder=3)
+    if n <= _STRIP_LABELS_UP_TO:
+        for x, row, score in zip(xs, ranked, scores):
+            overrides = trial_overrides(row)
+            label = ", ".join(f"{key.rsplit('.', 1)[-1]} {overrides[key]}" for key in seed_keys if key in overrides)
+            ax.annotate(label or row["trial_id"], (x, score), xytext=(-8, 0), textcoords="offset points",
+                        ha="right", va="center", fontsize=7, color="#555555", zorder=5,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+    ax.set_xticks([0.0], [f"{n} trial{'s' if n != 1 else ''}"])
+    ax.set_xlim(-0.6, 1.1)
+    ax.set_ylabel(f"final {metric} ({'higher' if mode == 'max' else 'lower'} is better)")
+    ax.grid(alpha=0.3, lw=0.5, axis="y")
+    ax.set_title(title or f"final {metric} over {n} seed{'s' if n != 1 else ''}: the spread of one setting",
+                 fontsize=11)
     return fig

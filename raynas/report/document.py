@@ -37,6 +37,14 @@ class Code:
 
 
 @dataclass(frozen=True)
+class Folded:
+    """Preformatted text shown collapsed under a one-line ``summary`` (a long config at the end of a report)."""
+
+    summary: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Table:
     """A table of text cells; ``code`` names the columns shown in monospace (genotypes)."""
 
@@ -54,7 +62,7 @@ class Picture:
     png: bytes
 
 
-Block = Union[Text, Code, Table, Picture]
+Block = Union[Text, Code, Folded, Table, Picture]
 
 
 @dataclass
@@ -95,19 +103,23 @@ def safe_name(text: str) -> str:
 
 
 def cell(value: Any, digits: int = 4) -> str:
-    """A table cell: empty for a missing or NaN value, floats to ``digits`` decimals, booleans as yes/no."""
+    """A table cell: empty for a missing or NaN value, floats to ``digits`` decimals (whole ones from 1,000 on,
+    such as parameter counts, as ``8,182``), booleans as yes/no."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) >= 1000:
+            return f"{value:,.0f}"
         return "" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
 
 
 def seconds(value: Optional[float]) -> str:
-    """A duration in seconds as ``12.3 s``, empty when unknown."""
-    return "" if value is None or math.isnan(value) else f"{value:.1f} s"
+    """A duration in seconds as ``12.3 s`` (a no-break space: a narrow column keeps it on one line), empty
+    when unknown."""
+    return "" if value is None or math.isnan(value) else f"{value:.1f}\u00a0s"
 
 
 def count(value: Optional[int]) -> str:

@@ -3,6 +3,7 @@ summary over seeds and test accuracy over epochs."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -12,8 +13,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from raynas.plots.curves import CHANCE_COLOR, chance_handle
 from raynas.plots.style import new_figure
-from raynas.report.document import Code, Report, Section, Table, Text, cell, count, picture, seconds
+from raynas.report.document import Code, Folded, Report, Section, Table, Text, cell, count, picture, seconds
 from raynas.report.folder import plan_text, plan_values, results_date
 from raynas.results import EVALUATION_PLAN, load_table
 
@@ -36,8 +38,9 @@ def evaluation_report(directory: Path) -> Report:
     date = f"results of {results_date(directory)}" if rows else "no results yet"
     report = Report(title, f"raynas evaluation run {directory.name}; {date}")
     config = Section("Evaluation plan", "config")
-    config.blocks.append(Code(text) if text is not None else Text(f"No {EVALUATION_PLAN} in this folder."))
-    report.sections = [config, *evaluation_sections(rows, standalone=True), _cells_section(rows)]
+    config.blocks.append(Folded(f"{EVALUATION_PLAN}: what this run trains ({len(text.splitlines())} lines; click to "
+                                "show)", text) if text is not None else Text(f"No {EVALUATION_PLAN} in this folder."))
+    report.sections = [*evaluation_sections(rows, standalone=True), _cells_section(rows), config]
     return report
 
 
@@ -142,8 +145,11 @@ def evaluation_sections(rows: list[dict[str, Any]], *, standalone: bool) -> list
 
     curves = Section("Test accuracy over epochs", "evaluation-curves")
     if any(row.get("epoch_test_acc") for row in rows):
-        curves.blocks.append(picture(plot_evaluation_curves(rows, keys), "evaluations_test_acc",
-                                     "Test accuracy after each epoch, a line per evaluation, a colour per genotype."))
+        chance = _chance(rows)
+        curves.blocks.append(picture(plot_evaluation_curves(rows, keys, chance=chance), "evaluations_test_acc",
+                                     "Test accuracy after each epoch, a line per evaluation, a colour per genotype"
+                                     + (f"; the grey line is chance level, {chance:.3g} (1 / classes)." if chance
+                                        else ".")))
     else:
         curves.blocks.append(Text("No evaluation has finished an epoch yet: no curves."))
     return [table, summary, curves]
@@ -154,9 +160,27 @@ def _mean(values: list[Optional[float]], default: float) -> float:
     return statistics.fmean(finite) if finite else default
 
 
-def plot_evaluation_curves(rows: list[dict[str, Any]], keys: dict[str, str]) -> Figure:
+def _chance(rows: list[dict[str, Any]]) -> Optional[float]:
+    """Chance level of the evaluations' data (1 / classes; their config's data section, else the data set's
+    name); None when unknown or when the rows trained on data of different class counts."""
+    from raynas.plots.experiment import chance_level
+
+    levels = set()
+    for row in rows:
+        try:
+            config = json.loads(row.get("config_json") or "{}")
+        except json.JSONDecodeError:
+            config = {}
+        data = config.get("data") if isinstance(config, dict) else None
+        levels.add(chance_level(data if isinstance(data, dict) else {"name": row.get("dataset")}))
+    return levels.pop() if len(levels) == 1 else None
+
+
+def plot_evaluation_curves(rows: list[dict[str, Any]], keys: dict[str, str], *,
+                           chance: Optional[float] = None) -> Figure:
     """Test accuracy over epochs, one line per evaluation row (its ``epoch_test_acc`` list), coloured by
-    genotype (``keys``: genotype text -> short name); the figure measures :data:`EVALUATION_CURVE_SIZE`."""
+    genotype (``keys``: genotype text -> short name), with ``chance`` (1 / classes) as a grey line; the
+    figure measures :data:`EVALUATION_CURVE_SIZE`."""
     palette = colormaps["tab10" if len(keys) <= 10 else "tab20"].colors
     colors = {genotype: palette[i % len(palette)] for i, genotype in enumerate(keys)}
     seen: dict[str, int] = {}
@@ -173,11 +197,16 @@ def plot_evaluation_curves(rows: list[dict[str, Any]], keys: dict[str, str]) -> 
         label = f"{row['trial_id']} ({keys[genotype]}, seed {cell(row.get('seed'))})"
         ax.plot(range(1, len(values) + 1), values, color=colors[genotype], ls=_LINESTYLES[k % len(_LINESTYLES)],
                 marker="o" if longest <= _MARKERS_UP_TO else None, markersize=3, lw=1.5, label=label)
+    if chance is not None:
+        ax.axhline(chance, color=CHANCE_COLOR, ls="-.", lw=1.2, zorder=1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3, lw=0.5)
     handles, labels = ax.get_legend_handles_labels()
+    if chance is not None:
+        handles.append(chance_handle(chance))
+        labels.append(handles[-1].get_label())
     fig.legend(handles, labels, title="evaluation", loc="outside right upper", fontsize=8, title_fontsize=9,
                ncol=math.ceil(len(handles) / _LEGEND_ROWS), frameon=False)
     fig.suptitle("test accuracy over epochs (training from scratch)", fontsize=12)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from raynas.report.document import Block, Code, Picture, Report, Table, Text
+from raynas.report.document import Block, Code, Folded, Picture, Report, Table, Text
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222; margin: 2em auto;
@@ -20,10 +20,12 @@ pre { background: #f6f8fa; border: 1px solid #e1e4e8; padding: 0.8em; overflow-x
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: left; vertical-align: top; }
-th { background: #f0f3f6; white-space: nowrap; }
+th { background: #f0f3f6; }
 tbody tr:nth-child(even) { background: #fafbfc; }
-td code { font-size: 0.95em; word-break: break-all; }
-td.code { min-width: 24em; }
+td code { font-size: 0.95em; word-break: break-all; overflow-wrap: anywhere; }
+td.code { min-width: 12em; max-width: 32em; }
+details { margin: 0.5em 0 1em; }
+summary { cursor: pointer; color: #1f5fa8; }
 figure { margin: 1em 0 1.5em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
@@ -51,6 +53,8 @@ def _block(block: Block) -> str:
         return f"<p>{escape(block.text)}</p>"
     if isinstance(block, Code):
         return f"<pre>{escape(block.text)}</pre>"
+    if isinstance(block, Folded):
+        return f"<details><summary>{escape(block.summary)}</summary><pre>{escape(block.text)}</pre></details>"
     if isinstance(block, Table):
         return _table(block)
     if isinstance(block, Picture):

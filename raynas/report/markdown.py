@@ -3,7 +3,9 @@ relative paths."""
 
 from __future__ import annotations
 
-from raynas.report.document import Block, Code, Picture, Report, Table, Text
+from html import escape
+
+from raynas.report.document import Block, Code, Folded, Picture, Report, Table, Text
 
 _SPECIAL = str.maketrans({"|": "\\|", "\n": " ", "\r": " "})
 
@@ -53,6 +55,10 @@ def _block(block: Block, pictures_folder: str) -> str:
     if isinstance(block, Code):
         fence = _fence(block.text)
         return f"{fence}\n{block.text.rstrip()}\n{fence}"
+    if isinstance(block, Folded):  # GitHub renders HTML details; the fenced block inside stays Markdown
+        fence = _fence(block.text)
+        return (f"<details><summary>{escape(' '.join(block.summary.split()))}</summary>\n\n{fence}\n{block.text.rstrip()}\n"
+                f"{fence}\n\n</details>")
     if isinstance(block, Table):
         code = [column in block.code for column in block.columns]
         lines = ["| " + " | ".join(_inline(column) for column in block.columns) + " |",

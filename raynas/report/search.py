@@ -1,23 +1,25 @@
-"""The sections of a search experiment's report: config, trials, best genotypes, curves, architecture
-weights, population and selection decisions (the evaluations come from :mod:`raynas.report.evaluations`)."""
+"""The sections of a search experiment's report: summary, trials, best genotypes, curves, architecture
+weights, population, selection decisions and, last and folded, the resolved config (the evaluations come
+from :mod:`raynas.report.evaluations`, the summary from :mod:`raynas.report.summary`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from raynas.errors import RaynasError
-from raynas.plots import (draw_cell, has_ground_truth, plot_alphas, plot_curves, plot_ground_truth, plot_population,
-                          varying_keys)
-from raynas.plots.experiment import space_of
-from raynas.report.document import Code, Report, Section, Table, Text, cell, picture, seconds
+from raynas.plots import draw_cell, has_ground_truth, plot_alphas, plot_curves, plot_ground_truth, varying_keys
+from raynas.plots.experiment import chance_level, experiment_data, space_of
+from raynas.plots.population import population_figures
+from raynas.report.document import Code, Folded, Report, Section, Table, Text, cell, picture, seconds
 from raynas.report.evaluations import evaluation_sections
 from raynas.report.folder import SEARCH_PLAN, plan_text, plan_values, results_date
-from raynas.results import leaderboard, load_table
+from raynas.report.summary import Ranking, genotype_shortfall, summary_section
+from raynas.results import leaderboard, load_table, ranking_of
 from raynas.spaces import parse_genotype
 
 _LABEL_CHARS = 40
@@ -28,10 +30,9 @@ def search_report(directory: Path, top: int) -> Report:
     """The report of the search experiment in ``directory``, showing the ``top`` best distinct genotypes."""
     config_text = plan_text(directory / SEARCH_PLAN)
     plan = plan_values(config_text)
-    by_id = {row["trial_id"]: row for row in load_table(directory, "trials").to_pylist()}
-    order = [row["trial_id"] for row in leaderboard(directory).to_pylist()]
-    trials = [by_id[t] for t in order if t in by_id] + [row for t, row in by_id.items() if t not in order]
+    ranking, trials = ranked_trials(directory)
     epochs = load_table(directory, "epochs")
+    evaluations = load_table(directory, "evaluations").to_pylist()
 
     name = plan.get("name") or next((row["experiment"] for row in trials), None) or directory.name
     spaces = _distinct([plan.get("space"), *(row.get("space") for row in trials)])
@@ -42,13 +43,41 @@ def search_report(directory: Path, top: int) -> Report:
     report = Report(title, f"raynas search experiment {directory.name}; {date}")
 
     config = Section("Resolved config", "config")
-    config.blocks.append(Code(config_text) if config_text is not None
-                         else Text(f"No {SEARCH_PLAN} in this folder."))
-    report.sections += [config, _trials_section(trials), _genotypes_section(trials, top),
-                        _curves_section(trials, epochs, name), _alphas_section(directory, trials),
-                        _population_section(trials), _decisions_section(directory)]
-    report.sections += evaluation_sections(load_table(directory, "evaluations").to_pylist(), standalone=False)
+    if config_text is None:
+        config.blocks.append(Text(f"No {SEARCH_PLAN} in this folder."))
+    else:
+        lines = len(config_text.splitlines())
+        config.blocks.append(Folded(f"{SEARCH_PLAN}: the config every trial started from ({lines} lines; click to "
+                                    "show)", config_text))
+    report.sections += [summary_section(trials, ranking, evaluations, top), _trials_section(trials, ranking),
+                        _genotypes_section(trials, ranking, top),
+                        _curves_section(trials, epochs, name, chance_level(experiment_data(directory, trials))),
+                        _alphas_section(directory, trials), _population_section(trials),
+                        _decisions_section(directory)]
+    report.sections += evaluation_sections(evaluations, standalone=False)
+    report.sections.append(config)
     return report
+
+
+def ranked_trials(directory: Path) -> tuple[Ranking, list[dict[str, Any]]]:
+    """The search's ranking and its trials-table rows, best first, each with the leaderboard's view of it:
+    ``metric``/``mode``/``metric_value`` (the final value) and ``genotype`` as ranked, ``best_value`` and
+    ``best_value_epoch`` (the metric's best value over its epochs); trials the leaderboard lacks come last."""
+    last = leaderboard(directory)
+    ranking = Ranking(**{key: value for key, value in ranking_of(last).items() if key != "scope"})
+    best_column = f"best_{ranking.metric}"
+    best = {row["trial_id"]: row for row in
+            leaderboard(directory, ranking.metric, ranking.mode, scope="best").to_pylist()}
+    by_id = {row["trial_id"]: row for row in load_table(directory, "trials").to_pylist()}
+    trials = []
+    for row in last.to_pylist():
+        merged = {**by_id.get(row["trial_id"], {}), **row, "metric": ranking.metric, "mode": ranking.mode,
+                  "metric_value": row[ranking.column]}
+        at_best = best.get(row["trial_id"], {})
+        merged.update(best_value=at_best.get(best_column), best_value_epoch=at_best.get("best_epoch"))
+        trials.append(merged)
+    shown = {row["trial_id"] for row in trials}
+    return ranking, trials + [row for trial_id, row in by_id.items() if trial_id not in shown]
 
 
 def _distinct(values: list[Any]) -> list[str]:
@@ -76,40 +105,49 @@ def _value_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _trials_section(trials: list[dict[str, Any]]) -> Section:
+def _trials_section(trials: list[dict[str, Any]], ranking: Ranking) -> Section:
     section = Section("Trials", "trials")
     if not trials:
         section.blocks.append(Text("No trial has reported yet: the trials table is empty."))
         return section
-    metric = trials[0].get("metric") or "metric"
-    mode = trials[0].get("mode") or "max"
+    metric = ranking.metric
     keys = _varied(trials)
     statuses = {status: sum(1 for row in trials if row["status"] == status) for status in
                 dict.fromkeys(row["status"] for row in trials)}
     section.blocks.append(Text(f"{len(trials)} trial{'s' if len(trials) != 1 else ''} ("
                                + ", ".join(f"{n} {status}" for status, n in statuses.items())
-                               + f"), ranked by {metric} ({'higher' if mode == 'max' else 'lower'} is better)."
+                               + f"), ranked by {ranking.describe()}; \"best {metric} (epoch)\" is its best value over "
+                               "the trial's epochs, whose genotype the trial did not necessarily return."
                                + (f" Varied overrides: {', '.join(keys)}." if keys else "")))
     truth = _ground_truth_columns(trials)
-    columns = ("rank", "trial id", "status", "seed", "method", f"{metric} ({mode})", *truth.values(),
-               "best derived val acc", "num skip", "epochs done", "wall time", *keys, "genotype", "error")
+    extra_acc = metric != "derived_val_acc"  # else the best column already shows it
+    # columns that would repeat what every row or another column says are left out: the page stays narrow
+    show_seed = "search.seed" not in keys
+    show_method = len({row.get("method") for row in trials}) > 1
+    show_error = any(row.get("error") for row in trials)
+    columns = ("rank", "trial id", "status", *(("seed",) if show_seed else ()), *(("method",) if show_method else ()),
+               f"final {metric} ({ranking.mode})", f"best {metric} (epoch)", *truth.values(),
+               *(("best derived val acc",) if extra_acc else ()), "num skip", "epochs done", "wall time", *keys,
+               "genotype", *(("error",) if show_error else ()))
     rows = []
     for rank, row in enumerate(trials, 1):
         overrides = _overrides(row)
-        rows.append((str(rank), row["trial_id"], row["status"], cell(row.get("seed")), cell(row.get("method")),
-                     cell(row.get("metric_value")), *(cell(row.get(key), 1 if "percentile" in key else 4)
-                                                      for key in truth),
-                     cell(row.get("best_derived_val_acc")), cell(row.get("num_skip")),
+        best = (f"{cell(row.get('best_value'))} ({row['best_value_epoch']})"
+                if row.get("best_value") is not None else "")
+        rows.append((str(rank), row["trial_id"], row["status"], *((cell(row.get("seed")),) if show_seed else ()),
+                     *((cell(row.get("method")),) if show_method else ()), cell(row.get("metric_value")), best,
+                     *(cell(row.get(key), 1 if "percentile" in key else 4) for key in truth),
+                     *((cell(row.get("best_derived_val_acc")),) if extra_acc else ()), cell(row.get("num_skip")),
                      cell(row.get("epochs_done")), seconds(row.get("wall_time_s")),
                      *(_value_text(overrides[key]) if key in overrides else "" for key in keys),
-                     cell(row.get("genotype")), cell(row.get("error"))))
+                     cell(row.get("genotype")), *((cell(row.get("error")),) if show_error else ())))
     section.blocks.append(Table(columns, tuple(rows), code=frozenset({"genotype"})))
     return section
 
 
-#: trials-table column -> report column of the final genotype's ground truth
-GROUND_TRUTH_HEADINGS = {"final_gt_test_acc": "gt test acc", "final_gt_percentile": "gt percentile",
-                         "final_gt_regret": "gt regret"}
+#: trials-table column -> report column of the final genotype's ground truth (its regret, the best cell's
+#: accuracy minus it, is left out: the ground-truth plot shows the best cell)
+GROUND_TRUTH_HEADINGS = {"final_gt_test_acc": "gt test acc", "final_gt_percentile": "gt percentile"}
 
 
 def _ground_truth_columns(trials: list[dict[str, Any]]) -> dict[str, str]:
@@ -118,23 +156,27 @@ def _ground_truth_columns(trials: list[dict[str, Any]]) -> dict[str, str]:
     return dict(GROUND_TRUTH_HEADINGS) if scored else {}
 
 
-def _genotypes_section(trials: list[dict[str, Any]], top: int) -> Section:
+def _genotypes_section(trials: list[dict[str, Any]], ranking: Ranking, top: int) -> Section:
     section = Section(f"Best genotypes (top {top})", "genotypes")
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in trials:  # best first
         if row.get("genotype"):
             groups.setdefault(row["genotype"], []).append(row)
+    shortfall = genotype_shortfall(trials, len(groups), top)
     if not groups:
-        section.blocks.append(Text("No trial has derived a genotype yet."))
+        section.blocks.append(Text(f"No genotype to show: {shortfall}" if shortfall else
+                                   "No trial has derived a genotype yet."))
         return section
-    metric = trials[0].get("metric") or "metric"
+    metric = ranking.metric
+    shown = min(top, len(groups))
     section.blocks.append(Text(f"{len(groups)} distinct genotype{'s' if len(groups) != 1 else ''} among the trials; "
-                               f"the best {min(top, len(groups))} by the {metric} of their best trial."))
+                               f"the best {shown} by the final {metric} of their best trial."
+                               + (f" {shown} shown, not {top}: {shortfall}." if shortfall else "")))
     for rank, (text, rows) in enumerate(list(groups.items())[:top], 1):
         best = rows[0]
         others = [row["trial_id"] for row in rows[1:]]
         facts = [f"{label} {cell(best.get(key))}" for label, key in
-                 ((metric, "metric_value"),
+                 ((f"final {metric}", "metric_value"),
                   *((("ground-truth test acc", "final_gt_test_acc"),) if metric != "gt_test_acc" else ()),
                   ("num skip", "num_skip"), ("epoch", "epochs_done"))
                  if best.get(key) is not None]
@@ -170,15 +212,17 @@ def _labels(trials: list[dict[str, Any]]) -> dict[str, str]:
     return labels
 
 
-def _curves_section(trials: list[dict[str, Any]], epochs: pa.Table, name: str) -> Section:
+def _curves_section(trials: list[dict[str, Any]], epochs: pa.Table, name: str, chance: Optional[float]) -> Section:
     section = Section("Curves", "curves")
     if not epochs.num_rows:
         section.blocks.append(Text("No epoch has been reported yet: no curves."))
         return section
     rows = epochs.to_pylist()
-    fig = plot_curves(rows, labels=_labels(trials), title=f"{name}: losses and accuracies")
+    fig = plot_curves(rows, labels=_labels(trials), title=f"{name}: losses and accuracies", chance=chance)
     section.blocks.append(picture(fig, "curves", "Losses and accuracies over epochs, a colour per trial "
-                                                 "(solid: train, dashed: supernet validation, dotted: derived)."))
+                                                 "(solid: train, dashed: supernet validation, dotted: derived)"
+                                  + (f"; the grey line is chance level, {chance:.3g} (1 / classes)." if chance
+                                     else ".")))
     if has_ground_truth(rows):
         fig = plot_ground_truth(rows, labels=_labels(trials), title=f"{name}: ground truth of the derived cell")
         section.blocks.append(picture(fig, "ground_truth", "Ground truth of each epoch's derived cell: its test "
@@ -220,14 +264,13 @@ def _alphas_section(directory: Path, trials: list[dict[str, Any]]) -> Section:
 
 def _population_section(trials: list[dict[str, Any]]) -> Section:
     section = Section("Population", "population")
-    keys = varying_keys(trials)
-    if not keys:
+    figures = population_figures(trials)
+    if not figures:
         section.blocks.append(Text("The population varied no override (or fewer than 2 trials have a metric "
                                    "value): nothing to compare."))
         return section
-    for key in keys:
-        section.blocks.append(picture(plot_population(trials, key), f"population_{key}",
-                                      f"The ranking metric of each trial against {key} (star: the best trial)."))
+    for figure in figures:
+        section.blocks.append(picture(figure.figure, f"population_{figure.key}", figure.caption))
     return section
 
 

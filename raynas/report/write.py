@@ -44,12 +44,15 @@ def write_report(directory: Union[str, Path], out: Union[str, Path, None] = None
 
     ``directory`` is a search experiment folder (``<out>/<name>`` of ``raynas search``: ``config.yaml`` and
     ``tables/``) or an evaluation run folder (``evaluation.yaml``, from ``raynas train``). The report holds,
-    in order: a title (experiment, space, method, date of the results), the resolved config, every trial
-    (ranked, with the overrides the population varied), the ``top`` best distinct genotypes with their cell
-    diagrams, the learning curves, the architecture weights of the best trial, the ranking metric against
-    each varied override, the selection decisions and the evaluations (every training from scratch, a
-    per-genotype mean ± std of the final test accuracy, test accuracy over epochs). A section without data
-    says so. An evaluation run folder gets its plan and its evaluations.
+    in order: a title (experiment, space, method, date of the results), a summary (how the trials are
+    ranked: the metric at each trial's final epoch; the ``top`` best trials with their final and best
+    values, ground truth and test accuracy from scratch where present, and genotypes), every trial (ranked,
+    with the overrides the population varied), the ``top`` best distinct genotypes with their cell diagrams
+    (or why fewer), the learning curves (with chance level), the architecture weights of the best trial, the
+    ranking metric against each varied override (its spread when only seeds varied), the selection
+    decisions, the evaluations (every training from scratch, a per-genotype mean ± std of the final test
+    accuracy, test accuracy over epochs) and, last and folded, the resolved config. A section without data
+    says so. An evaluation run folder gets its evaluations, its genotypes and, folded, its plan.
 
     ``fmt`` ``"html"`` (default) writes one self-contained page (``<directory>/report.html`` unless ``out``
     is given): pictures embedded as base64 PNG, inline CSS, no scripts or external resources. ``"md"`` writes

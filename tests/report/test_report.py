@@ -54,7 +54,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
             writer.write_report(trial_id, report)
             history.append({k: v for k, v in report.items() if k != "alphas"})
         search.close()
-        writer.write_trial(summarise_trial(trial_id, history, "derived_val_acc", "max", experiment=folder.name,
+        writer.write_trial(summarise_trial(trial_id, history, cfg.tune.metric, cfg.tune.mode, experiment=folder.name,
                                            status="TERMINATED", space="nb201", method="darts",
                                            seed=overrides["search.seed"], overrides=overrides))
     writer.write_trial(FAILED)
@@ -132,7 +132,7 @@ def _check_png(data: bytes) -> None:
 def _expected_pictures(experiment: Path, top: int = 3) -> int:
     trials = load_table(experiment, "trials").to_pylist()
     genotypes = {row["genotype"] for row in trials if row["genotype"]}
-    return min(len(genotypes), top) + 1 + 1 + 2 + 1  # cells, curves, alphas, population x2, evaluation curves
+    return min(len(genotypes), top) + 1 + 1 + 1 + 1  # cells, curves, alphas, population (arch_lr), evaluation curves
 
 
 def test_html_report_is_one_self_contained_page_with_every_trial(experiment, html_report):
@@ -146,9 +146,9 @@ def test_html_report_is_one_self_contained_page_with_every_trial(experiment, htm
             assert row["genotype"] in text
     for trial_id in ("ev_s0", "ev_s1"):
         assert trial_id in text
-    sections = ["Resolved config", "Trials", "Best genotypes (top 3)", "Curves",
+    sections = ["Summary", "Trials", "Best genotypes (top 3)", "Curves",
                 "Architecture weights of the best trial", "Population", "Selection decisions",
-                "Evaluation results", "Per-genotype summary", "Test accuracy over epochs"]
+                "Evaluation results", "Per-genotype summary", "Test accuracy over epochs", "Resolved config"]
     positions = [text.index(title) for title in sections]
     assert positions == sorted(positions)
     assert "smoke-nb201: nb201, darts" in text and "results of 20" in text  # title and date
@@ -178,6 +178,9 @@ def test_report_summarises_the_evaluations_per_genotype(html_report):
     accs = [0.3 + 0.1 * (EVAL_EPOCHS - 1) + 0.02 * seed for seed in (0, 1)]
     mean, std = float(np.mean(accs)), float(np.std(accs, ddof=1))
     assert f"{mean:.4f} ± {std:.4f}" in text
+    # the summary at the top shows it beside the best trial's genotype, before the trials table
+    summary = text[text.index("Summary", text.index("Resolved config")):text.index("Trials", text.index("rank"))]
+    assert "test acc from scratch" in summary and f"{mean:.4f} ± {std:.4f} (n=2)" in summary
     assert "2/2" in text and "12,345" in text and "1,000,000" in text and f"{EVAL_EPOCHS}/{EVAL_EPOCHS}" in text
 
 
@@ -203,6 +206,8 @@ def test_an_evaluation_run_alone_gets_its_evaluations(experiment, tmp_path):
     page = _parse(path.read_text(encoding="utf-8"))
     text = "".join(page.text)
     assert "seeds: [0, 1]" in text and "Evaluation plan" in text
+    assert text.index("Per-genotype summary", text.index("Evaluation plan")) < text.rindex("Evaluation plan")
+    assert "details" in page.tags and text.rstrip().endswith("seeds: [0, 1]\nepochs: 4")  # the plan: last, folded
     assert "ev_s0" in text and "ev_s1" in text and "Per-genotype summary" in text
     assert f"{RUN}: nb201, evaluation on digits" in text
     assert "Trials" not in text and "t1" not in text  # nothing of the search
