@@ -93,18 +93,30 @@ def load_searches(experiment: Path) -> list[dict[str, Any]]:
             seconds[row["trial_id"]] = seconds.get(row["trial_id"], 0.0) + time_s
     records = []
     for trial in trials:
-        config = json.loads(trial["config_json"] or "{}")
-        selection = (config.get("selection") or {}).get("name", "magnitude")
-        cpus = float((config.get("resources") or {}).get("cpus_per_trial") or 1.0)
+        config = resolved(json.loads(trial["config_json"] or "{}"))
         finished = (trial["status"] == "TERMINATED" and trial["epochs_planned"] is not None
                     and trial["epochs_done"] == trial["epochs_planned"])
         records.append({
             "trial_id": trial["trial_id"], "space": config.get("space") or trial["space"],
-            "method": method_label(config.get("method") or trial["method"], selection),
+            "method": method_label(config.get("method") or trial["method"],
+                                   (config.get("selection") or {}).get("name", "magnitude")),
             "seed": trial["seed"], "status": trial["status"], "finished": finished,
             "cell": cell_key(trial["genotype"]) if finished else None, "skips": trial["num_skip"],
-            "core_minutes": cpus * seconds.get(trial["trial_id"], 0.0) / 60.0})
+            "core_minutes": float((config.get("resources") or {}).get("cpus_per_trial") or 1.0)
+                            * seconds.get(trial["trial_id"], 0.0) / 60.0})
     return records
+
+
+def resolved(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's settings with its variant applied: the trials table stores the population's config with the
+    trial's grid values (``variant: s4-darts-pt``), and the variant's settings (its space, its selection) are
+    applied when a config is built from it. The stored settings as they are when they no longer build."""
+    from raynas.config import config_from_dict, config_to_dict
+
+    try:
+        return config_to_dict(config_from_dict(config))
+    except (RaynasError, TypeError, ValueError):
+        return config
 
 
 def planned_searches(experiment: Path) -> Optional[dict[tuple[str, str], int]]:

@@ -21,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from cli_helpers import ROOT, cli_env  # noqa: E402
 
-from raynas.config import config_to_dict, dump_config, expand_trials, load_config  # noqa: E402
+from raynas.config import config_to_dict, dump_config, expand_trials, load_config, with_overrides  # noqa: E402
 from raynas.evaluation import plan_evaluation, write_plan  # noqa: E402
 from raynas.results import ResultsWriter, summarise_trial  # noqa: E402
 from raynas.spaces.genotype import parse_genotype  # noqa: E402
@@ -67,7 +67,10 @@ def write_search(folder: Path, late: bool) -> None:
         dump_config(cfg, folder / "config.yaml")
     writer = ResultsWriter(folder, folder.name)
     for index, trial in enumerate(expand_trials(cfg)):
-        config = config_to_dict(trial.config)
+        # as the results callback stores it: the population's settings with the trial's grid values (the
+        # variant's name; its settings are applied when a config is built from it)
+        config = with_overrides(config_to_dict(cfg), trial.overrides)
+        assert config["space"] == "s1" and config["variant"] == trial.overrides["variant"]
         space, seed = trial.config.space, trial.config.search.seed
         method = "darts-pt" if trial.config.selection.name == "perturbation" else "darts"
         if seed == 3 and (space, method) != ("s2", "darts"):
@@ -249,3 +252,46 @@ def test_bad_input_is_one_line_and_writes_nothing(study, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
     noisy = tool(study["search"], study["root"] / "noisy").stderr
     assert "data.noise_std 0.5 (the search: 1.0)" in noisy
+
+
+@pytest.mark.slow  # a real population and its training run through the CLI, about two minutes on 2 busy cores
+def test_the_study_of_a_real_population_and_its_training_run(tmp_path):
+    """raynas search of the shipped config (S4 only, 2 seeds, 1 tiny epoch), raynas train --top 100 of it under
+    the protocol (1 epoch, 2 cells), and the tool: the trials search their variant's space, the cells train
+    in it, and every row is what the evaluations table says."""
+    from raynas.results import load_table
+
+    search = subprocess.run(
+        [sys.executable, "-m", "raynas.cli", "search", "spaces_pt", "--out", str(tmp_path), "--set", "search.epochs=1",
+         "--set", "tune.grid.search.seed=[0, 1]", "--set", "tune.grid.variant=[s4-darts, s4-darts-pt]",
+         "--set", "data.limit=96", "--set", "supernet.layers=3", "--set", "supernet.channels=4",
+         "--set", "selection.proj_intv=0", "--set", "ray.num_cpus=2"],
+        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert search.returncode == 0, search.stderr[-3000:]
+    folder = tmp_path / "spaces_pt"
+    train = subprocess.run(
+        [sys.executable, "-m", "raynas.cli", "train", str(folder), "--top", "100", "--seeds", "0-1", "--config",
+         str(PROTOCOL), "--epochs", "1", "--set", "layers=2", "--name", "protocol", "--num-cpus", "2"],
+        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    run = folder / "evaluations" / "protocol"
+    table, result = figures(tool(folder, run, "--json"))
+    trials = load_table(folder, "trials").to_pylist()
+    evaluations = load_table(run, "evaluations").to_pylist()
+    assert {t["space"] for t in trials} == {"s4"} and {e["space"] for e in evaluations} == {"s4"}
+    rows = {(row["space"], row["method"]): row for row in result["rows"]}
+    assert list(rows) == [("s4", "darts"), ("s4", "darts-pt")]
+    accs = {}
+    for trial in trials:
+        mine = [e["test_acc"] for e in evaluations if e["genotype"] == trial["genotype"]]
+        assert len(mine) == 2  # its cell, both seeds (a cell two trials derived is trained once)
+        pt = json.loads(trial["config_json"])["variant"] == "s4-darts-pt"
+        accs[("darts-pt" if pt else "darts", trial["seed"])] = sum(mine) / 2
+    for method in ("darts", "darts-pt"):
+        row = rows[("s4", method)]
+        assert row["seeds"] == [0, 1] and row["training_seeds"] == [2, 2]
+        assert row["acc"]["mean"] == pytest.approx((accs[(method, 0)] + accs[(method, 1)]) / 2)
+    [pair] = result["paired"]
+    assert pair["seeds"] == [0, 1] and pair["mean"] == pytest.approx(
+        sum(accs[("darts-pt", s)] - accs[("darts", s)] for s in (0, 1)) / 2)
+    assert "| s4 | darts | 2 | " in table and "| s4 | 2 | " in table
