@@ -5,7 +5,8 @@ of its spaces, 4 seeds; some trials running or not started), and its training ru
 --top 100 --config benchmarks/spaces_pt/protocol.yaml`` plans it (the real planner; its evaluations table
 written by the real writer with known accuracies, some trainings still running). Every figure of the tool
 is checked against scipy; a cell two searches derived is trained once and counts for both; the one-line
-errors write nothing."""
+errors write nothing. Slow tier: a tiny real population of the shipped config and its training run through
+the CLI (subprocesses, a local Ray, torch on the digits), and the tool on them."""
 
 from __future__ import annotations
 
