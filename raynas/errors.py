@@ -39,3 +39,8 @@ class SearchDivergedError(RaynasError, ArithmeticError):
 class FolderError(RaynasError, RuntimeError):
     """An experiment, evaluation run or build folder cannot be used now: another raynas process holds its lock,
     or it is not safe to resume (owned by someone else, or writable by others: resuming loads pickled code)."""
+
+
+class StorageError(RaynasError, RuntimeError):
+    """Remote storage (``s3://``, ``gs://``) cannot be reached, listed, read or written: no such bucket, no
+    endpoint or credentials, a network error (:mod:`raynas.remote`)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from raynas.errors import ConfigError
+from raynas.remote import is_remote
 
 #: what a run folder's name may hold: no separators, no '..', nothing hidden
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -52,6 +53,9 @@ def check_output_parent(option: str, out: str | os.PathLike[str], given: Optiona
     permission bits do not tell (root may write anywhere, except where the file system refuses, as /proc does).
     """
     shown = os.fspath(out) if given is None else given
+    if is_remote(os.fspath(out)):  # Path() would make 's3://b/x' a local folder 's3:/b/x'
+        raise ConfigError(f"{option} = {shown!r}: takes a local folder here; object storage (s3://, gs://) is for "
+                          "raynas search --out and the commands that read its folder (docs/storage.md)")
     path = Path(out).absolute()
     missing: list[str] = []
     existing = path
