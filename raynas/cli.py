@@ -285,9 +285,12 @@ def resume(directory: str, address: str | None, accept_config_change: bool, max_
     from pathlib import Path
 
     from raynas.experiment import resume_experiment, summary_lines
+    from raynas.remote import local_folder
     from raynas.results import EVALUATION_PLAN
 
     from raynas.benchmark.build import is_build_folder
+
+    directory = local_folder(directory, "DIRECTORY", logs=True)  # s3://, gs://: its working copy (docs/storage.md)
 
     if is_build_folder(directory):
         from raynas.benchmark.build import resume_build
@@ -456,15 +459,18 @@ def plot(directory: str, out_dir: str | None, formats: tuple[str, ...], trials: 
     from pathlib import Path
 
     from raynas.plots import plot_experiment
+    from raynas.remote import display, local_folder, publish, refuse_uri
 
+    refuse_uri("--out", out_dir, "the default, DIRECTORY/plots, goes to the storage of an s3:// or gs:// DIRECTORY")
+    directory = local_folder(directory, "DIRECTORY")  # s3://, gs://: downloaded first, pictures uploaded
     paths = plot_experiment(directory, out_dir, formats=list(formats), trials=trials or None)
-    for path in paths:
-        click.echo(str(path))
+    for path in publish(directory, paths):
+        click.echo(path)
     target = Path(out_dir) if out_dir is not None else Path(directory) / "plots"
     if paths:
-        click.echo(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''} to {target}")
+        click.echo(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''} to {display(target)}")
     else:
-        click.echo(f"no trial in {directory} has reported yet: nothing to draw")
+        click.echo(f"no trial in {display(directory)} has reported yet: nothing to draw")
 
 
 @main.command(short_help="Write one HTML (or Markdown) report of an experiment.")
@@ -484,9 +490,15 @@ def report(directory: str, out_path: str | None, fmt: str, top: int) -> None:
     the population comparison, selection decisions, the evaluations (trainings from scratch, mean and std
     of test accuracy per genotype) and, folded at the end, the resolved config. Prints the path.
     """
+    from raynas.remote import local_folder, publish, refuse_uri
     from raynas.report import write_report
 
-    click.echo(str(write_report(directory, out_path, fmt=fmt, top=top)))
+    refuse_uri("--out", out_path, "the default, DIRECTORY/report.FORMAT, goes to the storage of an s3:// or gs:// "
+               "DIRECTORY")
+    directory = local_folder(directory, "DIRECTORY")  # s3://, gs://: downloaded first, the report uploaded
+    path = write_report(directory, out_path, fmt=fmt, top=top)
+    pictures = path.with_name(f"{path.stem}_files")  # md: its PNGs beside it
+    click.echo(publish(directory, [path, *([pictures] if fmt == "md" and pictures.is_dir() else [])])[0])
 
 
 @main.group(cls=OrderedGroup, short_help="Inspect architectures (genotypes).")

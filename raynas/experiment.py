@@ -10,11 +10,12 @@ This module imports neither torch nor Ray at import time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from raynas import ray_auth, ray_session
 from raynas.allocator import worker_env
@@ -26,6 +27,7 @@ from raynas.errors import ConfigError
 from raynas.folder_lock import folder_lock
 from raynas.output_paths import check_output_parent
 from raynas.ray_address import check_reachable
+from raynas.remote import display, is_remote, location_of, names, remove_tree, sync_up, tune_location
 from raynas.resume_guard import resume_guard
 from raynas.selection import total_epochs
 from raynas.tune.capacity import check_fits, check_local_cpus, is_local, waiting_line
@@ -69,11 +71,17 @@ def prepare_experiment(config: str | os.PathLike | Mapping[str, Any], overrides:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     trials = distinct_seeds(cfg, expand_trials(cfg))
     check_local_cpus(cfg)  # a trial a local instance cannot fit would wait for ever
-    directory = Path(out) / cfg.name
-    if directory.exists():
-        raise ConfigError(f"experiment folder '{directory}' already exists; choose another --out or name "
-                          f"(e.g. --set name={cfg.name}-2), or remove it")
-    check_output_parent("--out", out)  # a file or /proc on the way fails now, not after Ray started
+    if is_remote(str(out)):  # object storage: a local working copy of <out>/<name> (raynas.remote)
+        from raynas.remote import new_experiment
+
+        directory = new_experiment(str(out), cfg.name)
+        check_output_parent("--out", directory.parent, str(out))
+    else:
+        directory = Path(out) / cfg.name
+        if directory.exists():
+            raise ConfigError(f"experiment folder '{directory}' already exists; choose another --out or name "
+                              f"(e.g. --set name={cfg.name}-2), or remove it")
+        check_output_parent("--out", out)  # a file or /proc on the way fails now, not after Ray started
     check_reachable(cfg.ray.address, "--address" if address else "ray.address")  # no cluster: fail now, bounded
     ray_session.check_running(cfg.ray)  # a Ray of the user's that ray.* contradicts (the Python API): fail now
     return PreparedExperiment(resolve_benchmark(cfg, directory), trials, directory)
@@ -219,7 +227,19 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)  # nothing half-written
             raise
-        return _run_tuner(cfg, prepared, waiting, echo)
+        with uploaded_at_exit(directory):  # a working copy of object storage (raynas.remote): its last upload
+            return _run_tuner(cfg, prepared, waiting, echo)
+
+
+@contextlib.contextmanager
+def uploaded_at_exit(directory: Path) -> Iterator[None]:
+    """At the end of the block, however it ends, upload what changed in ``directory`` when it is a working
+    copy of a remote folder (:func:`raynas.remote.sync_up`; a failure is a warning line: the files stay
+    in the working copy). Nothing for a local folder."""
+    try:
+        yield
+    finally:
+        sync_up(directory, warn_only=True)
 
 
 def _run_tuner(cfg: ExperimentConfig, prepared: PreparedExperiment, waiting: Optional[str],
@@ -234,7 +254,9 @@ def _run_tuner(cfg: ExperimentConfig, prepared: PreparedExperiment, waiting: Opt
     base = trial_base_config(cfg)
     trainable = make_trainable(cfg, base)
     results_cb, callbacks = make_callbacks(cfg, directory, base)
-    echo(f"raynas: {len(prepared.trials)} trial(s) of '{cfg.name}' ({cfg.space}, {cfg.method}) -> {directory}")
+    callbacks = with_uploads(directory, results_cb, callbacks)
+    echo(f"raynas: {len(prepared.trials)} trial(s) of '{cfg.name}' ({cfg.space}, {cfg.method}) -> "
+         f"{display(directory)}")
     if waiting:
         echo(waiting)
     objects = make_tune_objects(cfg, prepared.trials)
@@ -243,7 +265,8 @@ def _run_tuner(cfg: ExperimentConfig, prepared: PreparedExperiment, waiting: Opt
         param_space=objects.param_space,
         tune_config=objects.tune_config,
         run_config=tune.RunConfig(
-            name=TUNE_DIR, storage_path=str(directory.resolve()), verbose=0,
+            # a working copy's experiment: Tune keeps its state and checkpoints at the URI (raynas.remote)
+            name=TUNE_DIR, storage_path=str(storage_path(directory)), verbose=0,
             callbacks=callbacks,
             # Tune keeps every checkpoint: raynas.tune.retention deletes them, never ahead of Tune's saved state
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
@@ -256,6 +279,13 @@ def _run_tuner(cfg: ExperimentConfig, prepared: PreparedExperiment, waiting: Opt
     failures = failed_trials(directory)
     return ExperimentOutcome(directory, tables, len(grid), max(grid.num_errors, len(failures)), cfg.tune.metric,
                              failures, unfinished=unfinished)
+
+
+def storage_path(directory: Path) -> str | Path:
+    """Ray Tune's ``storage_path`` of the experiment in ``directory``: the folder itself, or the URI whose
+    working copy it is (Tune resolves the URI's file system as :func:`raynas.remote.filesystem` does)."""
+    remote = location_of(directory)
+    return remote.uri if remote is not None else directory.resolve()
 
 
 def make_trainable(cfg: ExperimentConfig, base: dict[str, Any]) -> Any:
@@ -282,8 +312,20 @@ def make_callbacks(cfg: ExperimentConfig, directory: Path, base: dict[str, Any])
                                  scheduler=scheduler)
     progress_cb = ProgressCallback(lambda o: total_epochs(config_from_dict(with_overrides(base, o))))
     keep = checkpoints_to_keep(cfg)  # None (PBT): every checkpoint stays while the population runs
-    retention = [] if keep is None else [CheckpointRetention(Path(directory) / TUNE_DIR, keep)]
+    retention = [] if keep is None else [CheckpointRetention(tune_location(directory, TUNE_DIR), keep)]
     return results_cb, [results_cb, progress_cb, *retention]
+
+
+def with_uploads(directory: Path, results_cb: Any, callbacks: list[Any]) -> list[Any]:
+    """``callbacks`` with, when ``directory`` is the working copy of a remote folder, the callback that uploads
+    its files (:mod:`raynas.tune.remote_sync`) right after the results callback, whose parts it uploads."""
+    remote = location_of(directory)
+    if remote is None:
+        return callbacks
+    from raynas.tune.remote_sync import RemoteSync
+
+    after = callbacks.index(results_cb) + 1
+    return [*callbacks[:after], RemoteSync(remote, results_cb.writer), *callbacks[after:]]
 
 
 def finish_tune_state(cfg: ExperimentConfig, directory: Path) -> int:
@@ -296,7 +338,7 @@ def finish_tune_state(cfg: ExperimentConfig, directory: Path) -> int:
     from raynas.tune.retention import prune_checkpoints, trial_folders
     from raynas.tune.schedulers import checkpoints_to_keep
 
-    tune_dir = (directory / TUNE_DIR).resolve()
+    tune_dir = tune_location(directory, TUNE_DIR)  # a URI for a working copy of a remote folder
     trials = tune.ExperimentAnalysis(str(tune_dir)).trials
     unfinished = sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
     keep = checkpoints_to_keep(cfg)
@@ -318,7 +360,7 @@ def failed_trials(directory: Path) -> dict[str, str]:
 
 
 
-def saved_trial_statuses(tune_dir: Path, what: str, again: str) -> dict[str, str]:
+def saved_trial_statuses(tune_dir: Path | str, what: str, again: str) -> dict[str, str]:
     """Trial id -> status in the Ray Tune state saved under ``tune_dir`` (what a resume starts from); a
     one-line ConfigError naming ``what`` and how to start ``again`` when Tune saved nothing there or its
     state cannot be read. A torn newest state with an intact older one: the older one, said on stderr
@@ -332,8 +374,9 @@ def saved_trial_statuses(tune_dir: Path, what: str, again: str) -> dict[str, str
     if not tune.Tuner.can_restore(str(tune_dir)):
         raise ConfigError(f"{what} cannot be resumed: {tune_dir} holds no Ray Tune experiment state (it stopped "
                           f"before Tune started); remove the folder and {again}")
-    usable_experiment_state(tune_dir, what, again,
-                            warn=lambda line: print(f"raynas: warning: {line}", file=sys.stderr, flush=True))
+    if not is_remote(tune_dir):  # an object is whole or absent: Tune uploads each state once it is written
+        usable_experiment_state(tune_dir, what, again,
+                                warn=lambda line: print(f"raynas: warning: {line}", file=sys.stderr, flush=True))
     try:
         trials = tune.ExperimentAnalysis(str(tune_dir)).trials
     except Exception as exc:  # whatever Tune trips over in a damaged folder: one line, not its traceback
@@ -342,7 +385,7 @@ def saved_trial_statuses(tune_dir: Path, what: str, again: str) -> dict[str, str
                           f"({type(exc).__name__}: {reason}); {again} in a new folder") from None
     return {trial.trial_id: trial.status for trial in trials}
 
-def restore_tuner(tune_dir: Path, trainable: Any, what: str, again: str) -> Any:
+def restore_tuner(tune_dir: Path | str, trainable: Any, what: str, again: str) -> Any:
     """``tune.Tuner.restore`` of ``tune_dir`` (unfinished and errored trials resume); a torn ``tuner.pkl``
     (a crash while Tune wrote it) is a one-line ConfigError naming ``what`` and how to start ``again``."""
     import pickle
@@ -353,7 +396,7 @@ def restore_tuner(tune_dir: Path, trainable: Any, what: str, again: str) -> Any:
         return tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     except (EOFError, pickle.UnpicklingError, OSError) as exc:
         reason = " ".join(str(exc).split())[:200] or "truncated"
-        raise ConfigError(f"{what} cannot be resumed: Ray Tune's saved settings {tune_dir / 'tuner.pkl'} cannot be "
+        raise ConfigError(f"{what} cannot be resumed: Ray Tune's saved settings {tune_dir}/tuner.pkl cannot be "
                           f"read ({type(exc).__name__}: {reason}); {again} in a new folder") from None
 
 
@@ -389,9 +432,10 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     check_local_cpus(cfg)
     check_reachable(cfg.ray.address, "--address" if address else "ray.address")  # bounded, before any write
-    with resume_guard(directory, source=RESOLVED_CONFIG, experiment=cfg.name, what=f"experiment '{directory}'",
-                      accept_config_change=accept_config_change, echo=echo):
-        return _resume_checked(cfg, directory, echo, max_failures)
+    with resume_guard(directory, source=RESOLVED_CONFIG, experiment=cfg.name,
+                      what=f"experiment '{display(directory)}'", accept_config_change=accept_config_change, echo=echo):
+        with uploaded_at_exit(directory):  # a working copy of object storage (raynas.remote): its last upload
+            return _resume_checked(cfg, directory, echo, max_failures)
 
 
 def nothing_ran(directory: Path) -> bool:
@@ -399,7 +443,8 @@ def nothing_ran(directory: Path) -> bool:
     (:func:`raynas.tune.saved_state.never_saved`): a resume then starts it from the beginning, in its folder."""
     from raynas.tune.saved_state import never_saved
 
-    return never_saved(directory / TUNE_DIR) and not any((directory / "tables" / "parts").rglob("*.parquet*"))
+    return never_saved(tune_location(directory, TUNE_DIR)) and \
+        not any((directory / "tables" / "parts").rglob("*.parquet*"))
 
 
 def start_over_line(what: str) -> str:
@@ -414,9 +459,10 @@ def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str]
     from raynas.tune.retries import retry_callbacks, retry_line
 
     quiet_tune()
+    what = f"experiment '{display(directory)}'"  # a working copy of a remote folder: its URI
     if nothing_ran(directory):  # killed while Ray or Tune started: without this it needed a person to delete it
-        echo(start_over_line(f"experiment '{directory}'"))
-        shutil.rmtree(directory / TUNE_DIR, ignore_errors=True)  # Tune's settings (tuner.pkl) at most
+        echo(start_over_line(what))
+        remove_tree(tune_location(directory, TUNE_DIR))  # Tune's settings (tuner.pkl) at most
         if max_failures is not None:  # a new Tuner: its FailureConfig takes the limit
             cfg = replace(cfg, tune=replace(cfg.tune, max_failures=max_failures))
         with ray_logs_to(directory):
@@ -424,8 +470,8 @@ def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str]
             waiting = check_capacity(cfg)
             prepared = PreparedExperiment(cfg, distinct_seeds(cfg, expand_trials(cfg)), directory)
             return _run_tuner(cfg, prepared, waiting, echo)
-    tune_dir = (directory / TUNE_DIR).resolve()
-    before = saved_trial_statuses(tune_dir, f"experiment '{directory}'", "run raynas search again")
+    tune_dir = tune_location(directory, TUNE_DIR)
+    before = saved_trial_statuses(tune_dir, what, "run raynas search again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
     # Every searcher runs one Tune trial per entry of the expanded trial list (raynas.tune.schedulers).
     not_started = max(0, len(expand_trials(cfg)) - len(before))
@@ -444,12 +490,12 @@ def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str]
         start_ray(cfg.ray, echo)
         waiting = check_capacity(cfg)
         base = trial_base_config(cfg)
-        tuner = restore_tuner(tune_dir, make_trainable(cfg, base), f"experiment '{directory}'",
-                              "run raynas search again")
+        tuner = restore_tuner(tune_dir, make_trainable(cfg, base), what, "run raynas search again")
         results_cb, callbacks = make_callbacks(cfg, directory.resolve(), base)
+        callbacks = with_uploads(directory, results_cb, callbacks)
         reattach_callbacks(tuner, callbacks + retry_callbacks(max_failures))
         echo(f"raynas: resuming '{cfg.name}' ({unfinished} of {len(before)} trial(s) unfinished, "
-             f"{not_started} not started) -> {directory}")
+             f"{not_started} not started) -> {display(directory)}")
         for line in filter(None, [retry_line(max_failures)]):
             echo(line)
         if waiting:
@@ -492,7 +538,7 @@ def resume_hint(directory: Path) -> str:
     """The command that continues the experiment in ``directory`` (shell-quoted)."""
     import shlex
 
-    return f"raynas resume {shlex.quote(str(directory))}"
+    return f"raynas resume {shlex.quote(display(directory))}"  # a working copy: its URI
 
 
 def interrupted_lines(directory: Path, unfinished: Optional[int] = None, total: Optional[int] = None) -> list[str]:
@@ -502,13 +548,14 @@ def interrupted_lines(directory: Path, unfinished: Optional[int] = None, total: 
     continued with ``raynas resume``. Without Tune's saved state (stopped before Tune started) there is
     nothing to resume.
     """
-    if not (directory / TUNE_DIR).is_dir():
+    tune_dir = tune_location(directory, TUNE_DIR) if location_of(directory) else directory / TUNE_DIR
+    if not (names(tune_dir) if is_remote(tune_dir) else Path(tune_dir).is_dir()):
         return ["raynas: interrupted before any trial started; nothing to resume"]
     if unfinished is None or total is None:  # a second Ctrl+C: Tune's last save may have been skipped
-        state = f"raynas: interrupted; Ray Tune's last saved state is under {directory / TUNE_DIR}"
+        state = f"raynas: interrupted; Ray Tune's last saved state is under {tune_dir}"
     else:
         state = f"raynas: interrupted: {unfinished} of {total} trial(s) unfinished; Ray Tune saved their state " \
-                f"under {directory / TUNE_DIR}"
+                f"under {tune_dir}"
     return [state, f"resume with: {resume_hint(directory)}"]
 
 
@@ -541,9 +588,9 @@ def summary_lines(outcome: ExperimentOutcome) -> list[str]:
                      f"{row.get('genotype')}"
                      + ("" if row.get("connected") in (True, None) else "  (DISCONNECTED cell)")
                      + (f"  (stopped by {row['stopped_by']})" if row.get("stopped_by") else ""))
-    lines.append(f"tables: {outcome.directory / 'tables'} ({', '.join(sorted(outcome.tables))})")
+    lines.append(f"tables: {display(outcome.directory)}/tables ({', '.join(sorted(outcome.tables))})")
     if outcome.num_errors:
         lines.append(f"{outcome.num_errors} of {outcome.num_trials} trial(s) failed "
-                     f"(tracebacks of crashed ones: error.txt under {outcome.directory / TUNE_DIR}):")
+                     f"(tracebacks of crashed ones: error.txt under {display(outcome.directory)}/{TUNE_DIR}):")
         lines.extend(f"  {trial_id} FAILED: {reason}" for trial_id, reason in sorted(outcome.failures.items()))
     return lines

@@ -74,8 +74,8 @@ class SavedState:
     """``recover`` of a resume (see the module docstring) from the Tune state saved under ``tune_dir``;
     ``trial_row`` builds a per-trial row (:data:`TrialRow`). Tune's state is read at the first torn part."""
 
-    def __init__(self, tune_dir: Path, trial_row: TrialRow) -> None:
-        self.tune_dir = Path(tune_dir)
+    def __init__(self, tune_dir: Path | str, trial_row: TrialRow) -> None:
+        self.tune_dir = tune_dir  # a local folder, or a storage URI (raynas.remote)
         self.trial_row = trial_row
         self._trials: Optional[dict[str, Any]] = None
 
@@ -110,7 +110,7 @@ class SavedState:
         return None
 
 
-def search_recovery(tune_dir: Path, results: ResultsCallback) -> SavedState:
+def search_recovery(tune_dir: Path | str, results: ResultsCallback) -> SavedState:
     """``recover`` of a search's resume: trials rows as ``results`` (a results callback of the folder, used for
     nothing else) writes them, from the trial's epoch parts, which it reads with this ``recover`` too (a crash
     tears a trial's newest epoch parts along with its trials part)."""

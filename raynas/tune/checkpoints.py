@@ -89,13 +89,17 @@ def load_newest_intact(checkpoint: Any, state_file: str,
                   + "; starting the trial from the beginning")
 
 
-def prune_superseded_checkpoints(tune_dir: Path) -> int:
+def prune_superseded_checkpoints(tune_dir: Path | str) -> int:
     """Delete every checkpoint folder under ``tune_dir``'s trial folders but each trial's latest one (the
     checkpoint Tune's saved state restores it from); call it only when every trial has finished. Returns
-    how many folders were removed."""
+    how many folders were removed. ``tune_dir`` may be a storage URI (:mod:`raynas.remote`)."""
     from ray import tune
 
+    from raynas.remote import is_remote
+
     trials = tune.ExperimentAnalysis(str(tune_dir)).trials
+    if is_remote(str(tune_dir)):
+        return _prune_superseded_remote(trials)
     keep = {Path(trial.checkpoint.path).resolve() for trial in trials if trial.checkpoint is not None}
     removed = 0
     for trial in trials:
@@ -103,4 +107,19 @@ def prune_superseded_checkpoints(tune_dir: Path) -> int:
             if folder.is_dir() and folder.resolve() not in keep:
                 shutil.rmtree(folder)
                 removed += 1
+    return removed
+
+
+def _prune_superseded_remote(trials: list[Any]) -> int:
+    """:func:`prune_superseded_checkpoints` of trials whose folders are on object storage."""
+    from raynas.remote import uri_of
+    from raynas.tune.retention import checkpoint_folders, remove_folder, trial_folder
+
+    keep = {uri_of(trial.checkpoint.filesystem, trial.checkpoint.path) for trial in trials
+            if trial.checkpoint is not None}
+    removed = 0
+    for trial in trials:
+        for _, folder in checkpoint_folders(trial_folder(trial)):
+            if folder not in keep:
+                removed += remove_folder(folder)
     return removed

@@ -18,10 +18,14 @@ and everything newer than it, and the ``keep`` at or before the one the state th
 names (a resume falls back to that state when the newest is torn, :mod:`raynas.tune.saved_state`). When
 the saved state cannot be read (Tune is writing it), nothing is deleted that round. A PBT population uses
 none of this: it keeps every checkpoint while it runs (:mod:`raynas.tune.checkpoints`).
+
+An experiment on object storage (:mod:`raynas.remote`) has its Tune folder at a URI: the same rules apply
+there through pyarrow's file system, and a listing or deletion that fails is left to the next round.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import posixpath
 import re
@@ -32,6 +36,8 @@ from typing import Any, Iterable, Optional
 
 from ray.tune import Callback
 
+from raynas.errors import StorageError
+from raynas.remote import is_remote, names, remove_tree, subfolders, uri_of
 from raynas.tune.saved_state import STATE_GLOB
 
 KEEP = 2
@@ -49,9 +55,16 @@ def checkpoint_index(path: str) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-def checkpoint_folders(trial_dir: Path) -> list[tuple[int, Path]]:
-    """(index, folder) of the checkpoints in a trial folder, oldest first."""
-    found = []
+def checkpoint_folders(trial_dir: Path | str) -> list[tuple[int, Path | str]]:
+    """(index, folder) of the checkpoints in a trial folder (a local path or a URI), oldest first."""
+    if is_remote(trial_dir):
+        try:
+            listed = subfolders(str(trial_dir))
+        except StorageError:  # not now: the next round
+            return []
+        return sorted((index, f"{trial_dir}/{name}") for name in listed
+                      if (index := checkpoint_index(name)) is not None)
+    found: list[tuple[int, Path | str]] = []
     for folder in Path(trial_dir).glob("checkpoint_*"):
         index = checkpoint_index(folder.name)
         if index is not None and folder.is_dir():
@@ -59,13 +72,18 @@ def checkpoint_folders(trial_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def saved_checkpoints(tune_dir: Path) -> Optional[dict[str, int]]:
+def saved_checkpoints(tune_dir: Path | str) -> Optional[dict[str, int]]:
     """Trial id -> index of the checkpoint the experiment state saved under ``tune_dir`` restores it from
     ({} when Tune saved no state there yet; trials without a checkpoint are left out); None when that state
     cannot be read now or names a checkpoint in a way this module does not know (then delete nothing)."""
     from ray import tune
 
-    if not any(Path(tune_dir).glob(STATE_GLOB)):  # tuner.pkl alone: Tune saved no state yet
+    try:
+        states = fnmatch.filter(names(tune_dir), STATE_GLOB) if is_remote(tune_dir) else \
+            list(Path(tune_dir).glob(STATE_GLOB))
+    except StorageError:  # not readable now: delete nothing this round
+        return None
+    if not states:  # tuner.pkl alone: Tune saved no state yet
         return {}
     quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")  # it warns that result files are off
     level = quiet.level
@@ -99,12 +117,12 @@ def kept_indices(indices: list[int], keep: int, saved: Optional[int], resumed_fr
     return kept
 
 
-def prune_checkpoints(tune_dir: Path, trial_dirs: Iterable[tuple[str, Path]], keep: int = KEEP,
+def prune_checkpoints(tune_dir: Path | str, trial_dirs: Iterable[tuple[str, Path | str]], keep: int = KEEP,
                       resumed_from: Optional[dict[str, int]] = None) -> int:
     """Delete the checkpoints of each ``(trial id, trial folder)`` that no saved state can restore from and
     that are not among the ``keep`` newest (see the module docstring); returns how many were deleted
     (0 when the saved state cannot be read now)."""
-    saved = saved_checkpoints(Path(tune_dir))
+    saved = saved_checkpoints(tune_dir if is_remote(tune_dir) else Path(tune_dir))
     if saved is None:
         return 0
     removed = 0
@@ -114,14 +132,33 @@ def prune_checkpoints(tune_dir: Path, trial_dirs: Iterable[tuple[str, Path]], ke
                             (resumed_from or {}).get(trial_id))
         for index, folder in folders:
             if index not in kept:
-                shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
+                removed += remove_folder(folder)
     return removed
 
 
-def trial_folders(trials: Iterable[Any]) -> list[tuple[str, Path]]:
-    """(trial id, local trial folder) of Tune trials that have a folder."""
-    return [(trial.trial_id, Path(trial.path)) for trial in trials if getattr(trial, "path", None)]
+def remove_folder(folder: Path | str) -> int:
+    """Delete a checkpoint folder (a local path or a URI); 1 when it went, 0 when that failed for now."""
+    if not is_remote(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        return 1
+    try:
+        remove_tree(folder)
+    except StorageError:  # the next round (or the next run) tries again
+        return 0
+    return 1
+
+
+def trial_folders(trials: Iterable[Any]) -> list[tuple[str, Path | str]]:
+    """(trial id, trial folder) of Tune trials that have a folder: a local path, or a URI when the trial's
+    storage is remote."""
+    return [(trial.trial_id, trial_folder(trial)) for trial in trials if getattr(trial, "path", None)]
+
+
+def trial_folder(trial: Any) -> Path | str:
+    """A Tune trial's folder: a local path, or a URI for remote storage (:func:`raynas.remote.uri_of`)."""
+    storage = getattr(trial, "storage", None)
+    filesystem = getattr(storage, "storage_filesystem", None)
+    return Path(trial.path) if filesystem is None else uri_of(filesystem, trial.path)
 
 
 class CheckpointRetention(Callback):
@@ -130,7 +167,7 @@ class CheckpointRetention(Callback):
 
     def __init__(self, tune_dir: str | Path, keep: int = KEEP, period_s: float = PERIOD_S) -> None:
         super().__init__()
-        self.tune_dir = Path(tune_dir)
+        self.tune_dir = tune_dir if is_remote(tune_dir) else Path(tune_dir)
         self.keep = keep
         self.period_s = period_s
         self._resumed_from: Optional[dict[str, int]] = None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from raynas.errors import ConfigError
+from raynas.remote import is_remote, names
 
 STATE_GLOB = "experiment_state-*.json"
 """Tune's saved experiment states (``TuneController.CKPT_FILE_TMPL``)."""
@@ -63,11 +64,16 @@ def usable_experiment_state(tune_dir: Path, what: str, again: str, warn: Callabl
          f"resuming from the older state {states[len(torn)].name} (epochs after it run again)")
 
 
-def never_saved(tune_dir: Path) -> bool:
+def never_saved(tune_dir: Path | str) -> bool:
     """Whether Ray Tune saved no experiment state under ``tune_dir`` (none there, none set aside as torn).
 
     Tune saves its first state in its first step, before any trial can report: a folder without one was
     left by a driver that died while it started (Ray starting, Tune setting up), so no trial had run.
+    ``tune_dir`` may be a storage URI (:mod:`raynas.remote`).
     """
+    if is_remote(tune_dir):
+        import fnmatch
+
+        return not fnmatch.filter(names(tune_dir), STATE_GLOB)
     tune_dir = Path(tune_dir)
     return not any(tune_dir.glob(STATE_GLOB)) and not any(tune_dir.glob(STATE_GLOB + TORN_SUFFIX))
