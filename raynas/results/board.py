@@ -184,9 +184,13 @@ def _finite(value: Any) -> Optional[float]:
 
 
 def _check_metric(metric: str, epochs: pa.Table) -> None:
-    """A one-line error for a metric the epochs never reported, listing those they did."""
-    known = {*EPOCH_METRICS, *(field.name for field in epochs.schema if pa.types.is_floating(field.type))}
+    """A one-line error for a metric the epochs never reported, listing those they did (every metric column
+    while no epoch has been reported)."""
+    known = {field.name for field in epochs.schema if pa.types.is_floating(field.type)
+             and (not epochs.num_rows or epochs[field.name].null_count < epochs.num_rows)}
     known.discard("reported_at")
+    if not epochs.num_rows:
+        known.update(EPOCH_METRICS)
     if metric not in known:
         raise ResultsError(f"--metric {metric!r}: not a metric this experiment reported; allowed: "
                            f"{', '.join(sorted(known))}")

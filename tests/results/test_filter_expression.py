@@ -213,6 +213,7 @@ def _experiment(directory: Path) -> Path:
         rows = []
         for epoch in EPOCHS:
             report = make_report(epoch, seed, time_total_s=float(epoch), connected=epoch != 1)
+            report["discretization_gap"] = report["val_acc"] - report["derived_val_acc"]  # a method metric (extra)
             writer.write_report(trial_id, report)
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(trial_id, rows, "derived_val_acc", "max", experiment="exp",
