@@ -10,13 +10,13 @@ section may be normalised (``data.root`` becomes an absolute path).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional
 
-from raynas.config.schema import (GROUND_TRUTH_METRICS, GROUND_TRUTH_MODES, BenchmarkConfig, DataConfig,
-                                  E2NASConfig, ExperimentConfig, ResourcesConfig, SDConfig, SearchConfig, TAConfig,
-                                  TrainConfig, TuneConfig)
+from raynas.config.schema import (GROUND_TRUTH_METRICS, GROUND_TRUTH_MODES, TUNE_INTEGRATIONS, BenchmarkConfig,
+                                  DataConfig, E2NASConfig, ExperimentConfig, MlflowConfig, RayConfig, ResourcesConfig,
+                                  SDConfig, SearchConfig, TAConfig, TrainConfig, TuneConfig, WandbConfig)
 from raynas.data.imagenet16_layout import layout_problem
 from raynas.errors import ConfigError
 from raynas.output_paths import folder_name_problem
@@ -154,6 +154,41 @@ def check_tune(cfg: TuneConfig, path: str) -> Optional[Problem]:
         for key in entry:
             if not isinstance(key, str) or not key or not all(key.split(".")):
                 return Problem(where, entry, f"key {key!r} is not a dotted config key such as search.order")
+    return None
+
+
+def check_tune_callbacks(cfg: TuneConfig, path: str) -> Optional[Problem]:
+    """``tune.callbacks`` names each integration once; an integration's settings changed from their defaults
+    while ``tune.callbacks`` does not name it would be ignored without a word, so they are refused."""
+    where = join_path(path, "callbacks")
+    for i, name in enumerate(cfg.callbacks):
+        if name not in TUNE_INTEGRATIONS:
+            return Problem(f"{where}[{i}]", name, f"must be one of {', '.join(map(repr, TUNE_INTEGRATIONS))}")
+        if name in cfg.callbacks[:i]:
+            return Problem(f"{where}[{i}]", name, "is listed twice; name each integration once")
+    for name, settings, defaults in (("mlflow", cfg.mlflow, MlflowConfig()), ("wandb", cfg.wandb, WandbConfig())):
+        if name in cfg.callbacks:
+            continue
+        for key in (spec.name for spec in fields(settings)):
+            if getattr(settings, key) != getattr(defaults, key):
+                return Problem(join_path(path, f"{name}.{key}"), getattr(settings, key),
+                               f"is set, but {where} does not name {name!r}; add it: {where}: [{name}]")
+    return None
+
+
+def check_ray(cfg: RayConfig, path: str) -> Optional[Problem]:
+    """``ray.dashboard_host`` is an IP address (or localhost): Ray binds the dashboard to it."""
+    import ipaddress
+
+    host = cfg.dashboard_host.strip()
+    if host == "localhost":
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return Problem(join_path(path, "dashboard_host"), cfg.dashboard_host,
+                       "must be an IP address of this machine, e.g. 127.0.0.1 (loopback, the default) or "
+                       "0.0.0.0 (every interface)")
     return None
 
 
@@ -391,7 +426,8 @@ SECTION_NORMALIZERS: dict[type, Callable[[Any], Any]] = {DataConfig: normalize_d
 SECTION_CHECKS: dict[type, tuple[Callable[[Any, str], Optional[Problem]], ...]] = {
     DataConfig: (check_data,),
     SearchConfig: (check_search,),
-    TuneConfig: (check_tune,),
+    TuneConfig: (check_tune, check_tune_callbacks),
+    RayConfig: (check_ray,),
     ResourcesConfig: (check_resources,),
     SDConfig: (check_sd,),
     BenchmarkConfig: (check_benchmark,),

@@ -294,6 +294,34 @@ class PbtConfig:
                             "so the bottom fraction always exploits (Tune's default is asynchronous)")
 
 
+#: ``tune.callbacks`` names: the Ray Tune integrations raynas can hand every trial's results to
+TUNE_INTEGRATIONS = ("mlflow", "wandb")
+#: the longest ``tune.status_every`` (a day, in seconds)
+MAX_STATUS_EVERY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """MLflow (tune.callbacks: [mlflow]): one MLflow run per trial, through Ray Tune's MLflowLoggerCallback."""
+
+    tracking_uri: Optional[str] = _f(None, "MLflow tracking URI: a server (http://host:5000), a database "
+                                           "(sqlite:///path/mlflow.db) or a file store (file:///path/mlruns) "
+                                           "(null: MLflow's own default, MLFLOW_TRACKING_URI or ./mlflow.db)")
+    experiment_name: Optional[str] = _f(None, "MLflow experiment the runs go to, created when missing "
+                                              "(null: the search's name)")
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    """Weights & Biases (tune.callbacks: [wandb]): one W&B run per trial, through Ray Tune's WandbLoggerCallback."""
+
+    project: Optional[str] = _f(None, "W&B project (null: the search's name)")
+    group: Optional[str] = _f(None, "W&B group of the trials' runs (null: Tune's experiment folder name)")
+    mode: str = _f("online", "online (needs a W&B API key: wandb login or WANDB_API_KEY), offline (runs are "
+                             "written under each trial's folder, for wandb sync later; no key, no network) or "
+                             "disabled", choices=("online", "offline", "disabled"))
+
+
 @dataclass(frozen=True)
 class TuneConfig:
     """The population of searches that Ray Tune runs."""
@@ -324,6 +352,18 @@ class TuneConfig:
                                               ge=1, le=MAX_TRIALS)
     max_failures: int = _f(0, "retries of a trial whose process dies, from its last checkpoint", ge=0, le=MAX_WORKERS)
     reuse_actors: bool = _f(True, "reuse trial processes between trials (saves start-up time)")
+    tensorboard: bool = _f(True, "write every trial's metrics as TensorBoard event files into its folder under "
+                                 "<experiment>/tune/ (tensorboard --logdir <experiment>/tune)")
+    callbacks: list[str] = _f([], "integrations that receive every trial's metrics, each only when its package "
+                                  "is installed: mlflow (tune.mlflow; pip install mlflow-skinny) and wandb "
+                                  "(tune.wandb; pip install wandb); docs/monitoring.md")
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig,
+                                 metadata={"doc": "MLflow settings (tune.callbacks: [mlflow])"})
+    wandb: WandbConfig = field(default_factory=WandbConfig,
+                               metadata={"doc": "Weights & Biases settings (tune.callbacks: [wandb])"})
+    status_every: float = _f(30.0, "seconds between two population status lines (trials running, finished, "
+                                   "failed and pending, the best so far, an ETA); one more at the end; 0: none",
+                             ge=0.0, le=MAX_STATUS_EVERY_S)
 
 
 @dataclass(frozen=True)
@@ -358,6 +398,12 @@ class RayConfig:
                                     "peak memory and time in a DARTS search step) or system (malloc); "
                                     "mimalloc falls back to system where its library is not installed",
                         choices=ALLOCATORS)
+    dashboard: bool = _f(False, "serve the Ray dashboard of the local instance and print its URL (needs "
+                                "pip install 'ray[default]'); with ray.address, print the cluster's")
+    dashboard_host: str = _f("127.0.0.1", "address the dashboard listens on (loopback: this machine only; "
+                                          "an SSH tunnel reaches it from elsewhere)")
+    dashboard_port: Optional[int] = _f(None, "port of the dashboard, which must be free (null: 8265, or the next "
+                                             "free one)", ge=1, le=65_535)
 
 
 @dataclass(frozen=True)
