@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
-from raynas import ray_auth, ray_session
+from raynas import ray_auth, ray_dashboard, ray_session
 from raynas.allocator import worker_env
 from raynas.config import (ExperimentConfig, RayConfig, TrialSpec, config_from_dict, config_to_dict, dump_config,
                            expand_trials, load_config, with_overrides)
@@ -32,6 +32,8 @@ from raynas.resume_guard import resume_guard
 from raynas.selection import total_epochs
 from raynas.tune.capacity import check_fits, check_local_cpus, is_local, waiting_line
 from raynas.tune.hold import hold_env
+from raynas.tune.integrations import check_installed as check_integrations
+from raynas.tune.integrations import check_ready
 from raynas.tune.logs import ray_logs_to
 
 DEFAULT_OUT = "raynas_results"
@@ -71,6 +73,8 @@ def prepare_experiment(config: str | os.PathLike | Mapping[str, Any], overrides:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     trials = distinct_seeds(cfg, expand_trials(cfg))
     check_local_cpus(cfg)  # a trial a local instance cannot fit would wait for ever
+    check_integrations(cfg)  # tune.tensorboard, tune.callbacks: the package to install, before anything is written
+    ray_dashboard.check_installed(cfg.ray)  # ray.dashboard: Ray's dashboard packages
     if is_remote(str(out)):  # object storage: a local working copy of <out>/<name> (raynas.remote)
         from raynas.remote import new_experiment
 
@@ -121,6 +125,8 @@ def start_ray(ray_cfg: RayConfig, echo: Callable[[str], None] = print) -> None:
     A Ray already running in this process serves when it can (:func:`raynas.ray_session.settle`): one raynas
     started with other ``ray.*`` settings is restarted (a line on ``echo`` says why), one it did not start
     is used as it is or refused (:class:`ConfigError`) when a set ``ray.address``/``ray.num_cpus`` contradicts it.
+    With ``ray.dashboard`` a local instance serves the dashboard (:mod:`raynas.ray_dashboard`) and ``echo`` gets
+    its URL.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet_tune()
@@ -132,17 +138,33 @@ def start_ray(ray_cfg: RayConfig, echo: Callable[[str], None] = print) -> None:
     env_vars = {**worker_env(ray_cfg.allocator), **hold_env()}  # hold_env: the off-by-default run control
     settings = ray_session.settings_for(ray_cfg, env_vars)
     if ray_session.settle(ray_cfg, settings, echo):
+        _say_dashboard(ray_cfg, ray_dashboard.running_url(), echo)
         return
     runtime_env = {"env_vars": env_vars} if env_vars else None
     if ray_cfg.address:
         check_reachable(ray_cfg.address)  # bounded: ray.init waits minutes for an address nobody answers
         ray_auth.enable_for_join()  # sends the token when there is one
-        ray.init(address=ray_cfg.address, log_to_driver=False, runtime_env=runtime_env)
+        context = ray.init(address=ray_cfg.address, log_to_driver=False, runtime_env=runtime_env)
     else:
         ray_auth.enable_for_local_ray()  # token auth on, with a private token file
-        ray.init(num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False,
-                 _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"), runtime_env=runtime_env)
+        try:
+            context = ray.init(num_cpus=settings.num_cpus, log_to_driver=False, **ray_dashboard.init_kwargs(ray_cfg),
+                               _temp_dir=os.environ.get("RAYNAS_RAY_TEMP_DIR"), runtime_env=runtime_env)
+        except ValueError as exc:  # Ray refuses a taken ray.dashboard_port before it starts anything
+            taken = ray_dashboard.port_taken(ray_cfg, exc)
+            if taken is None:
+                raise
+            raise taken from None
     ray_session.record_started(settings)
+    _say_dashboard(ray_cfg, getattr(context, "dashboard_url", "") or "", echo)
+
+
+def _say_dashboard(ray_cfg: RayConfig, address: str, echo: Callable[[str], None]) -> None:
+    """With ``ray.dashboard``: the line with the dashboard's URL, or that the joined cluster serves none."""
+    if not ray_cfg.dashboard:
+        return
+    line = ray_dashboard.url_line(address)
+    echo(line or "raynas: ray.dashboard: the Ray this run joined serves no dashboard")
 
 
 def is_loopback_address(address: str) -> bool:
@@ -179,7 +201,8 @@ def quiet_tune() -> None:
     """Leave progress output to raynas' own callback; our Parquet tables replace Tune's result files."""
     import logging
 
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no result.json/progress.csv/TB files
+    # no result.json/progress.csv per trial; TensorBoard files come from tune.tensorboard (raynas.tune.integrations)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0 completely
     # Short epochs checkpoint every few seconds, and with num_to_keep set each one forces a snapshot of the
     # experiment state; that is what keeps `raynas resume` close to the last epoch, so don't warn about it.
@@ -222,6 +245,7 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
                 cfg = prepare_for_trials(cfg, [trial.config for trial in prepared.trials], directory, echo=echo)
             dump_config(cfg, directory / RESOLVED_CONFIG)
             record_fingerprint(directory, RESOLVED_CONFIG)  # a resume refuses a config.yaml changed since
+            check_ready(cfg)  # tune.callbacks: a tracking store MLflow refuses is one line, before Ray starts
             start_ray(cfg.ray, echo)
             waiting = check_capacity(cfg)
         except BaseException:
@@ -300,20 +324,26 @@ def make_trainable(cfg: ExperimentConfig, base: dict[str, Any]) -> Any:
 
 def make_callbacks(cfg: ExperimentConfig, directory: Path, base: dict[str, Any]) -> tuple[Any, list[Any]]:
     """raynas' Tune callbacks of an experiment folder: the results callback (its writer names the tables),
-    and the list Tune gets: the results tables, the progress lines and (but with PBT) the checkpoint retention."""
+    and the list Tune gets: the results tables, the progress lines, the population status line, the loggers
+    the config asks for (TensorBoard, MLflow, W&B) and (but with PBT) the checkpoint retention."""
     from raynas.results.callback import ResultsCallback
+    from raynas.tune.integrations import logger_callbacks
     from raynas.tune.progress import ProgressCallback
     from raynas.tune.retention import CheckpointRetention
     from raynas.tune.schedulers import checkpoints_to_keep
+    from raynas.tune.status import PopulationStatus
 
     # fifo never ends a trial early; asha does (stopped_by), pbt does not but would be named if it did
     scheduler = None if cfg.tune.scheduler == "fifo" else cfg.tune.scheduler
     results_cb = ResultsCallback(str(directory), cfg.name, cfg.tune.metric, cfg.tune.mode, base_config=base,
                                  scheduler=scheduler)
-    progress_cb = ProgressCallback(lambda o: total_epochs(config_from_dict(with_overrides(base, o))))
+    planned = lambda o: total_epochs(config_from_dict(with_overrides(base, o)))  # noqa: E731 (a trial's epochs)
+    progress_cb = ProgressCallback(planned)
+    status_cb = PopulationStatus(cfg.tune.metric, cfg.tune.mode, planned, len(expand_trials(cfg)), total_epochs(cfg),
+                                 cfg.tune.status_every)
     keep = checkpoints_to_keep(cfg)  # None (PBT): every checkpoint stays while the population runs
     retention = [] if keep is None else [CheckpointRetention(tune_location(directory, TUNE_DIR), keep)]
-    return results_cb, [results_cb, progress_cb, *retention]
+    return results_cb, [results_cb, progress_cb, status_cb, *logger_callbacks(cfg, directory), *retention]
 
 
 def with_uploads(directory: Path, results_cb: Any, callbacks: list[Any]) -> list[Any]:
@@ -431,6 +461,8 @@ def resume_experiment(directory: str | os.PathLike, *, address: str | None = Non
     if address:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     check_local_cpus(cfg)
+    check_integrations(cfg)  # the packages of its loggers, before anything is read from tune/ or written
+    ray_dashboard.check_installed(cfg.ray)
     check_reachable(cfg.ray.address, "--address" if address else "ray.address")  # bounded, before any write
     with resume_guard(directory, source=RESOLVED_CONFIG, experiment=cfg.name,
                       what=f"experiment '{display(directory)}'", accept_config_change=accept_config_change, echo=echo):
@@ -458,6 +490,7 @@ def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str]
     """:func:`resume_experiment` once the folder is checked and locked and its config is the one to run."""
     from raynas.tune.retries import retry_callbacks, retry_line
 
+    check_ready(cfg)  # tune.callbacks: a tracking store MLflow refuses is one line, before Ray starts
     quiet_tune()
     what = f"experiment '{display(directory)}'"  # a working copy of a remote folder: its URI
     if nothing_ran(directory):  # killed while Ray or Tune started: without this it needed a person to delete it

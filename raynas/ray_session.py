@@ -11,8 +11,9 @@ trainings in one process. :func:`raynas.experiment.start_ray` asks :func:`settle
   ``ray.address`` or ``ray.num_cpus`` it contradicts is a one-line :class:`ConfigError`, before anything runs.
 
 A setting left unset (``ray.address``/``ray.num_cpus`` null) accepts the running Ray; ``ray.allocator``
-always has a value, so a Ray raynas started on another allocator is restarted. The allocator of a Ray
-raynas did not start is its own. This module imports Ray only where it is already imported.
+always has a value, so a Ray raynas started on another allocator is restarted. ``ray.dashboard: true``
+restarts a Ray raynas started without that dashboard (false accepts one with a dashboard). The allocator of a
+Ray raynas did not start is its own. This module imports Ray only where it is already imported.
 """
 
 from __future__ import annotations
@@ -35,13 +36,17 @@ class RaySettings:
     num_cpus: Optional[int]
     allocator: str
     env_vars: tuple[tuple[str, str], ...]
+    dashboard: Optional[tuple[str, Optional[int]]] = None  # a local instance's dashboard (host, port); None: none
 
 
 def settings_for(ray_cfg: RayConfig, env_vars: dict[str, str]) -> RaySettings:
     """The settings :func:`raynas.experiment.start_ray` starts Ray with for ``ray_cfg`` (a local instance
     gets ``ray.num_cpus``, else this machine's CPUs)."""
     num_cpus = None if ray_cfg.address else int(ray_cfg.num_cpus or os.cpu_count() or 1)
-    return RaySettings(ray_cfg.address, num_cpus, ray_cfg.allocator, tuple(sorted(env_vars.items())))
+    dashboard = None
+    if ray_cfg.dashboard and not ray_cfg.address:
+        dashboard = (ray_cfg.dashboard_host.strip(), ray_cfg.dashboard_port)
+    return RaySettings(ray_cfg.address, num_cpus, ray_cfg.allocator, tuple(sorted(env_vars.items())), dashboard)
 
 
 # The Ray this process started through start_ray: its settings and which connection it is (a Ray the user
@@ -84,11 +89,20 @@ def differences(running: RaySettings, ray_cfg: RayConfig, wanted: RaySettings) -
     if ray_cfg.num_cpus is not None and not ray_cfg.address and ray_cfg.num_cpus != running.num_cpus:
         found.append(f"ray.num_cpus {ray_cfg.num_cpus} (running: "
                      + (f"{running.num_cpus})" if running.num_cpus is not None else f"{where})"))
+    if wanted.dashboard is not None and wanted.dashboard != running.dashboard:  # one not asked for does no harm
+        found.append(f"ray.dashboard on {_host_port(wanted.dashboard)} (running: "
+                     + (f"on {_host_port(running.dashboard)})" if running.dashboard else "off)"))
     if wanted.allocator != running.allocator:
         found.append(f"ray.allocator {wanted.allocator} (running: {running.allocator})")
     elif wanted.env_vars != running.env_vars:
         found.append("the worker environment (RAYNAS_HOLD_*)")
     return found
+
+
+def _host_port(dashboard: tuple[str, Optional[int]]) -> str:
+    """``127.0.0.1:8265``, or ``127.0.0.1`` with the port left to Ray."""
+    host, port = dashboard
+    return host if port is None else f"{host}:{port}"
 
 
 def check_foreign(ray_cfg: RayConfig) -> None:
@@ -107,6 +121,12 @@ def check_foreign(ray_cfg: RayConfig) -> None:
         if cpus != ray_cfg.num_cpus:
             raise ConfigError(f"ray.num_cpus = {ray_cfg.num_cpus}: this process already runs a Ray it did not "
                               f"start through raynas (ray.init), with {cpus:g} CPUs; {advice}")
+    if ray_cfg.dashboard:
+        from raynas.ray_dashboard import running_url
+
+        if not running_url():
+            raise ConfigError("ray.dashboard = true: this process already runs a Ray it did not start through "
+                              f"raynas (ray.init), without a dashboard; {advice}")
 
 
 def check_running(ray_cfg: RayConfig) -> None:

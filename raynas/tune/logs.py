@@ -3,8 +3,8 @@
 Ray configures a logger named ``ray`` that prints every INFO record of Ray and Ray Tune on stderr: PBT's
 exploit reports, Tune's errors with their tracebacks and whole metric dicts, its hints about Tune's own
 API. Mixed into raynas' progress lines they hide what a user needs. While :func:`ray_logs_to` is active
-that logger (and Python's warnings, through ``py.warnings``) writes to ``<experiment>/logs/tune.log``
-instead, in full, and :class:`ConsoleSummary` puts one line on stderr for each distinct warning or error
+that logger (and Python's warnings, through ``py.warnings``, and MLflow's, :data:`INTEGRATION_LOGGERS`) writes
+to ``<experiment>/logs/tune.log`` instead, in full, and :class:`ConsoleSummary` puts one line on stderr for each distinct warning or error
 that raynas does not already report in its own words (:data:`ROUTINE`). Imports Ray only when entered.
 """
 
@@ -30,6 +30,11 @@ ROUTINE = (
 
 #: Longest message text a console line shows (Tune's errors can hold a whole result dict).
 MAX_CHARS = 160
+
+#: Loggers of the integrations Tune's callbacks call (tune.callbacks) that go to the file as well. MLflow sets
+#: up its own console handler when imported unless MLFLOW_CONFIGURE_LOGGING is false, which
+#: :mod:`raynas.tune.integrations` sets before importing it.
+INTEGRATION_LOGGERS = ("mlflow",)
 
 
 def is_routine(logger_name: str, message: str) -> bool:
@@ -86,17 +91,20 @@ def ray_logs_to(directory: Path) -> Iterator[Path]:
     to_file = logging.FileHandler(path, encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s\t%(levelname)s %(name)s -- %(message)s"))
     console = ConsoleSummary(path)
-    loggers = [logging.getLogger("ray"), logging.getLogger("py.warnings")]
-    saved = [(logger, list(logger.handlers), logger.propagate) for logger in loggers]
+    loggers = [logging.getLogger(name) for name in ("ray", "py.warnings", *INTEGRATION_LOGGERS)]
+    saved = [(logger, list(logger.handlers), logger.propagate, logger.level) for logger in loggers]
     for logger in loggers:
         logger.handlers = [to_file, console]
         logger.propagate = False
+    for name in INTEGRATION_LOGGERS:  # their INFO lines (MLflow creating its store) belong in the file too
+        logging.getLogger(name).setLevel(logging.INFO)
     logging.captureWarnings(True)
     try:
         yield path
     finally:
         logging.captureWarnings(False)
-        for logger, handlers, propagate in saved:
+        for logger, handlers, propagate, level in saved:
             logger.handlers = handlers
             logger.propagate = propagate
+            logger.setLevel(level)
         to_file.close()
