@@ -154,11 +154,13 @@ def load(folder: Union[str, os.PathLike]) -> Union[Experiment, Evaluation]:
     """The finished (or running, or interrupted) experiment in ``folder``, to read: an :class:`Experiment` for
     a search folder, an :class:`Evaluation` for a ``raynas train`` run folder. Reads its settings file now
     (a one-line error for a damaged one) and writes nothing; any other folder is a one-line
-    :class:`ResultsError`."""
+    :class:`ResultsError`. A storage URI (``s3://``, ``gs://``) is downloaded into its working copy first
+    (docs/storage.md)."""
     from raynas.evaluation.plan import is_search_experiment
+    from raynas.remote import local_folder
     from raynas.results import EVALUATION_PLAN
 
-    path = Path(folder)
+    path = Path(local_folder(os.fspath(folder), "folder"))
     if not path.is_dir():
         raise ResultsError(f"experiment folder {path} does not exist")
     if (path / EVALUATION_PLAN).is_file():

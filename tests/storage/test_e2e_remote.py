@@ -118,6 +118,19 @@ def test_results_of_the_uri_on_another_machine_equal_the_tables_in_the_bucket(s3
 
 
 @pytest.mark.slow
+def test_the_python_api_loads_the_uri(s3, searched, tmp_path):
+    import raynas
+
+    _, uri = searched
+    with working_copies_in(tmp_path / "notebook"):
+        experiment = raynas.load(uri)
+    assert experiment.directory == tmp_path / "notebook" / "s3" / s3.bucket / "exp" / "quickstart"
+    trials = remote_table(s3, "exp/quickstart/tables/trials.parquet").to_pylist()
+    assert sorted(experiment.leaderboard(as_pandas=False).column("trial_id").to_pylist()) == \
+        sorted(row["trial_id"] for row in trials)
+
+
+@pytest.mark.slow
 def test_plot_and_report_of_the_uri_put_their_output_into_the_bucket(s3, searched, tmp_path):
     _, uri = searched
     with working_copies_in(tmp_path / "other-machine"):
