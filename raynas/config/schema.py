@@ -316,7 +316,7 @@ class WandbConfig:
     """Weights & Biases (tune.callbacks: [wandb]): one W&B run per trial, through Ray Tune's WandbLoggerCallback."""
 
     project: Optional[str] = _f(None, "W&B project (null: the search's name)")
-    group: Optional[str] = _f(None, "W&B group of the trials' runs (null: Tune's experiment folder name)")
+    group: Optional[str] = _f(None, "W&B group of the trials' runs (null: the search's name)")
     mode: str = _f("online", "online (needs a W&B API key: wandb login or WANDB_API_KEY), offline (runs are "
                              "written under each trial's folder, for wandb sync later; no key, no network) or "
                              "disabled", choices=("online", "offline", "disabled"))

@@ -126,5 +126,7 @@ def logger_callbacks(cfg: ExperimentConfig, directory: Path) -> list[Any]:
         if wandb.mode != "online":
             # Ray asks for an API key unless WANDB_MODE says offline/disabled; wandb.init gets the mode too.
             os.environ["WANDB_MODE"] = wandb.mode
-        callbacks.append(WandbLoggerCallback(project=wandb_project(cfg), group=wandb.group, mode=wandb.mode))
+        # Ray's default group is Tune's run name, "tune" for every raynas search: the search's name tells them apart
+        callbacks.append(WandbLoggerCallback(project=wandb_project(cfg), group=wandb.group or cfg.name,
+                                             mode=wandb.mode))
     return callbacks
