@@ -174,7 +174,9 @@ def main() -> None:
 @click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto') instead of "
                                                "starting a local one.")
 @click.option("--out", default="raynas_results", show_default=True, type=click.Path(file_okay=False),
-              help="Folder that receives the experiment folder <out>/<name>.")
+              help="Folder that receives the experiment folder <out>/<name>; or s3://BUCKET/PREFIX, "
+                   "gs://BUCKET/PREFIX (docs/storage.md), which results, plot, report and resume then take as "
+                   "DIRECTORY.")
 @friendly_errors
 def search(config: str, overrides: tuple[str, ...], address: str | None, out: str) -> None:
     """Run the population of searches described by CONFIG: a YAML file, or the name of a config shipped with
