@@ -25,7 +25,9 @@ DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_co
 def make_experiment(folder: Path, genotypes: dict[str, tuple[str, float]]) -> Path:
     """A search experiment folder: the smoke NB201 config (data.limit 128) and one trials row per trial id
     -> (genotype, metric value)."""
-    cfg = load_config(ROOT / "search_configs/smoke/nb201.yaml", ["data.limit=128"])
+    # ranked by derived_val_acc, the metric its trials rows were summarised by (the leaderboard recomputes a
+    # trial ranked by another metric from its epochs, which this folder has none of)
+    cfg = load_config(ROOT / "search_configs/smoke/nb201.yaml", ["data.limit=128", "tune.metric=derived_val_acc"])
     folder.mkdir(parents=True)
     dump_config(cfg, folder / "config.yaml")
     writer = ResultsWriter(folder, folder.name)
