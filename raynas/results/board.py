@@ -84,16 +84,19 @@ def search_ranking(experiment_dir: Union[str, Path], rows: Sequence[dict[str, An
     return TuneConfig.metric, TuneConfig.mode
 
 
-def leaderboard_columns(metric: str, scope: str = DEFAULT_SCOPE, *, scored: bool = False) -> list[str]:
-    """The leaderboard's columns, in order: :data:`BEFORE_RANK`, the ranking column (with ``best_epoch`` for
-    scope best), the shown genotype's ground truth when ``scored``, then :data:`AFTER_RANK` less any column
-    the ranking column already is (``best_derived_val_acc`` ranked at scope best)."""
+def leaderboard_columns(metric: str, scope: str = DEFAULT_SCOPE, *, scored: bool = False,
+                        variants: bool = False) -> list[str]:
+    """The leaderboard's columns, in order: :data:`BEFORE_RANK` (with ``variant`` after ``method`` for a
+    population with ``tune.variants``), the ranking column (with ``best_epoch`` for scope best), the shown
+    genotype's ground truth when ``scored``, then :data:`AFTER_RANK` less any column the ranking column
+    already is (``best_derived_val_acc`` ranked at scope best)."""
     rank = rank_column(metric, scope)
+    before = [*BEFORE_RANK, *(("variant",) if variants else ())]
     ranked = [rank, *(("best_epoch",) if scope == "best" else ())]
     if scored:
         ranked += FINAL_GT_COLUMNS if scope == "last" else BEST_EPOCH_GT_COLUMNS
     ranked = list(dict.fromkeys(ranked))  # ranked by final_gt_test_acc: the ranking column is that gt column
-    return [*BEFORE_RANK, *ranked, *(column for column in AFTER_RANK if column not in ranked)]
+    return [*before, *ranked, *(column for column in AFTER_RANK if column not in ranked)]
 
 
 def ranking_of(table: pa.Table) -> dict[str, str]:
@@ -145,6 +148,11 @@ def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None, 
                 row.update(_at_best_epoch(history.get(row["trial_id"], []), row["best_epoch"], metric))
     rank = rank_column(metric, scope)
     table = pa.Table.from_pylist(rows, schema=TRIALS)
+    # a population of named variants (tune.variants): several share one method, so the variant says which
+    variant_names = [_variant_of(row) for row in rows]
+    variants = any(name is not None for name in variant_names)
+    if variants:
+        table = table.append_column(pa.field("variant", pa.string()), pa.array(variant_names, pa.string()))
     if scope == "best":
         for name in BEST_EPOCH_GT_COLUMNS:
             table = table.append_column(pa.field(name, pa.float64()),
@@ -160,7 +168,7 @@ def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None, 
     if where:
         table = select_rows(table, where_expression=where, unknown_hint=_LEADERBOARD_HINT)
     ranking = {"metric": metric, "mode": mode, "scope": scope, "column": rank}
-    table = table.select(leaderboard_columns(metric, scope, scored=scored))
+    table = table.select(leaderboard_columns(metric, scope, scored=scored, variants=variants))
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), RANKING_KEY: json.dumps(ranking)})
     return select_rows(table, sort_keys=sort, as_pandas=as_pandas)
 
@@ -177,6 +185,16 @@ def _at_best_epoch(history: list[dict[str, Any]], best_epoch: Optional[int], met
     return {"metric_value": metric_of(at, metric), "genotype": chosen.get("genotype"),
             "num_skip": chosen.get("num_skip"), "connected": chosen.get("connected"),
             **{f"best_epoch_{name}": _finite(at.get(name)) for name in GROUND_TRUTH_METRICS}}
+
+
+def _variant_of(row: dict[str, Any]) -> Optional[str]:
+    """The trial's variant (``tune.variants``): its override ``variant``, else None."""
+    try:
+        overrides = json.loads(row.get("overrides_json") or "{}")
+    except ValueError:
+        return None
+    name = overrides.get("variant") if isinstance(overrides, dict) else None
+    return str(name) if name is not None else None
 
 
 def _finite(value: Any) -> Optional[float]:

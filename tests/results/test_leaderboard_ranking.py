@@ -176,3 +176,21 @@ def test_cli_refuses_bad_ranking_options_in_one_line(tmp_path, args, words):
     for word in words:
         assert word in run.stderr, (word, run.stderr)
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before  # nothing written
+
+
+def test_a_population_of_variants_shows_and_filters_each_trials_variant(tmp_path):
+    # two variants share the method darts (tune.variants): only the variant tells their trials apart
+    folder = tmp_path / "variants"
+    writer = ResultsWriter(folder, folder.name)
+    for seed, (trial_id, variant, acc) in enumerate((("v0", "sd-1ep", 0.7), ("v1", "sd", 0.5), ("v2", "sd", 0.6))):
+        report = make_report(1, seed, derived_val_acc=acc, reported_at=T0)
+        writer.write_report(trial_id, report)
+        writer.write_trial(summarise_trial(trial_id, [{"epoch": 1, **report}], "derived_val_acc", "max",
+                                           experiment=folder.name, status="TERMINATED", seed=seed, method="darts",
+                                           space="nb201", overrides={"search.seed": seed, "variant": variant}))
+    writer.consolidate()
+    board = leaderboard(folder, where="variant == 'sd'")
+    assert board.column_names[:6] == ["trial_id", "status", "stopped_by", "seed", "method", "variant"]
+    assert board["trial_id"].to_pylist() == ["v2", "v1"] and board["variant"].to_pylist() == ["sd", "sd"]
+    # a population without variants has no such column
+    assert "variant" not in leaderboard(_experiment(tmp_path / "plain")).column_names
