@@ -318,7 +318,7 @@ class WandbConfig:
     project: Optional[str] = _f(None, "W&B project (null: the search's name)")
     group: Optional[str] = _f(None, "W&B group of the trials' runs (null: the search's name)")
     mode: str = _f("online", "online (needs a W&B API key: wandb login or WANDB_API_KEY), offline (runs are "
-                             "written under each trial's folder, for wandb sync later; no key, no network) or "
+                             "written under <experiment>/wandb/, for wandb sync later; no key, no network) or "
                              "disabled", choices=("online", "offline", "disabled"))
 
 

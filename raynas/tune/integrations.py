@@ -105,7 +105,8 @@ def logger_callbacks(cfg: ExperimentConfig, directory: Path) -> list[Any]:
     """The Tune logger callbacks a search's config asks for (:data:`INTEGRATIONS`, ``tune.tensorboard``).
 
     TensorBoard files go where Tune keeps each trial (``<experiment>/tune/<trial folder>/``); an MLflow run
-    per trial is tagged with the experiment folder; W&B's offline runs are written under each trial's folder.
+    per trial is tagged with the experiment folder; W&B writes its runs (offline ones in full) under
+    ``<experiment>/wandb/``.
     """
     callbacks: list[Any] = []
     if cfg.tune.tensorboard:
@@ -126,7 +127,9 @@ def logger_callbacks(cfg: ExperimentConfig, directory: Path) -> list[Any]:
         if wandb.mode != "online":
             # Ray asks for an API key unless WANDB_MODE says offline/disabled; wandb.init gets the mode too.
             os.environ["WANDB_MODE"] = wandb.mode
-        # Ray's default group is Tune's run name, "tune" for every raynas search: the search's name tells them apart
+        # Ray's default group is Tune's run name, "tune" for every raynas search: the search's name tells them apart.
+        # dir: W&B writes each run under <experiment>/wandb/ itself; by default it writes into Tune's staging
+        # copy of the trial folder, whose last copy into the experiment precedes the runs' final writes.
         callbacks.append(WandbLoggerCallback(project=wandb_project(cfg), group=wandb.group or cfg.name,
-                                             mode=wandb.mode))
+                                             mode=wandb.mode, dir=str(Path(directory).resolve())))
     return callbacks
