@@ -139,10 +139,14 @@ def leaderboard(experiment_dir: Union[str, Path], metric: Optional[str] = None, 
         _check_metric(metric, epochs)
         history = merge_history(epochs.to_pylist(), load_table(experiment_dir, "genotypes").to_pylist())
         for row in stale:
-            summary = summarise_trial(row["trial_id"], history.get(row["trial_id"], []), metric, mode,
-                                      experiment=row["experiment"])
+            trial_history = history.get(row["trial_id"], [])
+            summary = summarise_trial(row["trial_id"], trial_history, metric, mode, experiment=row["experiment"])
+            # the genotype a trial returned does not depend on the metric: a trial without epochs rows (its
+            # parts lost, a table written by hand) keeps the one its trials row records
+            kept = () if trial_history else ("genotype", "num_skip", "connected")
             for key in ("metric", "mode", "metric_value", "best_epoch", "genotype", "num_skip", "connected"):
-                row[key] = summary[key]
+                if key not in kept:
+                    row[key] = summary[key]
         if scope == "best":
             for row in rows:
                 row.update(_at_best_epoch(history.get(row["trial_id"], []), row["best_epoch"], metric))

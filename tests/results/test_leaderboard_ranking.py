@@ -194,3 +194,19 @@ def test_a_population_of_variants_shows_and_filters_each_trials_variant(tmp_path
     assert board["trial_id"].to_pylist() == ["v2", "v1"] and board["variant"].to_pylist() == ["sd", "sd"]
     # a population without variants has no such column
     assert "variant" not in leaderboard(_experiment(tmp_path / "plain")).column_names
+
+
+def test_a_trial_without_epochs_keeps_its_genotype_when_ranked_by_another_metric(tmp_path):
+    # its trials row was summarised by derived_val_acc, the config ranks by derived_params: without epochs rows
+    # there is no value to rank by, but the genotype the trial returned is still the one it recorded
+    folder = tmp_path / "no-epochs"
+    writer = ResultsWriter(folder, folder.name)
+    row = {"epoch": 2, "derived_val_acc": 0.8, "genotype": make_report(2, 0)["genotype"], "num_skip": 1,
+           "connected": True}
+    writer.write_trial(summarise_trial("t0", [row], "derived_val_acc", "max", experiment=folder.name,
+                                       status="TERMINATED", seed=0, method="darts", space="nb201"))
+    writer.consolidate()
+    (folder / "config.yaml").write_text("tune:\n  metric: derived_params\n  mode: max\n")
+    [shown] = leaderboard(folder).to_pylist()
+    assert shown["final_derived_params"] is None
+    assert (shown["genotype"], shown["num_skip"], shown["connected"]) == (row["genotype"], 1, True)
