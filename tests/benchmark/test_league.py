@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+from study_checks import figures, t_interval  # noqa: E402
 from cli_helpers import ROOT, cli_env  # noqa: E402
 
 from raynas.results import ResultsWriter, load_table, summarise_trial
@@ -104,22 +105,6 @@ def league_run(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> dict:
     out, plot = root / "league.md", root / "league.png"
     final = tool(str(experiment), "--out", str(out), "--plot", str(plot), "--json")
     return {"experiment": experiment, "partial": partial, "final": final, "out": out, "plot": plot}
-
-
-def figures(run: subprocess.CompletedProcess) -> tuple[str, dict]:
-    assert run.returncode == 0, run.stderr
-    table, _, rest = run.stdout.partition("\n{")
-    return table, json.loads("{" + rest)
-
-
-def t_interval(values: list[float]) -> tuple[float, float, float]:
-    from scipy.stats import t
-
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
 
 
 @pytest.mark.slow  # a real population through the CLI, about a minute

@@ -11,8 +11,6 @@ the CLI (subprocesses, a local Ray, torch on the digits), and the tool on them."
 from __future__ import annotations
 
 import json
-import math
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+from study_checks import figures, t_interval  # noqa: E402
 from cli_helpers import ROOT, cli_env  # noqa: E402
 
 from raynas.config import config_to_dict, dump_config, expand_trials, load_config, with_overrides  # noqa: E402
@@ -131,21 +130,6 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_trainings(prepared.directory, trained,
                     {(genotype_of("s4", "darts", 1), 2), *((waiting, seed) for seed in (0, 1, 2))})
     return {"search": search, "run": prepared.directory, "plan": prepared.plan, "root": root}
-
-
-def figures(run: subprocess.CompletedProcess) -> tuple[str, dict]:
-    assert run.returncode == 0, run.stderr
-    table, _, rest = run.stdout.partition("\n{")
-    return table, json.loads("{" + rest)
-
-
-def t_interval(values: list[float]) -> tuple[float, float, float]:
-    from scipy.stats import t
-
-    n = len(values)
-    mean = sum(values) / n
-    half = float(t.ppf(0.975, n - 1)) * statistics.stdev(values) / math.sqrt(n)
-    return mean, mean - half, mean + half
 
 
 def test_the_training_run_plans_every_searched_cell_once_in_its_space(study):
