@@ -13,6 +13,8 @@ from raynas.tune.retention import (CheckpointRetention, checkpoint_folders, kept
                                    saved_checkpoints)
 
 ITERATIONS = 12
+MAX_STEPS = 400
+"""The most steps a trial that waits to see its first checkpoint pruned takes (see :func:`_trainable`)."""
 
 
 def test_kept_indices_keep_the_newest_and_what_saved_states_name():
@@ -24,6 +26,9 @@ def test_kept_indices_keep_the_newest_and_what_saved_states_name():
 
 
 def _trainable(config):
+    """Checkpoints ITERATIONS steps; with ``until_pruned`` (the experiment's Tune folder) it goes on, up to
+    MAX_STEPS, until its first checkpoint is gone from that folder: the retention's rounds are throttled by
+    how long they take, so on a busy machine twelve fast steps can end before a round deletes anything."""
     from ray import tune
 
     start = 0
@@ -31,7 +36,11 @@ def _trainable(config):
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             start = int(Path(folder, "step.txt").read_text())
-    for step in range(start + 1, ITERATIONS + 1):
+    watched = config.get("until_pruned")
+    step = start
+    while step < ITERATIONS or (watched and step < MAX_STEPS
+                                and any(Path(watched).glob("*/checkpoint_000000"))):
+        step += 1
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "step.txt").write_text(str(step))
             tune.report({"step": step}, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -76,7 +85,8 @@ def _run(tmp_path: Path, num_to_keep, retention: bool) -> _Watch:
     tune_dir = tmp_path / "tune"
     watch = _Watch(tune_dir)
     callbacks = [CheckpointRetention(tune_dir, keep=2, period_s=0)] if retention else []
-    tuner = tune.Tuner(_trainable, run_config=tune.RunConfig(
+    param_space = {"until_pruned": str(tune_dir)} if retention else {}
+    tuner = tune.Tuner(_trainable, param_space=param_space, run_config=tune.RunConfig(
         name="tune", storage_path=str(tmp_path), verbose=0, callbacks=[*callbacks, watch.callback()],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=num_to_keep)))
     tuner.fit()
@@ -98,11 +108,12 @@ def test_retention_keeps_what_the_saved_state_names_and_prunes_the_rest(ray_loca
     assert watch.named_exists and all(watch.named_exists)
     trial_dir = next(d for d in (tmp_path / "tune").iterdir() if d.is_dir())
     left = [index for index, _ in checkpoint_folders(trial_dir)]
-    assert len(left) < ITERATIONS  # pruned while it ran
+    assert 0 not in left  # pruned while it ran (the trial went on until it was, MAX_STEPS at most)
     named = saved_checkpoints(tmp_path / "tune")  # the final state: the last checkpoint
-    assert list(named.values()) == [ITERATIONS - 1]
+    last = left[-1]
+    assert list(named.values()) == [last] and last >= ITERATIONS - 1
     prune_checkpoints(tmp_path / "tune", [(next(iter(named)), trial_dir)], keep=2)
-    assert [index for index, _ in checkpoint_folders(trial_dir)] == [ITERATIONS - 2, ITERATIONS - 1]
+    assert [index for index, _ in checkpoint_folders(trial_dir)] == [last - 1, last]
 
 
 def test_prune_keeps_checkpoints_newer_than_the_saved_state(ray_local, tmp_path):
