@@ -239,6 +239,10 @@ class E2NASConfig:
                                           "into the experiment folder first)")
     pretrain_epochs: int = _f(5, "autoencoder unset: epochs of that pretraining (seed 0, the CLI's defaults)",
                               ge=1, le=MAX_EPOCHS)
+    pretrain_per_search: bool = _f(False, "autoencoder unset: `raynas search` pretrains one autoencoder per "
+                                          "search seed (seeded with it: e2nas_autoencoder_seed<N>.pt beside the "
+                                          "shared one) instead of one, seed 0, for every search; a search's "
+                                          "spread then includes the autoencoder's")
     init_scale: float = _f(1.0e-3, "std of the latent vector's random start (the released code's 1e-3)", ge=0.0)
     estimator: str = _f("ours", "how z becomes architecture weights: ours (the decoded cell, gradient through the "
                                 "decoder's softmax, every op runs in the architecture step, z steps before the "

@@ -8,6 +8,12 @@ and the path goes into the resolved config, so every trial, shard and ``raynas r
 A population where only some trials search with E2NAS (a grid of ``method`` or of ``variant``) settles one
 autoencoder the same way and puts it into the base config's ``e2nas`` section, which those trials inherit
 (:func:`prepare_for_trials`).
+
+With ``e2nas.pretrain_per_search`` a search reads an autoencoder pretrained with its own ``search.seed``
+instead: the driver pretrains one per seed of those searches, ``e2nas_autoencoder_seed<N>.pt`` beside the
+shared file, and each trial reads its seed's (:func:`search_autoencoder`). With one shared autoencoder every
+seed of a search starts from the same latent geometry, so the spread over seeds leaves out the autoencoder's
+own: per search, a population measures a method and its pretraining together.
 """
 
 from __future__ import annotations
@@ -23,9 +29,24 @@ from raynas.errors import ConfigError
 AUTOENCODER_FILE = "e2nas_autoencoder.pt"
 
 
-def prepare_autoencoder(cfg: ExperimentConfig, directory: Path, *,
-                        echo: Callable[[str], None] = print) -> ExperimentConfig:
-    """``cfg`` with ``e2nas.autoencoder`` set to a checked file (unchanged unless ``method`` is e2nas)."""
+def seed_file(seed: int) -> str:
+    """The name of the autoencoder file pretrained with ``seed`` for the searches of that seed."""
+    return f"e2nas_autoencoder_seed{seed}.pt"
+
+
+def search_autoencoder(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` naming the autoencoder its search reads: with ``e2nas.pretrain_per_search``, the file of its
+    ``search.seed`` beside the shared file of the resolved config (unchanged otherwise)."""
+    if cfg.method != "e2nas" or not cfg.e2nas.pretrain_per_search or not cfg.e2nas.autoencoder:
+        return cfg
+    own = Path(cfg.e2nas.autoencoder).with_name(seed_file(cfg.search.seed))
+    return replace(cfg, e2nas=replace(cfg.e2nas, autoencoder=str(own)))
+
+
+def prepare_autoencoder(cfg: ExperimentConfig, directory: Path, *, echo: Callable[[str], None] = print,
+                        seed: int = 0, name: str = AUTOENCODER_FILE) -> ExperimentConfig:
+    """``cfg`` with ``e2nas.autoencoder`` set to a checked file (unchanged unless ``method`` is e2nas): the
+    file it names, checked, or one pretrained now with ``seed`` into ``directory / name``."""
     if cfg.method != "e2nas":
         return cfg
     from raynas.e2nas.vgae import load, pretrain, save
@@ -45,13 +66,13 @@ def prepare_autoencoder(cfg: ExperimentConfig, directory: Path, *,
                                   f"'released', {problem}")
         return cfg
     epochs = cfg.e2nas.pretrain_epochs
-    echo(f"raynas: pretraining the {cfg.space} cell autoencoder for E2NAS ({epochs} epochs, seed 0)")
+    echo(f"raynas: pretraining the {cfg.space} cell autoencoder for E2NAS ({epochs} epochs, seed {seed})")
 
     def progress(row: dict[str, float]) -> None:
         echo(f"  autoencoder epoch {int(row['epoch'])}/{epochs}: loss {row['loss']:.4f} {row['seconds']:.1f}s")
 
-    model, metrics = pretrain(cfg.space, epochs=epochs, holdout=0.1, seed=0, progress=progress)
-    target = directory / AUTOENCODER_FILE
+    model, metrics = pretrain(cfg.space, epochs=epochs, holdout=0.1, seed=seed, progress=progress)
+    target = directory / name
     save(model, target)
     echo(f"  held-out cells reconstructed: {metrics['holdout_recon_acc']:.4f}; saved {target}")
     return replace(cfg, e2nas=replace(cfg.e2nas, autoencoder=str(target.resolve())))
@@ -65,13 +86,22 @@ def prepare_for_trials(cfg: ExperimentConfig, trials: Sequence[ExperimentConfig]
     searches = [trial for trial in trials if trial.method == "e2nas"]
     if not searches:
         return cfg
+    for trial in searches:
+        if trial.e2nas.pretrain_per_search and trial.e2nas.autoencoder:
+            raise ConfigError(f"e2nas.autoencoder = {trial.e2nas.autoencoder!r}: must be unset with "
+                              "e2nas.pretrain_per_search = true, which pretrains each search seed's own")
+    # the shared file also anchors the per-seed files (search_autoencoder names them beside it)
     shared = prepare_autoencoder(replace(cfg, method="e2nas"), directory, echo=echo).e2nas.autoencoder
     checked = set()
     for trial in searches:
         if not trial.e2nas.autoencoder:  # the trial inherits the base config's file
-            trial = replace(trial, e2nas=replace(trial.e2nas, autoencoder=shared))
+            trial = search_autoencoder(replace(trial, e2nas=replace(trial.e2nas, autoencoder=shared)))
         what = (trial.space, trial.e2nas.estimator, trial.e2nas.autoencoder)
-        if what not in checked:  # a named file is only checked, never trained
-            prepare_autoencoder(trial, directory, echo=echo)
-            checked.add(what)
+        if what in checked:
+            continue
+        if trial.e2nas.pretrain_per_search and not Path(trial.e2nas.autoencoder).exists():
+            prepare_autoencoder(replace(trial, e2nas=replace(trial.e2nas, autoencoder=None)), directory,
+                                echo=echo, seed=trial.search.seed, name=seed_file(trial.search.seed))
+        prepare_autoencoder(trial, directory, echo=echo)  # a named file is only checked, never trained
+        checked.add(what)
     return replace(cfg, e2nas=replace(cfg.e2nas, autoencoder=shared))

@@ -181,3 +181,39 @@ def test_e2nas_trials_of_a_variant_inherit_one_checked_autoencoder(tmp_path):
     plain = load_config(write(tmp_path, {**data, "tune": {"grid": {"variant": ["darts"]},
                                                           "variants": data["tune"]["variants"]}}))
     assert prepare_for_trials(plain, [t.config for t in expand_trials(plain)], tmp_path) is plain  # no E2NAS
+
+
+def test_a_population_with_pretrain_per_search_pretrains_one_autoencoder_per_search_seed(tmp_path):
+    import torch
+
+    from raynas.e2nas import load
+    from raynas.e2nas.prepare import AUTOENCODER_FILE, prepare_for_trials, search_autoencoder, seed_file
+
+    torch.set_num_threads(1)
+    variants = {"e2nas": {"method": "e2nas", "objectives.na": None},
+                "e2nas-own": {"method": "e2nas", "e2nas.pretrain_per_search": True, "objectives.na": None}}
+    data = {**BASE, "e2nas": {"pretrain_epochs": 1},
+            "tune": {"grid": {"search.seed": [0, 3], "variant": ["e2nas", "e2nas-own"]}, "variants": variants}}
+    cfg = load_config(write(tmp_path, data))
+    trials = [trial.config for trial in expand_trials(cfg)]
+    lines: list[str] = []
+    prepared = prepare_for_trials(cfg, trials, tmp_path, echo=lines.append)
+    shared = tmp_path / AUTOENCODER_FILE
+    assert prepared.e2nas.autoencoder == str(shared.resolve())
+    assert sorted(p.name for p in tmp_path.glob("e2nas_autoencoder*.pt")) == [AUTOENCODER_FILE, seed_file(0),
+                                                                            seed_file(3)]
+    assert any("seed 3" in line for line in lines)
+    resolved = {(t.config.search.seed, t.config.e2nas.pretrain_per_search):  # as the trainable builds them
+                search_autoencoder(config_from_dict(with_overrides(config_to_dict(prepared), t.overrides)))
+                for t in expand_trials(cfg)}
+    assert resolved[(3, False)].e2nas.autoencoder == str(shared.resolve())  # the shared file for every seed
+    assert resolved[(3, True)].e2nas.autoencoder == str(shared.resolve().with_name(seed_file(3)))
+    weights = {seed: load(resolved[(seed, True)].e2nas.autoencoder).state_dict() for seed in (0, 3)}
+    first = next(iter(weights[0]))
+    assert not torch.equal(weights[0][first], weights[3][first])  # pretrained with each search's seed
+    assert torch.equal(weights[0][first], load(str(shared)).state_dict()[first])  # seed 0 is the shared one's
+
+    named = load_config(write(tmp_path, {**data, "e2nas": {"autoencoder": str(shared), "pretrain_per_search": True},
+                                         "tune": {"grid": {"variant": ["e2nas"]}, "variants": variants}}))
+    with pytest.raises(ConfigError, match=r"e2nas.autoencoder = .*must be unset with e2nas.pretrain_per_search"):
+        prepare_for_trials(named, [t.config for t in expand_trials(named)], tmp_path, echo=lambda _: None)
