@@ -335,34 +335,57 @@ def markdown(result: dict[str, Any], plot: Optional[str] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+PANEL_COLUMNS = 4
+"""Panels per row of the plot: one panel per method, so 18 methods' bands never cover each other."""
+
+
+def panel_grid(count: int) -> tuple[int, int]:
+    """(rows, columns) of the plot's panels for ``count`` methods."""
+    columns = max(1, min(PANEL_COLUMNS, count))
+    return -(-count // columns), columns
+
+
 def plot_curves(result: dict[str, Any], path: Path) -> Path:
-    """Each method's ground truth over epochs (mean, band: 95 % t interval over its finished seeds) as a PNG."""
-    from raynas.plots.curves import trial_colors
+    """Each method's ground truth over epochs (mean, band: 95 % t interval over its finished seeds) as a PNG:
+    one panel per method, each with the baselines' means in grey (the first dashed, the others dotted) and
+    the best cell, on shared axes, so a method reads against DARTS and random sampling at a glance."""
     from raynas.plots.style import new_figure, save_figure
 
-    fig = new_figure(11.0, 5.5, constrained=True)
-    ax = fig.subplots()
-    colors = trial_colors(result["methods"])
-    for row in result["rows"]:
+    shown = [row for row in result["rows"] if result["curves"][row["method"]]]
+    rows, columns = panel_grid(len(shown))
+    fig = new_figure(3.1 * columns, 2.3 * rows + 0.6, constrained=True)
+    axes = fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    references = [(name, result["curves"][name]) for name in result["baselines"] if result["curves"].get(name)]
+    for ax, row in zip(axes, shown):
+        for rank, (name, points) in enumerate(references):
+            if name != row["method"]:
+                ax.plot([p["epoch"] for p in points], [p["mean"] for p in points], color="#777777", lw=1,
+                        ls="--" if rank == 0 else ":", label=name)
         points = result["curves"][row["method"]]
-        if not points:
-            continue
         epochs = [p["epoch"] for p in points]
-        color = colors[row["method"]]
-        ax.plot(epochs, [p["mean"] for p in points], color=color, lw=1.5,
-                label=f"{row['method']} ({len(row['seeds'])} seed{'s' if len(row['seeds']) != 1 else ''})")
+        ax.plot(epochs, [p["mean"] for p in points], color="#1f77b4", lw=1.6, label=row["method"])
         low = [p["low"] if not math.isnan(p["low"]) else p["mean"] for p in points]
         high = [p["high"] if not math.isnan(p["high"]) else p["mean"] for p in points]
-        ax.fill_between(epochs, low, high, color=color, alpha=0.15, lw=0)
-    for epochs in result["search_epochs"]:  # after it: the selection stages (DARTS-PT's, random search's)
-        ax.axvline(epochs, color="#888888", ls=":", lw=1)
-    if result["best_cell"] is not None:
-        ax.axhline(result["best_cell"], color="#444444", ls="--", lw=1, label=f"best cell ({result['best_cell']:.4f})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("ground-truth test accuracy of the derived cell")
-    ax.grid(alpha=0.3, lw=0.5)
-    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
-    fig.suptitle("the derived cell's ground truth over epochs: mean and 95 % interval over seeds", fontsize=11)
+        ax.fill_between(epochs, low, high, color="#1f77b4", alpha=0.2, lw=0)
+        for epochs_searched in result["search_epochs"]:  # after it: the selection stages (DARTS-PT's, random's)
+            ax.axvline(epochs_searched, color="#bbbbbb", ls=":", lw=0.8)
+        if result["best_cell"] is not None:
+            ax.axhline(result["best_cell"], color="#444444", ls="-", lw=0.6)
+        seeds = len(row["seeds"])
+        ax.set_title(f"{row['method']} ({seeds} seed{'s' if seeds != 1 else ''}): "
+                     f"{_figure(row['gt']['mean'], 3)}", fontsize=9)
+        ax.grid(alpha=0.3, lw=0.5)
+    for ax in axes[len(shown):]:
+        ax.set_visible(False)
+    for ax in axes[::columns]:
+        ax.set_ylabel("ground truth", fontsize=8)
+    for index in range(max(0, len(shown) - columns), len(shown)):  # the lowest panel of each column
+        axes[index].xaxis.set_tick_params(labelbottom=True)
+        axes[index].set_xlabel("epoch", fontsize=8)
+    names = ", ".join(f"{name} ({'dashed' if rank == 0 else 'dotted'})" for rank, (name, _) in enumerate(references))
+    best = f"; solid grey line: the best cell ({result['best_cell']:.4f})" if result["best_cell"] is not None else ""
+    fig.suptitle("the derived cell's ground-truth test accuracy over epochs: mean and 95 % interval over seeds "
+                 f"(blue); grey: {names or 'no baseline'}{best}", fontsize=9)
     [written] = save_figure(fig, path.with_suffix(""), ["png"])
     return written
 

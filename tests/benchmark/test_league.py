@@ -252,9 +252,17 @@ def test_the_league_of_a_written_population_has_every_figure(written, tmp_path):
     assert [(p["epoch"], p["n"]) for p in result["curves"]["darts"]] == [(1, 3), (2, 3)]
     assert result["curves"]["darts"][0]["mean"] == pytest.approx(sum(WRITTEN["darts"]) / 3 - 0.05)
     assert out.read_text() == table + "\n" and "(plots/league.png)" in table
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = plot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # the IHDR chunk
+    assert 1.5 < width / height < 3.0  # one row of two panels (darts, random), not one tall or square axes
     only = figures(tool(str(written), "--baseline", "random", "--json"))[1]
     assert [(c["method"], c["baseline"]) for c in only["paired"]] == [("darts", "random")]
+
+
+def test_the_plot_has_one_panel_per_method_in_rows_of_four():
+    grid = load_tool().panel_grid
+    assert [grid(n) for n in (1, 2, 4, 5, 11, 18)] == [(1, 1), (1, 2), (1, 4), (2, 4), (3, 4), (5, 4)]
 
 
 def test_bad_baseline_and_plot_are_one_line_errors(written, tmp_path):
