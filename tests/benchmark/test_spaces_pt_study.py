@@ -1,12 +1,15 @@
-"""DARTS vs DARTS-PT on S1-S4 and the DARTS space (``tools/spaces_pt_study.py``).
+"""DARTS vs DARTS-PT on S1-S4 and the DARTS space (``tools/spaces_pt_study.py``, ``tools/spaces_pt_snapshot.py``).
 
 A search population written by the real results writer with the shipped config's trials (``spaces_pt``: two
 of its spaces, 4 seeds; some trials running or not started), and its training run as ``raynas train
 --top 100 --config benchmarks/spaces_pt/protocol.yaml`` plans it (the real planner; its evaluations table
 written by the real writer with known accuracies, some trainings still running). Every figure of the tool
 is checked against scipy; a cell two searches derived is trained once and counts for both; the one-line
-errors write nothing. Slow tier: a tiny real population of the shipped config and its training run through
-the CLI (subprocesses, a local Ray, torch on the digits), and the tool on them."""
+errors write nothing. The same population run seed by seed as two parts (seeds 0-1, 2-3), each with its own
+training run, reads as the union; a part's trainings count for its own trials only; a seed finished in two
+parts is refused; a part's snapshot (the snapshot tool, through its CLI) reads as its live folder. Slow tier:
+a tiny real population of the shipped config and its training run through the CLI (subprocesses, a local
+Ray, torch on the digits), and the tool on them."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +31,7 @@ from raynas.results import ResultsWriter, summarise_trial  # noqa: E402
 from raynas.spaces.genotype import parse_genotype  # noqa: E402
 
 TOOL = ROOT / "tools" / "spaces_pt_study.py"
+SNAPSHOT = ROOT / "tools" / "spaces_pt_snapshot.py"
 PROTOCOL = ROOT / "benchmarks" / "spaces_pt" / "protocol.yaml"
 OVERRIDES = ["search.epochs=2", "tune.grid.search.seed=[0, 1, 2, 3]",
              "tune.grid.variant=[s2-darts, s2-darts-pt, s4-darts, s4-darts-pt]"]
@@ -54,41 +59,55 @@ def genotype_of(space: str, method: str, seed: int) -> str:
     return cell(space, 100 if shared else 10 * seed + (method == "darts-pt") + 1)
 
 
-def tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], cwd=ROOT, env=cli_env(),
+def tool(*args: str, script: Path = TOOL) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=ROOT, env=cli_env(),
                           capture_output=True, text=True, timeout=300)
 
 
-def write_search(folder: Path, late: bool) -> None:
-    """The population's trials (``late``: also the one that finished after the training run was planned)."""
-    cfg = load_config(ROOT / "search_configs" / "spaces_pt.yaml", OVERRIDES)
+def part_config(seeds: tuple[int, ...], variants: tuple[str, ...] = ()) -> Any:
+    """The shipped config as a part of the study runs it: some search seeds (and some variants)."""
+    overrides = [*OVERRIDES, f"tune.grid.search.seed={list(seeds)}"]
+    return load_config(ROOT / "search_configs" / "spaces_pt.yaml",
+                       overrides + ([f"tune.grid.variant=[{', '.join(variants)}]"] if variants else []))
+
+
+def write_trial(writer: ResultsWriter, index: int, cfg: Any, trial: Any, genotype: str, running: bool) -> None:
+    """One trial's epoch rows and its trials row, as the results callback writes them."""
+    # as the results callback stores it: the population's settings with the trial's grid values (the
+    # variant's name; its settings are applied when a config is built from it)
+    config = with_overrides(config_to_dict(cfg), trial.overrides)
+    assert config["space"] == "s1" and config["variant"] == trial.overrides["variant"]
+    space, seed = trial.config.space, trial.config.search.seed
+    method = "darts-pt" if trial.config.selection.name == "perturbation" else "darts"
+    planned = 2 + (81 if method == "darts-pt" else 0)
+    rows = []
+    for epoch in (1,) if running else (1, planned):
+        report = {"epoch": epoch, "epoch_time_s": 30.0 * (2 if method == "darts-pt" else 1),
+                  "derived_params": 1000.0, "genotype": genotype, "num_skip": seed}
+        writer.write_report(f"t_{index:05d}", report)
+        rows.append(report)
+    writer.write_trial(summarise_trial(f"t_{index:05d}", rows, "derived_params", "max",
+                                       experiment=writer.experiment_name, status="RUNNING" if running else "TERMINATED",
+                                       space=space, method="darts", seed=seed, config=config,
+                                       overrides=trial.overrides, epochs_planned=planned))
+
+
+def write_search(folder: Path, late: bool, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+    """The population's trials of ``seeds`` (``late``: also the one that finished after the training run was
+    planned)."""
+    cfg = part_config(seeds)
     if not late:
         folder.mkdir()
         dump_config(cfg, folder / "config.yaml")
     writer = ResultsWriter(folder, folder.name)
     for index, trial in enumerate(expand_trials(cfg)):
-        # as the results callback stores it: the population's settings with the trial's grid values (the
-        # variant's name; its settings are applied when a config is built from it)
-        config = with_overrides(config_to_dict(cfg), trial.overrides)
-        assert config["space"] == "s1" and config["variant"] == trial.overrides["variant"]
         space, seed = trial.config.space, trial.config.search.seed
         method = "darts-pt" if trial.config.selection.name == "perturbation" else "darts"
         if seed == 3 and (space, method) != ("s2", "darts"):
             continue  # not started
         if ((space, method, seed) == ("s4", "darts-pt", 2)) != late:
             continue
-        planned = 2 + (81 if method == "darts-pt" else 0)
-        running = seed == 3
-        rows = []
-        for epoch in (1,) if running else (1, planned):
-            report = {"epoch": epoch, "epoch_time_s": 30.0 * (2 if method == "darts-pt" else 1),
-                      "derived_params": 1000.0, "genotype": genotype_of(space, method, seed), "num_skip": seed}
-            writer.write_report(f"t_{index:05d}", report)
-            rows.append(report)
-        writer.write_trial(summarise_trial(f"t_{index:05d}", rows, "derived_params", "max", experiment=folder.name,
-                                           status="RUNNING" if running else "TERMINATED", space=space,
-                                           method="darts", seed=seed, config=config, overrides=trial.overrides,
-                                           epochs_planned=planned))
+        write_trial(writer, index, cfg, trial, genotype_of(space, method, seed), running=seed == 3)
     writer.consolidate()
 
 
@@ -114,22 +133,29 @@ def params_of(space: str, method: str, seed: int) -> int:
     return 50_000 + 1_000 * seed + (500 if own else 0) + (20_000 if space == "s4" else 0)
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("spaces_pt")
-    search = root / "spaces_pt"
-    write_search(search, late=False)
+def make_part(root: Path, name: str, seeds: tuple[int, ...]) -> dict:
+    """The population of ``seeds`` and its training run under ``root/name`` (module docstring)."""
+    search = root / name
+    write_search(search, late=False, seeds=seeds)
     prepared = plan_evaluation([str(search)], top=100, seeds=[0, 1, 2], config_path=str(PROTOCOL), name="protocol")
     prepared.directory.mkdir(parents=True)
     write_plan(prepared.plan, prepared.directory)
-    write_search(search, late=True)  # a search that finished after its population's cells were planned
+    write_search(search, late=True, seeds=seeds)  # a search that finished after its population's cells were planned
     trained = {genotype_of(space, method, seed): (acc, params_of(space, method, seed))
-               for (space, method), accs in ACC.items() for seed, acc in accs.items() if seed != 3 and acc}
-    waiting = genotype_of("s4", "darts-pt", 1)
-    trained[waiting] = (0.5, 1)  # every training of it still running
-    write_trainings(prepared.directory, trained,
-                    {(genotype_of("s4", "darts", 1), 2), *((waiting, seed) for seed in (0, 1, 2))})
+               for (space, method), accs in ACC.items() for seed, acc in accs.items()
+               if seed in seeds and seed != 3 and acc}
+    running = set()
+    if 1 in seeds:
+        waiting = genotype_of("s4", "darts-pt", 1)
+        trained[waiting] = (0.5, 1)  # every training of it still running
+        running = {(genotype_of("s4", "darts", 1), 2), *((waiting, seed) for seed in (0, 1, 2))}
+    write_trainings(prepared.directory, trained, running)
     return {"search": search, "run": prepared.directory, "plan": prepared.plan, "root": root}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return make_part(tmp_path_factory.mktemp("spaces_pt"), "spaces_pt", (0, 1, 2, 3))
 
 
 def test_the_training_run_plans_every_searched_cell_once_in_its_space(study):
@@ -194,13 +220,19 @@ def test_darts_pt_minus_darts_is_paired_on_the_search_seeds(study):
     assert s4["conclusion"] == "1 paired seed: too few to compare darts-pt with darts"
 
 
-def test_the_tool_imports_neither_torch_nor_ray(study):
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('t', sys.argv[1]); "
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); m.study(*map(__import__('pathlib')"
-            ".Path, sys.argv[2:])); print(sorted(x for x in ('torch', 'ray') if x in sys.modules))")
-    run = subprocess.run([sys.executable, "-c", code, str(TOOL), str(study["search"]), str(study["run"])], cwd=ROOT,
-                         env=cli_env(), capture_output=True, text=True, timeout=120)
+def test_the_tools_import_neither_torch_nor_ray(study, tmp_path):
+    code = ("import importlib.util, pathlib, sys\n"
+            "def load(path):\n"
+            "    spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)\n"
+            "    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); return module\n"
+            "search, run, dest = map(pathlib.Path, sys.argv[3:])\n"
+            "load(sys.argv[1]).study(search, run); load(sys.argv[2]).snapshot(search, dest)\n"
+            "print(sorted(x for x in ('torch', 'ray') if x in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code, str(TOOL), str(SNAPSHOT), str(study["search"]), str(study["run"]),
+                          str(tmp_path / "snapshot")], cwd=ROOT, env=cli_env(), capture_output=True, text=True,
+                         timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stderr
+    assert (tmp_path / "snapshot" / "tables" / "trials.parquet").is_file()
 
 
 def bad_run(study: dict, name: str, sources: list[str], trained: dict[str, tuple[float, int]],
@@ -217,9 +249,14 @@ def test_bad_input_is_one_line_and_writes_nothing(study, tmp_path):
     first = genotype_of("s2", "darts", 0)
     empty = tmp_path / "empty"
     empty.mkdir()
+    lone = tmp_path / "lone"
+    write_search(lone, late=False, seeds=(0,))  # a search without a training run
     cases = [
-        ((empty, study["run"]), "error: "),
-        ((study["search"], study["search"]), "is not a raynas evaluation folder"),
+        ((empty, study["run"]), f"error: {empty} is not a search folder (no config.yaml in it)"),
+        ((study["search"], study["search"]), f"{study['search']} is named twice: give each part of the study once"),
+        ((study["run"],), "is a training run but follows no search folder"),
+        ((study["search"], tmp_path / "missing"), "missing: no such folder"),
+        ((lone,), f"{lone}: name its training run after it (training runs under {lone / 'evaluations'}: none)"),
         ((study["search"], bad_run(study, "noisy", [first], {first: (0.8, 1)}, ("data.noise_std=0.5",))),
          "trained on other data than"),
         ((study["search"], bad_run(study, "other", [cell("s2", 200)], {cell("s2", 200): (0.8, 1)})),
@@ -227,23 +264,152 @@ def test_bad_input_is_one_line_and_writes_nothing(study, tmp_path):
         ((study["search"], bad_run(study, "early", [first], {first: (0.8, 1)}, running=True)),
          "no cell of a finished search has a finished training yet (0 trainings finished)"),
     ]
-    for (search, run), message in cases:
-        result = tool(search, run, "--out", tmp_path / "out.md")
+    for folders, message in cases:
+        result = tool(*folders, "--out", tmp_path / "out.md")
         assert result.returncode == 2 and result.stdout == "", result.stderr
         assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1
     result = tool(study["search"], study["run"], "--out", tmp_path / "missing" / "out.md")
     assert result.returncode == 2 and "--out" in result.stderr and result.stderr.count("\n") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "lone"]
     noisy = tool(study["search"], study["root"] / "noisy").stderr
     assert "data.noise_std 0.5 (the search: 1.0)" in noisy
+
+
+def make_extra(root: Path) -> dict:
+    """A third part: seed 3 of s2 only. Its DARTS search finishes the seed that part b has running; its
+    DARTS-PT search derives the cell part a's DARTS seed 0 derived and trained, and finished after this part's
+    training run was planned, so this part never trains it."""
+    cfg = part_config((3,), ("s2-darts", "s2-darts-pt"))
+    search = root / "spaces_pt-x"
+    search.mkdir()
+    dump_config(cfg, search / "config.yaml")
+    writer = ResultsWriter(search, search.name)
+    darts, darts_pt = expand_trials(cfg)
+    assert (darts.overrides["variant"], darts_pt.overrides["variant"]) == ("s2-darts", "s2-darts-pt")
+    write_trial(writer, 0, cfg, darts, cell("s2", 41), running=False)
+    writer.consolidate()
+    prepared = plan_evaluation([str(search)], top=100, seeds=[0, 1, 2], config_path=str(PROTOCOL), name="protocol")
+    prepared.directory.mkdir(parents=True)
+    write_plan(prepared.plan, prepared.directory)
+    write_trial(writer, 1, cfg, darts_pt, genotype_of("s2", "darts", 0), running=False)
+    writer.consolidate()
+    write_trainings(prepared.directory, {cell("s2", 41): (0.90, 60_000)}, set())
+    return {"search": search, "run": prepared.directory}
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The population of ``study`` run seed by seed: part a (seeds 0-1) and part b (2-3), each with its own
+    training run, and the third part of :func:`make_extra`."""
+    root = tmp_path_factory.mktemp("parts")
+    return {"a": make_part(root, "spaces_pt-a", (0, 1)), "b": make_part(root, "spaces_pt-b", (2, 3)),
+            "x": make_extra(root), "root": root}
+
+
+def without_folders(result: dict) -> dict:
+    """The figures of a study, less the folders it read."""
+    return {key: value for key, value in result.items() if key not in ("experiment", "run", "parts")}
+
+
+def test_parts_run_seed_by_seed_read_as_the_whole_population(study, parts):
+    """Seeds 0-1 and 2-3 as two parts, each trained in its own run (the first named with its run, the
+    second with its only run by default): every figure is the one population's."""
+    a, b = parts["a"], parts["b"]
+    table, result = figures(tool(a["search"], a["run"], b["search"], "--json"))
+    whole_table, whole = figures(tool(study["search"], "--json"))  # its only run, by default
+    assert without_folders(result) == without_folders(whole)
+    assert table.splitlines()[1:] == whole_table.splitlines()[1:]
+    assert table.startswith(f"12 finished searches of 16 planned in 2 parts ({a['search']}, {b['search']}) "
+                            "(13 started; ") and "their cells trained in each part's training run (C=8" in table
+    assert result["parts"] == [
+        {"experiment": str(a["search"]), "run": str(a["run"]), "trials": 8, "finished": 8,
+         "trainings_planned": 24, "trainings_done": 20},  # 8 cells; s4's seed 1 cells: 1 and 3 trainings running
+        {"experiment": str(b["search"]), "run": str(b["run"]), "trials": 5, "finished": 4,
+         "trainings_planned": 9, "trainings_done": 6}]  # seed 2's shared cell and s4-darts', the running search's
+
+
+def test_a_parts_trainings_count_for_its_own_searches_only(parts):
+    """Part x finishes s2 DARTS seed 3 (part b's is still running: it counts once, finished) and derives with
+    DARTS-PT the cell part a trained for its DARTS seed 0, which x's run does not train: that search waits for
+    its training, however part a trained the cell."""
+    a, b, x = parts["a"], parts["b"], parts["x"]
+    _, result = figures(tool(a["search"], b["search"], x["search"], "--json"))
+    rows = {(row["space"], row["method"]): row for row in result["rows"]}
+    darts, darts_pt = rows[("s2", "darts")], rows[("s2", "darts-pt")]
+    assert darts["seeds"] == [0, 1, 2, 3] and darts["running"] == 0
+    assert darts["acc"]["mean"] == pytest.approx((0.80 + 0.82 + 0.78 + 0.90) / 4)
+    assert darts_pt["seeds"] == [0, 1, 2] and (darts_pt["untrained"], darts_pt["not_started"]) == (1, 0)
+    assert darts_pt["acc"]["mean"] == pytest.approx((0.83 + 0.84 + 0.78) / 3)
+    assert result["paired"][0]["seeds"] == [0, 1, 2]
+    assert (result["trials"], result["finished"], result["planned"]) == (14, 14, 16)
+
+
+def test_a_search_finished_in_two_parts_is_refused(study, parts):
+    """The whole population and its part a both finished seeds 0-1: one line naming both folders, exit 2;
+    so do parts trained under different protocols."""
+    a, b = parts["a"], parts["b"]
+    result = tool(study["search"], a["search"], "--out", parts["root"] / "out.md")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"error: s2 darts seed 0 finished in both {study['search']} and {a['search']}: give "
+                             "each part once, and search each seed of a variant in one part only\n")
+    second = genotype_of("s2", "darts", 2)
+    short = bad_run(parts, "short", [second], {second: (0.8, 1)}, ("epochs=10",))
+    result = tool(a["search"], b["search"], short, "--out", parts["root"] / "out.md")
+    assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {short} trained under another protocol than {a['run']}: epochs 10 "
+                                    f"({a['run']}: 15); "), result.stderr
+    assert not (parts["root"] / "out.md").exists()
+
+
+def snapshot_files(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+def test_a_snapshot_of_a_part_reads_as_its_live_folder(study, tmp_path):
+    """tools/spaces_pt_snapshot.py of the population (searches and trainings still running): config.yaml and
+    the tables the study reads, in a live folder's layout; the study of the snapshot prints every figure of
+    the live folder's; written again, it is replaced; bad input is one line, exit 2, and writes nothing."""
+    dest = tmp_path / "s0"
+    written = tool(study["search"], dest, script=SNAPSHOT)
+    assert written.returncode == 0 and written.stderr == "", written.stderr
+    assert written.stdout.startswith(f"{dest}: 12 finished searches of 13 started (seeds 0, 1, 2, 3), 26 of 33 "
+                                     f"trainings finished in {dest / 'evaluations' / 'protocol'}; 5 files, ")
+    assert written.stdout.count("\n") == 1
+    files = ["config.yaml", "evaluations/protocol/evaluation.yaml", "evaluations/protocol/tables/evaluations.parquet",
+             "tables/epochs.parquet", "tables/trials.parquet"]
+    assert snapshot_files(dest) == files
+    table, result = figures(tool(dest, "--json"))
+    live_table, live = figures(tool(study["search"], study["run"], "--json"))
+    assert without_folders(result) == without_folders(live)
+    assert table.splitlines()[1:] == live_table.splitlines()[1:]
+    assert (result["experiment"], result["run"]) == (str(dest), str(dest / "evaluations" / "protocol"))
+    again = tool(study["search"], dest, "--run", study["run"], script=SNAPSHOT)
+    assert again.returncode == 0 and snapshot_files(dest) == files
+    assert figures(tool(dest, "--json"))[1] == result
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s0"]  # no temporary folder left behind
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    cases = [((tmp_path / "empty-search", tmp_path / "x"), "no such folder"),
+             ((study["search"], study["search"]), "would replace the search folder"),
+             ((study["search"], other), f"{other} exists and is not a snapshot of a part"),
+             ((study["search"], tmp_path / "x", "--run", study["search"]), "is not a raynas evaluation folder"),
+             ((study["search"], tmp_path / "missing" / "x"), "no folder")]
+    for args, message in cases:
+        result = tool(*args, script=SNAPSHOT)
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "s0"] and snapshot_files(other) == ["notes.txt"]
 
 
 @pytest.mark.slow  # a real population and its training run through the CLI, about two minutes on 2 busy cores
 def test_the_study_of_a_real_population_and_its_training_run(tmp_path):
     """raynas search of the shipped config (S4 only, 2 seeds, 1 tiny epoch), raynas train --top 100 of it under
     the protocol (1 epoch, 2 cells), and the tool: the trials search their variant's space, the cells train
-    in it, and every row is what the evaluations table says."""
+    in it, and every row is what the evaluations table says; the part's snapshot reads the same."""
     from raynas.results import load_table
 
     search = subprocess.run(
@@ -280,3 +446,8 @@ def test_the_study_of_a_real_population_and_its_training_run(tmp_path):
     assert pair["seeds"] == [0, 1] and pair["mean"] == pytest.approx(
         sum(accs[("darts-pt", s)] - accs[("darts", s)] for s in (0, 1)) / 2)
     assert "| s4 | darts | 2 | " in table and "| s4 | 2 | " in table
+    snapshot = tmp_path / "s0-1"  # the part as a session commits it: the study reads the same figures
+    assert tool(folder, snapshot, script=SNAPSHOT).returncode == 0
+    snapshot_table, snapshot_result = figures(tool(snapshot, "--json"))
+    assert without_folders(snapshot_result) == without_folders(result)
+    assert snapshot_table.splitlines()[1:] == table.splitlines()[1:]
