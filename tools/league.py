@@ -9,7 +9,9 @@ docs/benchmark.md) whose trials vary the method as a grid of ``variant`` x ``sea
                            [--baseline darts --baseline random] [--pair sd-darts-1ep:sd-darts]
 
 A league run as several populations (its seeds over two sessions: ``--set 'tune.grid.search.seed=[5, 6]'``)
-is read from all their folders at once: ``python tools/league.py part1 part2``.
+is read from all their folders at once: ``python tools/league.py part1 part2``. A population committed as a
+snapshot (``tools/league_snapshot.py``: its config.yaml and tables under ``benchmarks/league/<population>/``)
+reads as its live folder.
 
 A population still running works too: only finished trials count (status TERMINATED, every planned epoch
 reported) and the table says how many seeds each method has, and how many are running or not started yet.
