@@ -106,18 +106,17 @@ def _mean(values: Sequence[Optional[float]]) -> float:
     return sum(present) / len(present) if present else math.nan
 
 
-def _planned(experiment: Path) -> Optional[dict[str, int]]:
-    """Trials per method the experiment's config plans (None when its config cannot be read)."""
+def _planned(experiment: Path) -> Optional[dict[str, set[Any]]]:
+    """The search seeds per method the experiment's config plans (None when its config cannot be read)."""
     from raynas.config import expand_trials, load_config
 
     try:
         trials = expand_trials(load_config(experiment / "config.yaml"))
     except RaynasError:
         return None
-    planned: dict[str, int] = {}
+    planned: dict[str, set[Any]] = {}
     for trial in trials:
-        name = trial.config.variant or trial.config.method
-        planned[name] = planned.get(name, 0) + 1
+        planned.setdefault(trial.config.variant or trial.config.method, set()).add(trial.config.search.seed)
     return planned
 
 
@@ -172,13 +171,13 @@ def load_population(experiment: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _method_row(name: str, records: list[dict[str, Any]], planned: Optional[int]) -> dict[str, Any]:
+def _method_row(name: str, records: list[dict[str, Any]], planned: Optional[set[Any]]) -> dict[str, Any]:
     done = [r for r in records if r["finished"] and r["gt"] is not None]
     running = sum(1 for r in records if r["status"] == "RUNNING")
     return {
         "method": name, "seeds": sorted(r["seed"] for r in done), "running": running,
         "errors": sum(1 for r in records if r["status"] == "ERROR"),
-        "not_started": None if planned is None else max(0, planned - len(records)),
+        "not_started": None if planned is None else len(planned - {r["seed"] for r in records}),
         "gt": mean_interval([r["gt"] for r in done], (0.0, 1.0)),
         "percentile": mean_interval([r["percentile"] for r in done if r["percentile"] is not None], (0.0, 100.0)),
         "regret": _mean([r["regret"] for r in done]), "skips": _mean([r["skips"] for r in done]),
@@ -224,13 +223,14 @@ def curves(records: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, l
     return out
 
 
-def combine(experiments: Sequence[Path]) -> tuple[list[dict[str, Any]], Optional[dict[str, int]]]:
+def combine(experiments: Sequence[Path]) -> tuple[list[dict[str, Any]], Optional[dict[str, set[Any]]]]:
     """The trials and planned trials per method of one league run as several populations (``experiments``,
     e.g. seeds 0-4 in one session and 5-9 in the next): trial records of all (a method's seed that one folder
-    finished and another only started counts once, finished), planned counts summed. A :class:`ResultsError`
+    finished and another only started counts once, finished), and per method the union of the seeds they
+    plan (a seed one folder planned and another ran is not "not started"). A :class:`ResultsError`
     when two folders both finished the same method and seed (the same league run twice)."""
     records: list[dict[str, Any]] = []
-    planned: Optional[dict[str, int]] = {}
+    planned: Optional[dict[str, set[Any]]] = {}
     where: dict[tuple[str, Any], Path] = {}
     for experiment in experiments:
         mine = load_population(experiment)
@@ -242,9 +242,9 @@ def combine(experiments: Sequence[Path]) -> tuple[list[dict[str, Any]], Optional
             if record["finished"]:
                 where[key] = experiment
         records += mine
-        counts = _planned(experiment)
-        planned = None if planned is None or counts is None else \
-            {name: planned.get(name, 0) + counts.get(name, 0) for name in {**planned, **counts}}
+        seeds = _planned(experiment)
+        planned = None if planned is None or seeds is None else \
+            {name: planned.get(name, set()) | seeds.get(name, set()) for name in {**planned, **seeds}}
     finished = {(r["method"], r["seed"]) for r in records if r["finished"]}
     records = [r for r in records if r["finished"] or (r["method"], r["seed"]) not in finished]
     return records, planned
@@ -270,12 +270,12 @@ def league(experiments: Union[Path, Sequence[Path]], baselines: Optional[Sequenc
             if method not in methods:
                 raise ResultsError(f"{option} {method!r}: not a method of {name} (methods: {', '.join(methods)})")
     rows = [_method_row(m, [r for r in records if r["method"] == m],
-                        None if planned is None else planned.get(m, 0)) for m in methods]
+                        None if planned is None else planned.get(m, set())) for m in methods]
     comparisons = [paired(records, m, base) for base in baselines for m in methods if m != base]
     extra = [paired(records, m, base) for m, base in pairs]
     best = next((r["best_cell"] for r in records if r["best_cell"] is not None), None)
     return {"experiment": name, "trials": len(records),
-            "finished": sum(1 for r in records if r["finished"]), "planned": sum(planned.values()) if planned else None,
+            "finished": sum(1 for r in records if r["finished"]), "planned": sum(len(seeds) for seeds in planned.values()) if planned else None,
             "best_cell": best, "search_epochs": sorted({r["search_epochs"] for r in records if r["search_epochs"]}),
             "core_minutes": sum(r["core_minutes"] for r in records), "methods": methods,
             "rows": rows, "baselines": list(baselines), "paired": comparisons, "pairs": extra,

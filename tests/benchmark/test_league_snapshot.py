@@ -40,12 +40,13 @@ def run_tool(script: Path, *args: object) -> subprocess.CompletedProcess:
 
 
 def write_league(folder: Path, final: dict[tuple[str, int], Optional[float]], running: Optional[tuple[str, int]],
-                 scored: bool = True) -> Path:
-    """A league population of darts and random over seeds 0-3 (2 epochs each): the trials of ``final``
+                 scored: bool = True, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> Path:
+    """A league population of darts and random over ``seeds`` (2 epochs each): the trials of ``final``
     finished (their cell's ground truth at epoch 1 is 0.05 below the final one), ``running`` at epoch 1 and
     left out of the consolidated tables (a report the driver wrote since); ``scored=False``: no ground truth."""
     cfg = load_config(ROOT / "search_configs" / "league.yaml",
-                      ["search.epochs=2", "tune.grid.search.seed=[0, 1, 2, 3]", "tune.grid.variant=[darts, random]"])
+                      ["search.epochs=2", f"tune.grid.search.seed=[{', '.join(map(str, seeds))}]",
+                       "tune.grid.variant=[darts, random]"])
     folder.mkdir()
     dump_config(cfg, folder / "config.yaml")
     writer = ResultsWriter(folder, folder.name)
@@ -168,3 +169,17 @@ def test_the_snapshot_tool_imports_neither_torch_nor_ray(population, tmp_path):
                          cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stderr
     assert files_of(tmp_path / "snapshot") == FILES
+
+
+def test_a_seed_one_population_planned_and_another_ran_is_not_counted_as_not_started(tmp_path):
+    # seed 3 was planned by the first population (the whole league's config) and run by the next one
+    first = write_league(tmp_path / "first", FINAL, RUNNING)
+    second = write_league(tmp_path / "next", {("darts", 3): 0.72, ("random", 3): 0.68}, None, seeds=(3,))
+    alone = {row["method"]: row for row in figures(run_tool(LEAGUE, first, "--json"))[1]["rows"]}
+    assert alone["darts"]["not_started"] == 1 and alone["random"]["not_started"] == 1
+    table, result = figures(run_tool(LEAGUE, first, second, "--json"))
+    rows = {row["method"]: row for row in result["rows"]}
+    assert rows["darts"]["seeds"] == [0, 1, 2, 3] and rows["darts"]["not_started"] == 0
+    assert rows["random"]["seeds"] == [0, 1, 3] and rows["random"]["not_started"] == 0
+    assert rows["random"]["running"] == 1 and result["planned"] == 8  # seeds 0-3 of each, once
+    assert "| random | 3 (1 running) |" in table and "| darts | 4 |" in table
