@@ -18,6 +18,7 @@ own: per search, a population measures a method and its pretraining together.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -78,6 +79,13 @@ def prepare_autoencoder(cfg: ExperimentConfig, directory: Path, *, echo: Callabl
     return replace(cfg, e2nas=replace(cfg.e2nas, autoencoder=str(target.resolve())))
 
 
+def same_pretraining(cfg: ExperimentConfig, trial: ExperimentConfig) -> bool:
+    """Whether ``trial``'s own autoencoder (``e2nas.pretrain_per_search``) is the one pretrained for the
+    base config ``cfg`` when that names none: seed 0, the same space and pretraining epochs."""
+    return (not cfg.e2nas.autoencoder and trial.search.seed == 0 and trial.space == cfg.space
+            and trial.e2nas.pretrain_epochs == cfg.e2nas.pretrain_epochs)
+
+
 def prepare_for_trials(cfg: ExperimentConfig, trials: Sequence[ExperimentConfig], directory: Path, *,
                        echo: Callable[[str], None] = print) -> ExperimentConfig:
     """The base config ``cfg`` of a population with the autoencoder its E2NAS trials (``trials``: every
@@ -100,8 +108,11 @@ def prepare_for_trials(cfg: ExperimentConfig, trials: Sequence[ExperimentConfig]
         if what in checked:
             continue
         if trial.e2nas.pretrain_per_search and not Path(trial.e2nas.autoencoder).exists():
-            prepare_autoencoder(replace(trial, e2nas=replace(trial.e2nas, autoencoder=None)), directory,
-                                echo=echo, seed=trial.search.seed, name=seed_file(trial.search.seed))
+            if same_pretraining(cfg, trial):  # seed 0's would be the shared file again, bit for bit
+                shutil.copyfile(shared, trial.e2nas.autoencoder)
+            else:
+                prepare_autoencoder(replace(trial, e2nas=replace(trial.e2nas, autoencoder=None)), directory,
+                                    echo=echo, seed=trial.search.seed, name=seed_file(trial.search.seed))
         prepare_autoencoder(trial, directory, echo=echo)  # a named file is only checked, never trained
         checked.add(what)
     return replace(cfg, e2nas=replace(cfg.e2nas, autoencoder=shared))

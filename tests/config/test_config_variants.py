@@ -202,7 +202,8 @@ def test_a_population_with_pretrain_per_search_pretrains_one_autoencoder_per_sea
     assert prepared.e2nas.autoencoder == str(shared.resolve())
     assert sorted(p.name for p in tmp_path.glob("e2nas_autoencoder*.pt")) == [AUTOENCODER_FILE, seed_file(0),
                                                                             seed_file(3)]
-    assert any("seed 3" in line for line in lines)
+    pretrained = [line for line in lines if line.startswith("raynas: pretraining")]
+    assert len(pretrained) == 2 and "seed 3" in pretrained[1]  # seed 0's own is the shared file, copied
     resolved = {(t.config.search.seed, t.config.e2nas.pretrain_per_search):  # as the trainable builds them
                 search_autoencoder(config_from_dict(with_overrides(config_to_dict(prepared), t.overrides)))
                 for t in expand_trials(cfg)}
