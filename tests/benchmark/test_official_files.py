@@ -122,6 +122,21 @@ def test_the_lookup_ranks_unique_cells_and_measures_regret_to_the_best(tmp_path)
     assert "4 of the 15,625 arch strings have one" in str(err.value)
 
 
+@pytest.mark.parametrize("data_name, key, published", [("cifar10", "cifar10", 94.37),
+                                                       ("cifar100", "cifar100", 73.51),
+                                                       ("imagenet16", "ImageNet16-120", 47.31)])
+def test_each_data_set_is_scored_by_its_own_accuracies_with_regret_to_its_published_best(
+        tmp_path, data_name, key, published):
+    path = write_nats_folder(tmp_path / "NATS-tss-v1_0-3ffb9-simple", ARCHS, ENTRIES, epochs=3)
+    truth = OfficialGroundTruth.open(path, data_name, tmp_path / "cache")
+    assert truth.dataset == key and truth.published_best == pytest.approx(published / 100)
+    assert truth.best_note() == f"best {published:.2f} % (the published best)"
+    assert truth.score(ARCHS[4242]).regret == 0.0
+    score = truth.score(ARCHS[3])  # the mean over its seeds on this data set, not another's
+    assert score.test_acc == pytest.approx(mean(ENTRIES[3][key]) / 100)
+    assert score.regret == pytest.approx((published - mean(ENTRIES[3][key])) / 100)
+
+
 def test_a_file_whose_best_differs_from_the_published_one_uses_its_own(tmp_path):
     path = write_nb201_pth(tmp_path / "nb201.pth", ARCHS, {0: {"cifar100": [70.0]}, 1: {"cifar100": [72.5]}},
                            epochs=2)
