@@ -63,3 +63,15 @@ def test_naming_a_rank_metric_turns_its_kind_on(metric: str) -> None:
     again = config_from_dict({"search": {"rank_metrics": cfg.search.rank_metrics},
                               "tune": {"metric": metric, "mode": mode}})
     assert again.search.rank_metrics == cfg.search.rank_metrics  # a resolved config reads back the same
+
+
+@pytest.mark.parametrize("name", ["quickstart", "asha_nb201", "pbt_nb201", "optuna_nb201"])
+def test_the_shipped_populations_rank_by_the_default_every_epoch(name: str) -> None:
+    """The configs that rank a population without ground truth use the measured default (docs/ranking.md),
+    measured at every epoch ASHA, PBT and Optuna may read."""
+    from raynas.config import load_config
+    from raynas.config.shipped import resolve_config
+
+    cfg = load_config(resolve_config(name))
+    assert (cfg.tune.metric, cfg.tune.mode) == ("derived_params", "max")
+    assert "params" in cfg.search.rank_metrics and cfg.search.rank_metrics_every == 1
