@@ -172,6 +172,43 @@ def test_every_arch_string_resolves_in_the_shipped_table_or_trains_on_demand(tmp
         assert score.trained_now and 0.0 <= score.test_acc <= 1.0 and truth.has(missing[0])
 
 
+def test_the_shipped_table_is_a_build_order_prefix_and_a_build_resumes_from_it(tmp_path):
+    """The shipped table holds at least 2,000 unique cells with seed 0 and 200 with 3 seeds, each a prefix of
+    the build order; ``raynas bench info`` says so, and a build with the default base trains none of them
+    again (the next cell of the order is the only pair left of a build one cell longer)."""
+    import json
+
+    from raynas.benchmark.build import prepare_build
+    from raynas.benchmark.protocol import shipped_protocol
+
+    rows = read_rows([shipped_table_path()], protocol_hash(shipped_protocol())).to_pylist()
+    seeds_of: dict[int, set[int]] = {}
+    for row in rows:
+        seeds_of.setdefault(row["cell_id"], set()).add(row["seed"])
+    order = build_order()
+    seeded = [cell for cell, seeds in seeds_of.items() if 0 in seeds]
+    three = [cell for cell, seeds in seeds_of.items() if {0, 1, 2} <= seeds]
+    assert len(seeded) >= 2000 and set(seeded) == set(order[:len(seeded)])
+    assert len(three) >= 200 and set(three) == set(order[:len(three)])
+
+    info = raynas("bench", "info", "--json")
+    assert info.returncode == 0, info.stderr
+    shown = json.loads(info.stdout)
+    assert (shown["rows"], shown["unique_cells"], shown["cells_with_3_seeds"]) == (
+        len(rows), f"{len(seeds_of)} of 6466", len(three))
+
+    pairs = 3 * len(three)  # nothing to train: Ray is not even started
+    run = raynas("bench", "build", "--cells", str(len(three)), "--seeds", "0-2", "--out", str(tmp_path), "--name", "b")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"{pairs} (cell, seed) pair(s) wanted, {pairs} already in the base table(s), 0 to train" in run.stdout
+    assert pq.read_table(tmp_path / "b" / "benchmark.parquet").num_rows == len(rows)
+    if len(seeded) < len(order):
+        plan, _ = prepare_build(name="next", out=tmp_path, protocol=shipped_protocol(), seeds=[0],
+                                cells=len(seeded) + 1)
+        assert [spec["cells"] for spec in plan.trials] == [[[order[len(seeded)], unique_cells().representatives[
+            order[len(seeded)]]]]]
+
+
 def test_bad_build_and_lookup_input_is_one_line_and_exit_code_2(tmp_path):
     run = raynas("bench", "build", "--cells", "0", "--out", str(tmp_path))
     assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
