@@ -88,3 +88,38 @@ def test_a_failing_writer_changes_no_target_of_its_group(tmp_path):
         for tmp, data in zip(temps, (b"new trials", b"new epochs")):
             tmp.write_bytes(data)
     assert [t.read_bytes() for t in targets] == [b"new trials", b"new epochs"]
+
+
+def test_parts_tables_and_their_folders_are_flushed_before_and_after_the_renames(tmp_path, monkeypatch):
+    """Issue 24: a part renamed without an fsync could reach the disk torn. Every part and table is flushed
+    under its temporary name (so before its rename), and each folder of a rename is flushed after it.
+    os.fsync and os.replace are the real ones, wrapped to record the path of each call in order."""
+    from raynas.results import ResultsWriter, summarise_trial
+
+    events: list[tuple[str, Path]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def replace(source, target) -> None:
+        real_replace(source, target)
+        events.append(("rename", Path(target)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    writer = ResultsWriter(tmp_path / "exp", "exp")
+    report = make_report(1)
+    writer.write_report("t0", report)
+    writer.write_trial(summarise_trial("t0", [report], "derived_val_acc", "max", experiment="exp"))
+    tables = writer.consolidate()
+    monkeypatch.undo()
+    renamed = [(i, path) for i, (what, path) in enumerate(events) if what == "rename"]
+    targets = {path for _, path in renamed}
+    assert {*writer.part_files("epochs"), *writer.part_files("trials"), *tables.values()} <= targets
+    for at, target in renamed:
+        flushed_before = [path for what, path in events[:at] if what == "fsync"]
+        assert any(p.parent == target.parent and p.name.startswith(f".{target.name}.") for p in flushed_before), \
+            f"{target} was renamed without its temporary file flushed first"
+        assert ("fsync", target.parent) in events[at + 1:], f"{target.parent} not flushed after the rename"

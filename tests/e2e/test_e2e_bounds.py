@@ -73,6 +73,8 @@ def test_yaml_aliases_expanding_80_times_per_level(tmp_path: Path) -> None:
     ("supernet:\n  channels: 100000000\n", ("supernet.channels = 100000000", "<= 4096")),
     ("search:\n  epochs: 100000000000000000000000000000\n",
      ("search.epochs = 100000000000000000000000000000", "<= 100000")),
+    ("supernet:\n  channels: 1e8\n", ("supernet.channels = '1e8'", "must be an integer")),  # the spelling
+    ("search:\n  epochs: 1e29\n", ("search.epochs = '1e29'", "must be an integer")),
 ])
 def test_sizes_past_their_limit(tmp_path: Path, setting: str, words: tuple[str, ...]) -> None:
     config = search_config(tmp_path, "name: big\nspace: nb201\n" + setting)
@@ -89,6 +91,9 @@ def test_a_grid_of_seeds_past_the_seed_limit(tmp_path: Path) -> None:
 def test_a_genotype_concat_range_of_10_to_the_12(tmp_path: Path) -> None:
     one_line_error(raynas("arch", "show", HUGE_RANGE_GENOTYPE), "normal_concat = range(0, 1000000000000)",
                    "at most 100")
+    # the spelling: an expression is not evaluated, only literals are read
+    one_line_error(raynas("arch", "show", HUGE_RANGE_GENOTYPE.replace("1000000000000", "10**12")),
+                   "normal_concat must be a literal list, got '10 ** 12'")
     run = raynas("train", HUGE_RANGE_GENOTYPE, "--out", str(tmp_path / "out"))
     one_line_error(run, "has 1000000000000 nodes; a concat may have at most 100")
     assert nothing_in(tmp_path / "out")
