@@ -65,6 +65,62 @@ def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5, device: str = "
     return 2 * n ** 3 / best / 1e9
 
 
+def build_step(space_name: str, batch: int, size: int, threads: int, order: int = 1,
+               channels_last: bool = False, checkpoint_cells: int = 0, device: str = "cpu",
+               steps_per_epoch: int = 1, settings: dict | None = None):
+    """The supernet of ``space_name`` (``settings``: its size, default :data:`SETTINGS`) and one search step on
+    it: the architecture step (first- or second-order gradient, Adam), then the weight step with the
+    architecture frozen (SGD, gradient clipping), as :class:`raynas.search.Search` runs them.
+
+    Returns ``(model, step)``. The step's parts run under ``torch.profiler.record_function`` labels
+    (``raynas::arch_step``, ``raynas::weight_step``, ``raynas::update``) so that a profile can tell them apart;
+    outside a profiler they cost a few microseconds.
+    """
+    import torch
+    from torch.profiler import record_function
+
+    from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
+    from raynas.objectives.base import Objective, StepContext
+    from raynas.spaces import get_space
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    space = get_space(space_name)
+    model = space.build_supernet(num_classes=10, in_channels=3, **(settings or SETTINGS[space_name])).to(device)
+    model.checkpoint_cells = checkpoint_cells  # what supernet.checkpoint_cells does
+    if channels_last:  # what supernet.channels_last does in raynas.search.build_supernet
+        model = model.to(memory_format=torch.channels_last)
+    objective = Objective()
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    ctx = StepContext(epoch=0, step=0, steps_per_epoch=steps_per_epoch, epochs=1, weight_lr=0.025,
+                      device=torch.device(device))
+    gen = torch.Generator().manual_seed(0)
+    train = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
+    val = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
+    train, val = tuple(t.to(device) for t in train), tuple(t.to(device) for t in val)
+
+    def step() -> None:
+        with record_function("raynas::arch_step"):
+            a_opt.zero_grad(set_to_none=True)
+            if order == 2:
+                arch_gradient_second_order(model, objective, train, val, w_opt, ctx)
+            else:
+                arch_gradient_first_order(model, objective, val, ctx)
+            a_opt.step()
+        with record_function("raynas::weight_step"):
+            w_opt.zero_grad(set_to_none=True)
+            with model.frozen_architecture():  # as raynas.search.Search's weight step
+                objective.weight_loss(model, train, ctx).backward()
+            for p in model.arch_parameters():
+                p.grad = None
+            with record_function("raynas::update"):
+                torch.nn.utils.clip_grad_norm_(model.weight_parameters(), 5.0)
+                w_opt.step()
+
+    return model, step
+
+
 def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, threads: int, order: int,
             channels_last: bool = False, checkpoint_cells: int = 0, device: str = "cpu") -> dict:
     """Time ``steps`` search steps of ``space_name``'s supernet after ``warmup`` untimed ones.
@@ -78,41 +134,9 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
 
     from raynas import lean
     from raynas.allocator import process_allocator
-    from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
-    from raynas.objectives.base import Objective, StepContext
-    from raynas.spaces import get_space
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    space = get_space(space_name)
-    model = space.build_supernet(num_classes=10, in_channels=3, **SETTINGS[space_name]).to(device)
-    model.checkpoint_cells = checkpoint_cells  # what supernet.checkpoint_cells does
-    if channels_last:  # what supernet.channels_last does in raynas.search.build_supernet
-        model = model.to(memory_format=torch.channels_last)
-    objective = Objective()
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    ctx = StepContext(epoch=0, step=0, steps_per_epoch=steps, epochs=1, weight_lr=0.025,
-                      device=torch.device(device))
-    gen = torch.Generator().manual_seed(0)
-    train = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
-    val = (torch.randn(batch, 3, size, size, generator=gen), torch.randint(0, 10, (batch,), generator=gen))
-    train, val = tuple(t.to(device) for t in train), tuple(t.to(device) for t in val)
-
-    def step() -> None:
-        a_opt.zero_grad(set_to_none=True)
-        if order == 2:
-            arch_gradient_second_order(model, objective, train, val, w_opt, ctx)
-        else:
-            arch_gradient_first_order(model, objective, val, ctx)
-        a_opt.step()
-        w_opt.zero_grad(set_to_none=True)
-        with model.frozen_architecture():  # as raynas.search.Search's weight step
-            objective.weight_loss(model, train, ctx).backward()
-        for p in model.arch_parameters():
-            p.grad = None
-        torch.nn.utils.clip_grad_norm_(model.weight_parameters(), 5.0)
-        w_opt.step()
+    model, step = build_step(space_name, batch, size, threads, order, channels_last, checkpoint_cells, device,
+                             steps_per_epoch=steps)
 
     times = []
     for i in range(warmup + steps):
