@@ -46,8 +46,9 @@ def arch_gradient_first_order(model: "Supernet", objective: "Objective", val_bat
     the returned loss are the whole batch's.
     """
     alphas = model.arch_parameters()
-    loss = ctx.scale_loss(objective.arch_loss(model, val_batch, ctx), val_batch)
-    grads = _grads(loss, alphas)
+    with model.frozen_weights():  # only alpha's gradient is asked for: keep nothing a weight gradient needs
+        loss = ctx.scale_loss(objective.arch_loss(model, val_batch, ctx), val_batch)
+        grads = _grads(loss, alphas)
     value = _value(loss)
     ctx.reduce([*grads, value])
     _set_grads(alphas, grads)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numbers
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,7 @@ class MixedOp(nn.Module):
     the gradient of its weight is exactly zero, which autograd gives the unused entry of ``w`` anyway), so
     neither its zeros nor their product are kept for the backward pass; and the ops that begin with a ReLU
     (separable, dilated and ReLU-Conv-BN convolutions) share one ``relu(x)`` instead of each keeping its own.
+    A cell shares it further, over every edge leaving the same node (``relu_of``, :func:`run_cell_edges`).
 
     ``single_path`` is GDAS' forward (Dong & Yang, CVPR 2019), for straight-through weights whose values are
     one-hot: only the ops with a non-zero weight run, even when ``w`` requires grad, and every other op's
@@ -76,13 +77,15 @@ class MixedOp(nn.Module):
         self.cheap_output = tuple(isinstance(op, (nn.AvgPool2d, nn.MaxPool2d)) for op in ops)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: Optional[Sequence[bool]] = None,
-                single_path: bool = False) -> torch.Tensor:
+                single_path: bool = False,
+                relu_of: Optional[Callable[[], torch.Tensor]] = None) -> torch.Tensor:
         """Weighted sum of the ops on ``x`` with weights ``w`` (shape ``[ops]``); ``single_path``: GDAS'
         forward (class docstring).
 
         ``active`` (one flag per op) lets a caller that already knows which weights are non-zero spare the
         device synchronisation of looking them up; it is honoured only when skipping is allowed (always
-        with ``single_path``).
+        with ``single_path``). ``relu_of`` returns ``relu(x)`` computed once for every edge that reads
+        ``x`` (called only if an op needs it); without it the edge computes its own.
         """
         if w.shape != (len(self.ops),):
             raise SpaceError(f"edge weights must have shape ({len(self.ops)},), got {tuple(w.shape)}")
@@ -102,11 +105,11 @@ class MixedOp(nn.Module):
                 continue
             if self.relu_first[i]:
                 if relu_x is None:
-                    relu_x = F.relu(x)
+                    relu_x = F.relu(x) if relu_of is None else relu_of()
                 y = op(relu_x, relu_done=True)
             else:
                 y = op(x)
-            if self.cheap_output[i] and lean.applies(y):  # keep x, not the pooled output, for w's gradient
+            if self.cheap_output[i] and (lean.applies(y) or lean.applies(w)):  # keep x, not the pooled output
                 with lean.recompute_saved(x, op, lambda t: t is y):
                     term = w[i] * y
             else:
@@ -141,13 +144,25 @@ def run_cell_edges(edges: Sequence[tuple[int, int]], mixed: nn.ModuleList, state
 
     ``states`` holds the input nodes; ``edges`` are ``(src, dst)`` pairs in node-major order, so every
     source node is complete before an edge reads it. Returns every node's tensor, inputs included.
+
+    The edges leaving one node share its ``relu(x)``: computed, kept for the backward pass and
+    differentiated once per node instead of once per edge (the same values; the gradients differ only in
+    the order their sums are taken).
     """
     states = dict(states)
     sums: dict[int, torch.Tensor] = {}
+    relus: dict[int, torch.Tensor] = {}
+
+    def relu_of(node: int) -> torch.Tensor:
+        if node not in relus:
+            relus[node] = F.relu(states[node])
+        return relus[node]
+
     for e, (src, dst) in enumerate(edges):
         if src not in states:
             states[src] = sums.pop(src)
-        out = mixed[e](states[src], w[e], None if active is None else active[e], single_path)
+        out = mixed[e](states[src], w[e], None if active is None else active[e], single_path,
+                       relu_of=lambda node=src: relu_of(node))
         sums[dst] = out if dst not in sums else sums[dst] + out
     states.update(sums)
     return states
@@ -200,6 +215,22 @@ class Supernet(nn.Module):
             yield
         finally:
             self.architecture_frozen = previous
+
+    @contextmanager
+    def frozen_weights(self) -> Iterator[None]:
+        """Within this block the network's weights (:meth:`weight_parameters`) do not require grad: an
+        architecture step's forward then keeps no tensor that only a weight gradient needs (a convolution's
+        input, which :mod:`raynas.lean` would otherwise recompute in the backward pass) and records no graph
+        for the layers before the first architecture weight. The loss and the architecture gradient are
+        unchanged; the weights' ``.grad`` are left as they are."""
+        frozen = [p for p in self.weight_parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
 
     def use_latent(self, latent: "LatentArchitecture") -> None:
         """Make ``latent`` (E2NAS' decoded latent vectors) the architecture parameterisation: from now on
