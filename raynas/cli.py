@@ -803,14 +803,16 @@ def bench() -> None:
 @click.option("--cells-per-trial", type=int, default=16, show_default=True,
               help="Cells one Tune trial trains, one after the other (each is checkpointed).")
 @click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True,
+              help="GPUs of each trial; its cells train there (fractions share one GPU: 0.25 runs 4 trials on it).")
 @click.option("--max-failures", type=int, default=2, show_default=True,
               help="Retry a trial whose process died this many times, after its last finished cell.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all).")
 @click.option("--address", default=None, help="Join this Ray cluster (host:port or 'auto').")
 @friendly_errors
 def bench_build(cells: int | None, seeds: list[int], name: str | None, out: str, protocol_path: str | None,
-                bases: tuple[str, ...], cells_per_trial: int, cpus_per_trial: float, max_failures: int,
-                num_cpus: int | None, address: str | None) -> None:
+                bases: tuple[str, ...], cells_per_trial: int, cpus_per_trial: float, gpus_per_trial: float,
+                max_failures: int, num_cpus: int | None, address: str | None) -> None:
     """Train NB201's unique cells from scratch under the benchmark protocol, as a Ray Tune population.
 
     Each trial trains --cells-per-trial cells with one seed and checkpoints after each; pairs the base
@@ -827,8 +829,8 @@ def bench_build(cells: int | None, seeds: list[int], name: str | None, out: str,
     name = name or datetime.datetime.now().strftime("bench-%Y%m%d-%H%M%S")
     plan, directory = prepare_build(name=name, out=out, protocol=protocol, seeds=seeds, cells=cells,
                                     cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
-                                    max_failures=max_failures, base=list(bases) or None,
-                                    ray=RayConfig(address=address, num_cpus=num_cpus))
+                                    gpus_per_trial=gpus_per_trial, max_failures=max_failures,
+                                    base=list(bases) or None, ray=RayConfig(address=address, num_cpus=num_cpus))
     _finish_build(run_build(plan, directory, echo=click.echo))
 
 

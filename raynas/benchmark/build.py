@@ -33,7 +33,7 @@ from raynas.benchmark.table import (ROWS_FILE, done_pairs, read_rows, shipped_ta
                                     write_table)
 from raynas.config import RayConfig, config_to_dict
 from raynas.config_fingerprint import record_fingerprint
-from raynas.config.limits import MAX_CPUS, MAX_SEED, MAX_SEEDS, MAX_WORKERS, check_int
+from raynas.config.limits import MAX_CPUS, MAX_GPUS, MAX_SEED, MAX_SEEDS, MAX_WORKERS, check_int
 from raynas.config.yaml_input import load_yaml
 from raynas.errors import ConfigError
 from raynas.output_paths import check_folder_name, check_output_parent
@@ -66,6 +66,7 @@ class BuildPlan:
     cells: Optional[int] = None
     cells_per_trial: int = 16
     cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
     max_failures: int = 2
     order_seed: int = 0
     base: tuple[str, ...] = ()
@@ -104,7 +105,8 @@ class BuildPlan:
         """The plan as plain data (``benchmark.yaml``)."""
         return {"name": self.name, "protocol": dict(self.protocol), "protocol_hash": self.protocol_hash,
                 "seeds": list(self.seeds), "cells": self.cells, "cells_per_trial": self.cells_per_trial,
-                "cpus_per_trial": self.cpus_per_trial, "max_failures": self.max_failures,
+                "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
+                "max_failures": self.max_failures,
                 "order_seed": self.order_seed, "base": list(self.base), "trials": [dict(t) for t in self.trials],
                 "ray": config_to_dict(self.ray)}
 
@@ -118,6 +120,7 @@ class BuildPlan:
                        seeds=tuple(int(s) for s in data["seeds"]),
                        cells=None if data["cells"] is None else int(data["cells"]),
                        cells_per_trial=int(data["cells_per_trial"]), cpus_per_trial=float(data["cpus_per_trial"]),
+                       gpus_per_trial=float(data.get("gpus_per_trial", 0.0)),  # plans written before it: none
                        max_failures=int(data["max_failures"]), order_seed=int(data["order_seed"]),
                        base=tuple(str(b) for b in data["base"]), trials=tuple(dict(t) for t in data["trials"]),
                        ray=config_from_dict(data.get("ray") or {}, RayConfig))
@@ -126,7 +129,7 @@ class BuildPlan:
 
 
 def check_build_args(*, seeds: Sequence[int], cells: Optional[int], cells_per_trial: int, cpus_per_trial: float,
-                     max_failures: int) -> None:
+                     max_failures: int, gpus_per_trial: float = 0.0) -> None:
     """One-line ConfigErrors for build arguments out of range."""
     from raynas.benchmark.cells import unique_cells
 
@@ -143,6 +146,9 @@ def check_build_args(*, seeds: Sequence[int], cells: Optional[int], cells_per_tr
     if not 0 < cpus_per_trial <= MAX_CPUS:
         raise ConfigError(f"--cpus-per-trial: {cpus_per_trial} is out of range; allowed: more than 0 and at most "
                           f"{MAX_CPUS}")
+    if not 0 <= gpus_per_trial <= MAX_GPUS:  # also refuses NaN
+        raise ConfigError(f"--gpus-per-trial: {gpus_per_trial} is out of range; allowed: 0 to {MAX_GPUS} "
+                          "(fractions share a GPU: 0.25 runs 4 trials on one)")
     if not 0 <= max_failures <= MAX_WORKERS:
         raise ConfigError(f"--max-failures: {max_failures} is out of range; allowed: 0 to {MAX_WORKERS}")
 
@@ -193,11 +199,11 @@ class BuildOutcome:
 def prepare_build(*, name: str, out: str | os.PathLike, protocol: Mapping[str, Any], seeds: Sequence[int],
                   cells: Optional[int], cells_per_trial: int = 16, cpus_per_trial: float = 1.0,
                   max_failures: int = 2, base: Sequence[str | os.PathLike] | None = None,
-                  ray: RayConfig | None = None) -> tuple[BuildPlan, Path]:
+                  ray: RayConfig | None = None, gpus_per_trial: float = 0.0) -> tuple[BuildPlan, Path]:
     """A checked plan and its (not yet existing) folder; trials fixed against what ``base`` holds (default:
     the shipped table)."""
     check_build_args(seeds=seeds, cells=cells, cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
-                     max_failures=max_failures)
+                     max_failures=max_failures, gpus_per_trial=gpus_per_trial)
     check_int("--num-cpus", (ray or RayConfig()).num_cpus, 1, MAX_CPUS)
     check_folder_name("--name", name)  # the build folder stays inside --out
     directory = Path(out) / name
@@ -211,9 +217,16 @@ def prepare_build(*, name: str, out: str | os.PathLike, protocol: Mapping[str, A
     base_paths = tuple(str(Path(b).resolve()) for b in (base if base is not None else [shipped_table_path()]))
     plan = BuildPlan(name=name, protocol=check_protocol(protocol), seeds=tuple(dict.fromkeys(int(s) for s in seeds)),
                      cells=cells, cells_per_trial=cells_per_trial, cpus_per_trial=cpus_per_trial,
-                     max_failures=max_failures, base=base_paths, ray=ray or RayConfig())
+                     gpus_per_trial=gpus_per_trial, max_failures=max_failures, base=base_paths,
+                     ray=ray or RayConfig())
     done = done_pairs(read_rows(plan.base, plan.protocol_hash))
     return replace(plan, trials=tuple(plan.trial_specs(done))), directory
+
+
+def trial_resources(plan: BuildPlan) -> dict[str, float]:
+    """What each trial of ``plan`` asks Ray Tune for. A trial given a GPU trains its cells there (the
+    protocol's ``device``, ``auto`` unless it says otherwise: an execution setting, outside the protocol hash)."""
+    return {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
 
 
 def _trainable(plan: BuildPlan) -> Any:
@@ -223,7 +236,7 @@ def _trainable(plan: BuildPlan) -> Any:
 
     threads = max(1, int(plan.cpus_per_trial))
     return tune.with_resources(tune.with_parameters(benchmark_trainable, protocol=plan.protocol, threads=threads),
-                               {"cpu": plan.cpus_per_trial})
+                               trial_resources(plan))
 
 
 def _callbacks(plan: BuildPlan, directory: Path, done_before: int) -> list[Any]:

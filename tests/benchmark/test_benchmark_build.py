@@ -214,5 +214,27 @@ def test_bad_build_and_lookup_input_is_one_line_and_exit_code_2(tmp_path):
     assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
     assert "--cells: 0 is out of range; allowed: 1 to 6466" in run.stderr
     assert not any(tmp_path.iterdir())  # nothing written
+    run = raynas("bench", "build", "--cells", "2", "--gpus-per-trial", "-0.25", "--out", str(tmp_path))
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
+    assert "--gpus-per-trial: -0.25 is out of range; allowed: 0 to 1024" in run.stderr
+    assert not any(tmp_path.iterdir())
     run = raynas("bench", "lookup", "|bogus~0|", "--no-train", "--cache", str(tmp_path / "c"))
     assert run.returncode == 2 and run.stderr.strip().count("\n") == 0 and "|bogus~0|" in run.stderr
+
+
+def test_a_builds_gpu_fraction_is_what_its_trials_ask_for_and_a_resume_keeps_it(tmp_path):
+    """``--gpus-per-trial`` reaches each trial's resource request and benchmark.yaml (which a resume reads);
+    a plan written before the option existed reads as CPU-only. A trial with a GPU trains there because the
+    protocol's device is ``auto`` (no GPU here: the CPU path is the tests' above)."""
+    from raynas.benchmark.build import BuildPlan, prepare_build, read_plan, trial_resources, write_plan
+    from raynas.benchmark.protocol import shipped_protocol
+
+    plan, directory = prepare_build(name="g", out=tmp_path, protocol=shipped_protocol(), seeds=[0], cells=2,
+                                    cpus_per_trial=2, gpus_per_trial=0.25, base=[])
+    assert trial_resources(plan) == {"cpu": 2.0, "gpu": 0.25}
+    directory.mkdir()
+    write_plan(plan, directory)
+    assert trial_resources(read_plan(directory)) == {"cpu": 2.0, "gpu": 0.25}
+    older = {key: value for key, value in plan.to_dict().items() if key != "gpus_per_trial"}
+    assert trial_resources(BuildPlan.from_dict(older)) == {"cpu": 2.0, "gpu": 0.0}
+    assert "device" not in shipped_protocol()  # auto: the trial's GPU when it has one
