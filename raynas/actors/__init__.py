@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from raynas.actors.shard import ShardActor
+from raynas.actors.shard import BACKENDS, ShardActor
 from raynas.actors.teacher import TeacherActor, TeacherGroup
 from raynas.config import ExperimentConfig
 from raynas.errors import RaynasError
@@ -61,10 +61,16 @@ class ShardGroup:
     Reports and checkpoints come from rank 0 (every shard holds the same weights and architecture); a
     checkpoint also holds each shard's RNG states under ``shard_rngs`` and the group's ``owner``. ``close``
     (or leaving a ``with`` block) kills the actors. ``start_timeout_s`` bounds the wait for the actors to
-    start and join.
+    start and join. ``backend``: the process group's, ``nccl`` on GPUs and ``gloo`` on CPUs when None (what a
+    search uses); ``gloo`` on GPUs lets shards share one GPU, which NCCL refuses (``tools/bench_shards.py``
+    measures that way on a machine with fewer GPUs than shards).
     """
 
-    def __init__(self, cfg: ExperimentConfig, *, start_timeout_s: float = 600.0) -> None:
+    def __init__(self, cfg: ExperimentConfig, *, start_timeout_s: float = 600.0,
+                 backend: Optional[str] = None) -> None:
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r}: not one of {', '.join(BACKENDS)} (None: nccl on GPUs, gloo "
+                             "on CPUs)")
         import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -88,8 +94,8 @@ class ShardGroup:
                         group, placement_group_bundle_index=rank + 1)
                 self._actors.append(remote_cls.options(**options).remote(cfg, rank, self.world_size))
             host, port = _gather([self._actors[0].open_store.remote(start_timeout_s)], start_timeout_s)[0]
-            self.devices: list[str] = _gather([a.join.remote(host, port, start_timeout_s) for a in self._actors],
-                                              start_timeout_s)
+            self.devices: list[str] = _gather([a.join.remote(host, port, start_timeout_s, backend)
+                                               for a in self._actors], start_timeout_s)
         except BaseException:
             self.close()
             raise

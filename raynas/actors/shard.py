@@ -21,6 +21,8 @@ from typing import Any, Optional
 from raynas.config import ExperimentConfig
 
 _SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
+#: torch.distributed backends a shard group can use (default: nccl on a GPU, gloo on the CPU)
+BACKENDS = ("gloo", "nccl")
 
 
 def interface_of(address: str) -> Optional[str]:
@@ -71,8 +73,11 @@ class ShardActor:
                                     master_listen_fd=listener.detach())
         return host, port
 
-    def join(self, host: str, port: int, timeout_s: float) -> str:
-        """Join the process group at ``host:port`` and build this shard's search; return its device."""
+    def join(self, host: str, port: int, timeout_s: float, backend: Optional[str] = None) -> str:
+        """Join the process group at ``host:port`` and build this shard's search; return its device.
+
+        ``backend``: ``nccl`` on a GPU and ``gloo`` on the CPU unless given (gloo also takes GPU tensors, so
+        shards can share one GPU over it, which NCCL refuses)."""
         import ray
         import torch
         import torch.distributed as dist
@@ -80,7 +85,7 @@ class ShardActor:
         from raynas.search import Search, pick_device
 
         device = pick_device(self.cfg.search.device)
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        backend = backend or ("nccl" if device.type == "cuda" else "gloo")
         if backend == "gloo" and "GLOO_SOCKET_IFNAME" not in os.environ:
             # gloo otherwise binds to whatever the host name resolves to, which need not be reachable
             # from the other nodes (or, on a loopback-only Ray, may not be loopback)

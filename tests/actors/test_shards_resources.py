@@ -38,3 +38,11 @@ def test_unshardable_gpu_settings_are_config_errors(values, fix):
     with pytest.raises(ConfigError) as info:
         config_from_dict({"resources": values})
     assert fix in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_shard_group_refuses_an_unknown_backend_before_starting_anything():
+    # gloo and nccl only (None: the search's default, nccl on GPUs and gloo on CPUs); nothing is started first
+    from raynas.actors import ShardGroup
+
+    with pytest.raises(ValueError, match=r"^backend 'mpi': not one of gloo, nccl"):
+        ShardGroup(config_from_dict({"resources": {"shards": 2}}), backend="mpi")
