@@ -18,8 +18,8 @@ allocator the subprocess really ran on.
                                    [--json]
 
 With ``--device cuda`` the step runs on the first CUDA device: times are taken after
-``torch.cuda.synchronize()``, the JSON adds ``peak_gpu_mb`` (``torch.cuda.max_memory_allocated``) and the
-device's name, and the ceiling is the device's float32 matrix-multiply rate.
+``torch.cuda.synchronize()``, the JSON adds ``peak_gpu_mb`` (``torch.cuda.max_memory_allocated`` right after
+the timed steps) and the device's name, and the ceiling is the device's float32 matrix-multiply rate.
 """
 
 from __future__ import annotations
@@ -148,13 +148,14 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the step's own peak, before the FLOP count (no checkpointing) and the matrix products below add theirs
+    gpu = {"peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1),
+           "device_name": torch.cuda.get_device_name()} if device == "cuda" else {}
     model.checkpoint_cells = 0  # count the step's own work, not the recomputation
     with lean.disabled(), FlopCounterMode(display=False) as counter:
         step()
     gflop = counter.get_total_flops() / 1e9
     ceiling = matmul_gflops(threads, device=device)
-    gpu = {"peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1),
-           "device_name": torch.cuda.get_device_name()} if device == "cuda" else {}
     return {"device": device, **gpu, "median_step_s": round(median, 4), "imgs_per_s": round(batch / median, 2),
             "peak_rss_mb": round(rss_mb, 1), "step_gflop": round(gflop, 2),
             "achieved_gflops": round(gflop / median, 2), "matmul_gflops": round(ceiling, 1),
