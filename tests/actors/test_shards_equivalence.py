@@ -13,7 +13,10 @@ mean, a missing shard's batch) is off by far more than these bounds. Beyond
 these horizons float32 itself is chaotic here: one process in float32 and in float64 drift apart by 5e-3 in
 the third second-order epoch (the finite-difference Hessian term amplifies rounding), and a one-sample batch
 of 8x8 images (BatchNorm over a 2x2 map of one image) by 1e-5 in the second epoch, so the empty-slice case
-runs on 16x16 images.
+runs on 16x16 images. Even there one process alone drifts in the second epoch: the same search with the
+gradients of a node's shared ReLU summed in another order (issue 28, one ReLU per node instead of per edge)
+ends epoch 1 within 9e-7 of the earlier order, epoch 2 at 1.5e-2 and epoch 3 at 1e-1 (relative, first-order
+alphas, 1 thread), so the empty-slice case compares one epoch, which holds the empty slice's step.
 """
 
 from __future__ import annotations
@@ -150,13 +153,15 @@ def test_second_order_matches_one_process(ray_local):
 
 @pytest.mark.slow  # an edge case of the equivalence the default tier checks
 def test_an_empty_slice_contributes_nothing(ray_local):
-    # 65 samples: the last batch has one, so shard 1's slice of it is empty
-    cfg = tiny(order=1, limit=130, epochs=2, image_size=16)
+    # 65 samples: the last batch has one, so shard 1's slice of it is empty (its third step of every epoch).
+    # One epoch: past it this case is chaotic in float32 (module docstring), so a second epoch would test
+    # rounding, not the empty slice.
+    cfg = tiny(order=1, limit=130, epochs=1, image_size=16)
     single = Search(cfg)
     assert len(single.data.train) % BATCH == 1
-    single_reports = [single.run_epoch() for _ in range(2)]
+    single_reports = [single.run_epoch()]
     with ShardGroup(cfg) as group:
-        sharded_reports = [group.run_epoch() for _ in range(2)]
+        sharded_reports = [group.run_epoch()]
         state = group.get_state()
     for a, b in zip(sharded_reports, single_reports):
         assert_same_epoch(a, b)
