@@ -163,6 +163,18 @@ def cuda_problem() -> str | None:
     return None if torch.cuda.is_available() else "torch sees no CUDA device here"
 
 
+def checkout_roots(parser: argparse.ArgumentParser, darts: str | None, nb201: str | None) -> dict[str, str]:
+    """The reference checkouts given (``--darts``, ``--nb201``), keyed by space; a one-line error (exit code 2)
+    when none is given or one is not a folder."""
+    roots = {space: root for space, root in (("darts", darts), ("nb201", nb201)) if root}
+    if not roots:
+        parser.exit(2, "error: give --darts PATH and/or --nb201 PATH (reference checkouts; see --help)\n")
+    for space, root in roots.items():
+        if not Path(root).is_dir():
+            parser.exit(2, f"error: --{space} {root!r}: not a folder\n")
+    return roots
+
+
 def main() -> None:
     """Parse the arguments, measure each space on both sides and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -190,12 +202,7 @@ def main() -> None:
         print(json.dumps(measure_reference(args.worker[0], args.worker[1], args.steps, args.warmup, args.threads,
                                            args.batch, args.device)))
         return
-    roots = {space: root for space, root in (("darts", args.darts), ("nb201", args.nb201)) if root}
-    if not roots:
-        parser.error("give --darts PATH and/or --nb201 PATH (reference checkouts; see --help)")
-    for space, root in roots.items():
-        if not Path(root).is_dir():
-            parser.error(f"--{space} {root!r}: not a folder")
+    roots = checkout_roots(parser, args.darts, args.nb201)
     if args.device == "cuda" and cuda_problem():
         parser.error(f"--device cuda: {cuda_problem()}")
     figures: dict[str, dict] = {}

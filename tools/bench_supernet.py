@@ -164,6 +164,21 @@ def measure(space_name: str, steps: int, warmup: int, batch: int, size: int, thr
             "allocator": process_allocator(), **SETTINGS[space_name]}
 
 
+def run_space_workers(script: str, spaces: list[str], worker_args: list[str], env: dict[str, str],
+                      progress: str | None) -> dict[str, dict]:
+    """Run ``script --worker SPACE *worker_args`` for each space, each in its own process (so its peak RSS is
+    its own), and return each worker's last output line parsed as JSON, keyed by space. ``progress``: a
+    line for stderr before each space (``{space}`` filled in), or None for none."""
+    figures = {}
+    for space in spaces:
+        if progress:
+            print(progress.format(space=space), file=sys.stderr, flush=True)
+        cmd = [sys.executable, os.path.abspath(script), "--worker", space, *worker_args]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+        figures[space] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spaces", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
@@ -185,19 +200,12 @@ def main() -> None:
         print(json.dumps(measure(args.worker, args.steps, args.warmup, args.batch, args.size, args.threads,
                                  args.order, args.channels_last, args.checkpoint_cells, args.device)))
         return
-    figures = {}
-    env = {**os.environ, **worker_env(args.allocator)}
-    for space in args.spaces:
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", space, "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size),
-               "--threads", str(args.threads), "--order", str(args.order),
-               "--checkpoint-cells", str(args.checkpoint_cells), "--device", args.device]
-        if args.channels_last:
-            cmd.append("--channels-last")
-        if not args.json:
-            print(f"{space}: {args.steps} timed steps ...", file=sys.stderr, flush=True)
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-        figures[space] = json.loads(out.strip().splitlines()[-1])
+    worker_args = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
+                   "--size", str(args.size), "--threads", str(args.threads), "--order", str(args.order),
+                   "--checkpoint-cells", str(args.checkpoint_cells), "--device", args.device,
+                   *(["--channels-last"] if args.channels_last else [])]
+    figures = run_space_workers(__file__, args.spaces, worker_args, {**os.environ, **worker_env(args.allocator)},
+                                None if args.json else f"{{space}}: {args.steps} timed steps ...")
     if args.json:
         print(json.dumps(figures))
         return

@@ -90,12 +90,10 @@ def main() -> None:
     if args.list:
         print(json.dumps(list_imports(*args.list)))
         return
-    roots = {space: root for space, root in (("darts", args.darts), ("nb201", args.nb201)) if root}
-    if not roots:
-        parser.error("give --darts PATH and/or --nb201 PATH (reference checkouts; see --help)")
-    for space, root in roots.items():
-        if not Path(root).is_dir():
-            parser.exit(2, f"error: --{space} {root!r}: not a folder\n")
+    sys.path.insert(0, str(HERE))
+    from bench_reference import checkout_roots
+
+    roots = checkout_roots(parser, args.darts, args.nb201)
     dest = Path(args.dest)
     if dest.exists() and not dest.is_dir():
         parser.exit(2, f"error: --dest {args.dest!r}: not a folder\n")

@@ -49,7 +49,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -58,7 +57,7 @@ from math import prod
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_supernet import SETTINGS, build_step, matmul_gflops  # noqa: E402
+from bench_supernet import SETTINGS, build_step, matmul_gflops, run_space_workers  # noqa: E402
 
 from raynas.allocator import ALLOCATORS, worker_env  # noqa: E402
 
@@ -499,18 +498,12 @@ def main() -> None:
         print(json.dumps(measure(args.worker, args.steps, args.warmup, args.batch, args.size, args.threads,
                                  args.channels_last, args.stream_mib)))
         return
-    figures = {}
-    env = {**os.environ, **worker_env(args.allocator)}
-    for space in args.spaces:  # each space in its own process, on the allocator raynas gives Ray's workers
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", space, "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size),
-               "--threads", str(args.threads), "--stream-mib", str(args.stream_mib)]
-        if args.channels_last:
-            cmd.append("--channels-last")
-        if not args.json:
-            print(f"{space}: profiling {args.steps} steps ...", file=sys.stderr, flush=True)
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-        figures[space] = json.loads(out.strip().splitlines()[-1])
+    worker_args = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
+                   "--size", str(args.size), "--threads", str(args.threads), "--stream-mib", str(args.stream_mib),
+                   *(["--channels-last"] if args.channels_last else [])]
+    # each space in its own process, on the allocator raynas gives Ray's workers
+    figures = run_space_workers(__file__, args.spaces, worker_args, {**os.environ, **worker_env(args.allocator)},
+                                None if args.json else f"{{space}}: profiling {args.steps} steps ...")
     if args.json:
         print(json.dumps(figures))
         return
