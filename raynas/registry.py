@@ -28,6 +28,7 @@ class Registry(Generic[T]):
         self.error = error
         self._entries: dict[str, T] = {}
         self._loaders: dict[str, Callable[[], T]] = {}
+        self._order: list[str] = []  # names in registration order (a lazy entry keeps its place when loaded)
 
     def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
         """Register ``obj`` under ``name``; without ``obj``, return a decorator that registers its argument."""
@@ -43,6 +44,17 @@ class Registry(Generic[T]):
         """Register ``name`` to be resolved by calling ``loader()`` the first time it is asked for."""
         self._check_new(name)
         self._loaders[name] = loader
+        self._order.append(name)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (loaded or not); an unknown name raises with the valid ones. For plug-ins and
+        tests that register an entry for a while: ``register`` then ``unregister`` leaves the registry as
+        it was."""
+        if name not in self:
+            raise self.error(self.unknown_message(name))
+        self._entries.pop(name, None)
+        self._loaders.pop(name, None)
+        self._order.remove(name)
 
     def get(self, name: str) -> T:
         """Return the object registered as ``name``; an unknown name raises with the closest valid names."""
@@ -65,6 +77,11 @@ class Registry(Generic[T]):
         """All registered names, sorted."""
         return sorted({*self._entries, *self._loaders})
 
+    def in_order(self) -> list[str]:
+        """All registered names in the order they were registered (where the first that fits wins, such as
+        the search space a genotype text belongs to)."""
+        return list(self._order)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries or name in self._loaders
 
@@ -78,3 +95,4 @@ class Registry(Generic[T]):
     def _add(self, name: str, obj: T) -> None:
         self._check_new(name)
         self._entries[name] = obj
+        self._order.append(name)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 from raynas.errors import ResultsError
 
 if TYPE_CHECKING:  # annotations only: importing the handles stays cheap
-    from raynas.config import ExperimentConfig
+    from raynas.config.schema import ExperimentConfig
     from raynas.evaluation import EvaluationOutcome, EvaluationPlan
     from raynas.experiment import ExperimentOutcome
     from raynas.spaces.genotype import Genotype
@@ -88,7 +88,7 @@ class Experiment:
                scope: Optional[str] = None) -> list[Trial]:
         """Every trial, best first by ``metric`` at ``scope`` (as :meth:`leaderboard`)."""
         from raynas.results import leaderboard, ranking_of
-        from raynas.spaces.genotype import parse_genotype
+        from raynas.spaces import parse_genotype
 
         table = leaderboard(self.directory, metric, mode, scope=scope)
         ranking = ranking_of(table)
@@ -111,7 +111,7 @@ class Experiment:
         """The distinct final genotypes with connected cells, best trial first (``top``: at most that many), as
         ``raynas train`` picks them from this folder; :class:`ConfigError` when no trial derived one."""
         from raynas.evaluation.plan import genotypes_from_experiment
-        from raynas.spaces.genotype import parse_genotype
+        from raynas.spaces import parse_genotype
 
         return [parse_genotype(arch.genotype) for arch in genotypes_from_experiment(self.directory, (), top)]
 

@@ -79,9 +79,9 @@ def _source_text(source: Source) -> str:
         return str(source.genotype)
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
-    from raynas.spaces.genotype import DartsGenotype, NB201Genotype
+    from raynas.spaces import is_genotype
 
-    if isinstance(source, (DartsGenotype, NB201Genotype)):
+    if is_genotype(source):
         return str(source)
     raise ConfigError(f"sources: a {type(source).__name__} is not a genotype, a genotype file, a search folder, "
                       "an Experiment or a Trial")

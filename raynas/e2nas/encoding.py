@@ -6,7 +6,7 @@ An architecture of a space is its ``choices`` (``{cell_type: {edge_index: op_nam
 every edge of ``space.edges(cell)``, the column of its op in ``space.edge_ops(cell, edge)`` (the supernet's
 architecture-weight column order), or :data:`DROPPED` (-1) for an edge the cell does not keep.
 
-Two kinds of cell topology are supported (:class:`CellLayout`):
+A space's ``inputs_per_node`` tells the two kinds of cell topology apart (:class:`CellLayout`):
 
 - NB201: every edge is kept and carries any of its 5 ops, ``none`` included: every assignment is a cell.
 - DARTS-like spaces (``darts``, ``darts-nonone``, ``s1``-``s4``): every intermediate node keeps exactly 2
@@ -30,8 +30,6 @@ import torch
 from raynas.errors import GenotypeError, SpaceError
 from raynas.spaces import Choices, SearchSpace, get_space
 from raynas.spaces.base import edge_number
-from raynas.spaces.darts import DartsLikeSpace
-from raynas.spaces.nb201 import NB201Space
 
 #: the column index that marks an edge a DARTS-like cell does not keep
 DROPPED = -1
@@ -86,20 +84,11 @@ def resolve_space(space: SpaceLike) -> SearchSpace:
     return get_space(space) if isinstance(space, str) else space
 
 
-def _inputs_per_node(space: SearchSpace) -> Optional[int]:
-    if isinstance(space, NB201Space):
-        return None
-    if isinstance(space, DartsLikeSpace):
-        return 2
-    raise SpaceError(f"space {space.name!r} has no E2NAS cell encoding; supported: NB201 and DARTS-like spaces "
-                     f"(nb201, darts, darts-nonone, s1, s2, s3, s4)")
-
-
 def cell_layout(space: SpaceLike, cell: str) -> CellLayout:
     """The :class:`CellLayout` of cell type ``cell`` of ``space``."""
     space = resolve_space(space)
     space.check_cell(cell)
-    inputs = _inputs_per_node(space)
+    inputs = space.inputs_per_node
     edges = tuple(space.edges(cell))
     ops = tuple(space.edge_ops(cell, e) for e in range(len(edges)))
     allowed = tuple(tuple(op in space.derived_ops(cell, e) for op in ops[e]) for e in range(len(edges)))

@@ -6,6 +6,10 @@ the line would pass a node or run along an edge already drawn, an arc (matplotli
 side that keeps it clear. Op names sit on their edges in white boxes; each box slides along its edge to the
 place where it overlaps no other box, node or arrowhead and covers the fewest other lines. Edge colours are
 those of :func:`raynas.plots.style.op_color`, explained by a legend. No graphviz is needed.
+
+What the picture shows of a cell (its nodes, kept edges and node names) the space says
+(:meth:`raynas.spaces.base.SearchSpace.cell_graph`); a cell with one input (NB201) is drawn with room for a
+label on each short edge and "input"/"output" captions, a cell with several (DARTS) more compactly.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from matplotlib.patches import Circle, FancyArrowPatch
 from matplotlib.transforms import Bbox
 
 from raynas.errors import GenotypeError
-from raynas.plots.style import CONCAT_COLOR, DARTS_OUTPUT_NAME, NODE_COLORS, new_figure, node_name, op_color
-from raynas.spaces import Genotype, NB201Genotype, SearchSpace, get_space, parse_genotype
+from raynas.plots.style import CONCAT_COLOR, NODE_COLORS, new_figure, op_color
+from raynas.spaces import CellGraph, Genotype, SearchSpace, get_space, guess_space, parse_genotype
 
 NB201_CELL_SIZE = (10.0, 4.2)
 """Size in inches of an NB201 cell diagram."""
@@ -31,7 +35,7 @@ DARTS_CELL_SIZE = (11.0, 6.2)
 """Size in inches of a DARTS-like (normal or reduce) cell diagram."""
 
 _DX, _DY = 2.4, 1.35  # data units between layers and between the nodes of a layer
-_NB201_DX = 3.0  # NB201 has one node per layer: room for a label on each short edge
+_NB201_DX = 3.0  # a one-input cell (NB201) has one node per layer: room for a label on each short edge
 _RADIUS = 0.3  # node radius in data units
 _CLEARANCE = _RADIUS + 0.15  # how far an edge must stay from other nodes' centres
 _RADS = (0.0, 0.25, -0.25, 0.4, -0.4, 0.55, -0.55, 0.7, -0.7)
@@ -54,29 +58,21 @@ class _Edge:
         return "none" if self.op == "none" else "op"
 
 
-def cell_edges(genotype: Genotype, cell: str) -> list[tuple[int, int, str]]:
-    """The ``(src, dst, op)`` of every edge of ``cell`` in ``genotype``; DARTS intermediate nodes are
-    numbered from 2 (0 and 1 are the inputs), as in :meth:`SearchSpace.edges`."""
+def _cell_graph(genotype: Genotype, cell: str, space: Optional[SearchSpace] = None) -> CellGraph:
+    """Cell ``cell`` of ``genotype`` as its space draws it: ``space`` if the genotype is of its kind, else the
+    registered space the genotype belongs to."""
     if cell not in type(genotype).CELLS:
         raise GenotypeError(f"a {type(genotype).__name__} has no cell {cell!r}; valid: "
                             f"{', '.join(type(genotype).CELLS)}")
-    if isinstance(genotype, NB201Genotype):
-        return [(src, dst, op) for op, src, dst in genotype.edges()]
-    return [(src, 2 + position // 2, op) for position, (op, src) in enumerate(genotype.cell(cell))]
+    if space is None or not isinstance(genotype, space.genotype_type):
+        space = get_space(guess_space(genotype))
+    return space.cell_graph(genotype, cell)
 
 
-def _graph(genotype: Genotype, cell: str) -> tuple[dict[int, str], list[_Edge]]:
-    """Node -> kind ("input", "inner", "output") and the edges of the picture (DARTS: plus concat edges)."""
-    edges = [_Edge(src, dst, op) for src, dst, op in cell_edges(genotype, cell)]
-    if isinstance(genotype, NB201Genotype):
-        last = len(genotype.nodes)
-        nodes = {node: "input" if node == 0 else "output" if node == last else "inner" for node in range(last + 1)}
-        return nodes, edges
-    inner = range(2, 2 + math.ceil(len(edges) / 2))
-    output = inner.stop
-    nodes = {0: "input", 1: "input", **{node: "inner" for node in inner}, output: "output"}
-    edges += [_Edge(node, output, None) for node in genotype.concat(cell)]
-    return nodes, edges
+def cell_edges(genotype: Genotype, cell: str) -> list[tuple[int, int, str]]:
+    """The ``(src, dst, op)`` of every edge of ``cell`` in ``genotype``; DARTS intermediate nodes are
+    numbered from 2 (0 and 1 are the inputs), as in :meth:`SearchSpace.edges`."""
+    return _cell_graph(genotype, cell).op_edges()
 
 
 def _layout(nodes: dict[int, str], edges: list[_Edge], dx: float) -> dict[int, tuple[float, float]]:
@@ -187,44 +183,47 @@ def draw_cell(genotype: Union[Genotype, str], space: Union[SearchSpace, str], ce
 
     NB201: nodes 0 (input) to 3 (output), every edge labelled with its op; ``none`` edges are dashed grey.
     DARTS-like: inputs ``c_{k-2}``, ``c_{k-1}``, intermediate nodes 0..3 with their kept edges labelled,
-    and thin grey edges into the output ``c_{k}`` from the concatenated nodes. The figure measures
-    :data:`NB201_CELL_SIZE` or :data:`DARTS_CELL_SIZE` inches.
+    and thin grey edges into the output ``c_{k}`` from the concatenated nodes. The nodes, edges and names
+    are the space's :meth:`~raynas.spaces.base.SearchSpace.cell_graph`. The figure measures
+    :data:`NB201_CELL_SIZE` (a cell with one input) or :data:`DARTS_CELL_SIZE` inches.
     """
     genotype, space = _resolve(genotype, space, cell)
-    nb201 = isinstance(genotype, NB201Genotype)
-    nodes, edges = _graph(genotype, cell)
-    pos = _layout(nodes, edges, _NB201_DX if nb201 else _DX)
+    graph = _cell_graph(genotype, cell, space)
+    nodes = dict(graph.nodes)
+    edges = [_Edge(src, dst, op) for src, dst, op in graph.edges]
+    one_input = sum(kind == "input" for kind in nodes.values()) == 1
+    pos = _layout(nodes, edges, _NB201_DX if one_input else _DX)
     _route(pos, edges)
 
-    width, height = NB201_CELL_SIZE if nb201 else DARTS_CELL_SIZE
+    width, height = NB201_CELL_SIZE if one_input else DARTS_CELL_SIZE
     fig = new_figure(width, height)
     used = {e.op for e in edges if e.op is not None and e.op != "none"}
     handles = [Line2D([], [], color=op_color(op), lw=2.5, label=op) for op in _legend_ops(space, cell, used)]
     if any(e.kind == "none" for e in edges):
         handles.append(Line2D([], [], color=op_color("none"), lw=1.5, ls="--", label="none (no connection)"))
     if any(e.kind == "concat" for e in edges):
-        handles.append(Line2D([], [], color=CONCAT_COLOR, lw=1.2, label=f"concat into {DARTS_OUTPUT_NAME}"))
+        output = next(node for node, kind in nodes.items() if kind == "output")
+        handles.append(Line2D([], [], color=CONCAT_COLOR, lw=1.2, label=f"concat into {graph.names[output]}"))
     ncol = min(len(handles), 5)
     rows = math.ceil(len(handles) / ncol) if handles else 0
     bottom = (0.12 + 0.27 * rows) / height
     top = 1 - 0.45 / height
     ax = fig.add_axes((0.01, bottom, 0.98, top - bottom))
     ax.set_axis_off()
-    fig.suptitle(title or (f"{space.name} cell" if nb201 else f"{space.name} {cell} cell"), fontsize=12,
+    fig.suptitle(title or (f"{space.name} cell" if cell == "cell" else f"{space.name} {cell} cell"), fontsize=12,
                  y=1 - 0.1 / height, va="top")
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=_FONT,
                    bbox_to_anchor=(0.5, 0.06 / height), handlelength=2.2, columnspacing=1.6)
 
-    _set_limits(ax, fig, pos, edges, captions=nb201)
+    _set_limits(ax, fig, pos, edges, captions=one_input)
     circles = {}
     for node, kind in nodes.items():
         circle = Circle(pos[node], _RADIUS, facecolor=NODE_COLORS[kind], edgecolor="#333333", lw=1.2, zorder=3)
         ax.add_patch(circle)
         circles[node] = circle
-        name = DARTS_OUTPUT_NAME if (kind == "output" and not nb201) else node_name(cell, node)
-        ax.text(*pos[node], name, ha="center", va="center", fontsize=11, zorder=4)
-    if nb201:
+        ax.text(*pos[node], graph.names[node], ha="center", va="center", fontsize=11, zorder=4)
+    if one_input:
         first, last = min(nodes), max(nodes)
         ax.text(pos[first][0] - _RADIUS - 0.12, pos[first][1], "input", ha="right", va="center", fontsize=_FONT,
                 color="#444444")

@@ -17,13 +17,14 @@ from raynas.plots.ground_truth import has_ground_truth, plot_ground_truth
 from raynas.plots.population import population_figures, trial_overrides, varying_keys
 from raynas.plots.style import FORMATS, check_formats, safe_file_part, save_figure
 from raynas.results import load_table
-from raynas.spaces import Genotype, NB201Genotype, SearchSpace, get_space, parse_genotype
+from raynas.spaces import Genotype, SearchSpace, get_space, guess_space, parse_genotype
 
 _LABEL_CHARS = 40
 
 
 def space_of(row: Mapping[str, Any], genotype: Optional[Genotype]) -> SearchSpace:
-    """The trial's search space: its ``space`` column, its config's, else the kind of its genotype."""
+    """The trial's search space: its ``space`` column, its config's, else the space its genotype belongs to
+    (:func:`raynas.spaces.guess_space`)."""
     names = [row.get("space")]
     if row.get("config_json"):
         try:
@@ -37,7 +38,7 @@ def space_of(row: Mapping[str, Any], genotype: Optional[Genotype]) -> SearchSpac
                 return get_space(name)
             except RaynasError:  # a space this raynas does not know: draw by the genotype's kind
                 break
-    return get_space("nb201" if isinstance(genotype, NB201Genotype) else "darts")
+    return get_space(guess_space(genotype))
 
 
 def experiment_data(experiment_dir: Path, rows: Iterable[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:

@@ -52,7 +52,7 @@ def _cells_section(rows: list[dict[str, Any]]) -> Section:
     """Cell diagrams of the run's genotypes (G1, G2, ... as in the tables)."""
     from raynas.errors import RaynasError
     from raynas.plots import draw_cell
-    from raynas.spaces import get_space, parse_genotype
+    from raynas.spaces import get_space, guess_space, parse_genotype
 
     section = Section("Genotypes", "evaluation-genotypes")
     groups = [genotype for genotype in _groups(rows) if genotype]
@@ -67,7 +67,7 @@ def _cells_section(rows: list[dict[str, Any]]) -> Section:
         section.blocks.append(Code(text))
         try:
             genotype = parse_genotype(text)
-            space = get_space(space_of.get(text) or ("nb201" if text.startswith("|") else "darts"))
+            space = get_space(space_of.get(text) or guess_space(text))
             for cell_name in type(genotype).CELLS:
                 name = f"{space.name} cell" if cell_name == "cell" else f"{space.name} {cell_name} cell"
                 fig = draw_cell(genotype, space, cell_name, title=f"G{rank}: {name}")

@@ -9,6 +9,13 @@ and *choices*. A choice is the discrete currency shared by selections and genoty
 where ``edge_index`` indexes ``edges(cell_type)`` and only the edges that survive are present (a DARTS-space
 cell keeps 2 incoming edges per intermediate node; an NB201 cell keeps all 6). A space holds no training
 code and no mutable state: one instance may be shared by any number of searches in one process.
+
+Everything the rest of raynas knows about a family of spaces it asks the space: its genotypes' text form
+(:meth:`SearchSpace.is_genotype_text`, :meth:`SearchSpace.read_genotype`), its scratch-training protocol
+(:meth:`SearchSpace.training_protocol`), the supernet settings it takes (``supernet_options``), how many
+inputs a derived node keeps (``inputs_per_node``, E2NAS' encoding) and its cells as pictures
+(:meth:`SearchSpace.cell_graph`). A new space is its own module plus one registration in
+:mod:`raynas.spaces` (docs/development.md, "Adding a search space").
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from __future__ import annotations
 import operator
 import random
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from raynas.errors import SpaceError
 
@@ -26,6 +34,27 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     from raynas.spaces.genotype import Genotype
 
 Choices = Mapping[str, Mapping[int, str]]
+
+#: the keys of :meth:`SearchSpace.training_protocol`
+PROTOCOL_KEYS = ("epochs", "batch_size", "lr", "nesterov", "weight_decay", "auxiliary", "drop_path_prob")
+
+
+@dataclass(frozen=True)
+class CellGraph:
+    """One cell of a genotype as a picture sees it (:meth:`SearchSpace.cell_graph`).
+
+    ``nodes`` maps every node to its kind, ``"input"``, ``"inner"`` or ``"output"``; ``edges`` are
+    ``(src, dst, op)``, where ``op`` None is an unlabelled edge into the output (DARTS' concat); ``names``
+    are the nodes' display names.
+    """
+
+    nodes: Mapping[int, str]
+    edges: tuple[tuple[int, int, Optional[str]], ...]
+    names: Mapping[int, str]
+
+    def op_edges(self) -> list[tuple[int, int, str]]:
+        """The ``(src, dst, op)`` of the edges that carry an op (the genotype's own edges)."""
+        return [(src, dst, op) for src, dst, op in self.edges if op is not None]
 
 
 def edge_number(edge: Any) -> int | None:
@@ -51,6 +80,16 @@ class SearchSpace(ABC):
     name: str
     #: cell types with their own architecture parameters, e.g. ("normal", "reduce") or ("cell",)
     cell_types: tuple[str, ...]
+    #: the class of its genotypes: frozen and hashable, ``str()`` gives the text :meth:`parse_genotype`
+    #: reads, ``CELLS`` equals ``cell_types`` and ``count(op, cell=None)`` counts an op's edges
+    genotype_type: type
+    #: its genotype text form for messages, e.g. "an NB201 arch string |nor_conv_3x3~0|+|...|"
+    genotype_format: str
+    #: incoming edges each node of a derived cell keeps (2 in DARTS cells); None: every edge is kept (NB201)
+    inputs_per_node: Optional[int]
+    #: the supernet settings (fields of the config's ``supernet`` section) that :meth:`build_supernet` takes
+    #: as options, e.g. ``("stem_multiplier",)``
+    supernet_options: tuple[str, ...] = ()
 
     @abstractmethod
     def edges(self, cell: str) -> list[tuple[int, int]]:
@@ -92,6 +131,29 @@ class SearchSpace(ABC):
     @abstractmethod
     def default_network_args(self) -> dict[str, int]:
         """Published evaluation defaults: ``{"channels": ..., "layers": ...}``."""
+
+    @abstractmethod
+    def training_protocol(self) -> dict[str, Any]:
+        """The published protocol for training a derived network from scratch: every key of
+        :data:`PROTOCOL_KEYS` (``raynas train`` fills unset settings from it)."""
+
+    def cutout(self, image_size: int) -> int:
+        """The scratch-training protocol's cutout side for images of ``image_size`` pixels (default: none)."""
+        return 0
+
+    @abstractmethod
+    def is_genotype_text(self, text: str) -> bool:
+        """Whether ``text`` is written in this space's genotype text form (its form, not its validity:
+        malformed text of the form is this space's to report). Spaces that share a form all say yes."""
+
+    @abstractmethod
+    def read_genotype(self, text: str) -> "Genotype":
+        """Parse text of this space's form without validating it against the space: a selection may derive
+        a genotype its space rejects (a DARTS cell with ``none``), and reports and pictures still show it."""
+
+    @abstractmethod
+    def cell_graph(self, genotype: "Genotype", cell: str) -> CellGraph:
+        """Cell ``cell`` of ``genotype`` (of this space's form, not necessarily valid) as a picture's graph."""
 
     @abstractmethod
     def parse_genotype(self, text: str) -> "Genotype":

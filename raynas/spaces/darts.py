@@ -10,11 +10,12 @@ This module imports no torch; the supernet and networks are imported inside the 
 
 from __future__ import annotations
 
+import math
 import random
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from raynas.errors import GenotypeError, SpaceError
-from raynas.spaces.base import Choices, SearchSpace, edge_number
+from raynas.spaces.base import CellGraph, Choices, SearchSpace, edge_number
 from raynas.spaces.genotype import DARTS_FORMAT, DartsGenotype, Genotype
 
 if TYPE_CHECKING:
@@ -30,6 +31,12 @@ DEFAULT_CONCAT = (2, 3, 4, 5)
 _EDGES = [(src, dst) for dst in INTERMEDIATE_NODES for src in range(dst)]
 _EDGE_INDEX = {edge: index for index, edge in enumerate(_EDGES)}
 _NETWORK_OPTIONS = ("imagenet",)
+#: DARTS' CIFAR training protocol (Liu et al.: 600 epochs, batch 96, lr 0.025, auxiliary head, drop-path 0.2)
+DARTS_PROTOCOL = {"epochs": 600, "batch_size": 96, "lr": 0.025, "nesterov": False, "weight_decay": 3e-4,
+                  "auxiliary": True, "drop_path_prob": 0.2}
+#: display names of a cell's input nodes and of its output in pictures
+_INPUT_NAMES = {0: "$c_{k-2}$", 1: "$c_{k-1}$"}
+OUTPUT_NAME = "$c_{k}$"
 
 
 def same_ops_on_every_edge(ops: Sequence[str]) -> dict[str, tuple[tuple[str, ...], ...]]:
@@ -45,6 +52,10 @@ class DartsLikeSpace(SearchSpace):
     """
 
     cell_types = CELL_TYPES
+    genotype_type = DartsGenotype
+    genotype_format = f"a DARTS genotype {DARTS_FORMAT}"
+    inputs_per_node = 2
+    supernet_options = ("stem_multiplier",)
 
     def __init__(self, name: str, edge_ops: Mapping[str, Sequence[Sequence[str]]]) -> None:
         self.name = name
@@ -80,7 +91,42 @@ class DartsLikeSpace(SearchSpace):
         """DARTS' CIFAR evaluation network: 36 initial channels, 20 cells."""
         return {"channels": 36, "layers": 20}
 
+    def training_protocol(self) -> dict[str, Any]:
+        """DARTS' protocol (auxiliary head, drop-path), for every DARTS-like space."""
+        return dict(DARTS_PROTOCOL)
+
+    def cutout(self, image_size: int) -> int:
+        """Half the image side (16 on CIFAR's 32x32, DeVries & Taylor 2017 as DARTS uses it)."""
+        return image_size // 2
+
     # -- genotypes -------------------------------------------------------------------------------------
+    def is_genotype_text(self, text: str) -> bool:
+        """Whether ``text`` looks like ``Genotype(...)`` (also written ``(...)`` or ``normal=...``)."""
+        if not isinstance(text, str):
+            return False
+        source = text.strip()
+        return "Genotype" in source or source.startswith(("normal", "("))
+
+    def read_genotype(self, text: str) -> DartsGenotype:
+        """The ``Genotype(...)`` text parsed, its ops and sources unchecked."""
+        return DartsGenotype.parse(text)
+
+    def cell_graph(self, genotype: Genotype, cell: str) -> CellGraph:
+        """Inputs ``c_{k-2}``, ``c_{k-1}`` (nodes 0, 1), intermediate nodes shown as 0, 1, ... with their
+        kept edges, and unlabelled edges from the concatenated nodes into the output ``c_{k}``."""
+        self.check_cell(cell)
+        if not isinstance(genotype, DartsGenotype):
+            raise GenotypeError(f"space {self.name!r} draws DARTS genotypes, got {type(genotype).__name__}")
+        pairs = genotype.cell(cell)
+        edges: list[tuple[int, int, str | None]] = [(src, 2 + position // 2, op)
+                                                    for position, (op, src) in enumerate(pairs)]
+        inner = range(2, 2 + math.ceil(len(pairs) / 2))
+        output = inner.stop
+        nodes = {0: "input", 1: "input", **{node: "inner" for node in inner}, output: "output"}
+        edges += [(node, output, None) for node in genotype.concat(cell)]
+        names = {**{node: _INPUT_NAMES.get(node, str(node - 2)) for node in nodes}, output: OUTPUT_NAME}
+        return CellGraph(nodes=nodes, edges=tuple(edges), names=names)
+
     def parse_genotype(self, text: str) -> DartsGenotype:
         """Parse a DARTS ``Genotype(...)`` text and validate it against this space."""
         if isinstance(text, str) and text.strip().startswith("|"):

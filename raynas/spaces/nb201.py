@@ -12,7 +12,7 @@ import random
 from typing import TYPE_CHECKING, Any, Iterator
 
 from raynas.errors import GenotypeError, SpaceError
-from raynas.spaces.base import Choices, SearchSpace, edge_number
+from raynas.spaces.base import CellGraph, Choices, SearchSpace, edge_number
 from raynas.spaces.genotype import NB201_FORMAT, Genotype, NB201Genotype
 
 if TYPE_CHECKING:
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4
 _EDGES = [(src, dst) for dst in range(1, NUM_NODES) for src in range(dst)]
+#: NB201's training protocol (Dong & Yang: 200 epochs, batch 256, SGD lr 0.1 with Nesterov, wd 5e-4)
+NB201_PROTOCOL = {"epochs": 200, "batch_size": 256, "lr": 0.1, "nesterov": True, "weight_decay": 5e-4,
+                  "auxiliary": False, "drop_path_prob": 0.0}
 
 
 class NB201Space(SearchSpace):
@@ -29,6 +32,10 @@ class NB201Space(SearchSpace):
 
     name = "nb201"
     cell_types = ("cell",)
+    genotype_type = NB201Genotype
+    genotype_format = f"an NB201 arch string {NB201_FORMAT}"
+    inputs_per_node = None  # a cell keeps all 6 edges
+    supernet_options = ()
 
     def __repr__(self) -> str:
         return "NB201Space()"
@@ -48,6 +55,10 @@ class NB201Space(SearchSpace):
         """The benchmark's network: 16 initial channels, 5 cells per stage."""
         return {"channels": 16, "layers": 5}
 
+    def training_protocol(self) -> dict[str, Any]:
+        """NB201's protocol (no auxiliary head, no drop-path, no cutout)."""
+        return dict(NB201_PROTOCOL)
+
     def num_architectures(self) -> int:
         """The number of distinct cells: 5^6 = 15,625."""
         return len(NB201_OPS) ** len(_EDGES)
@@ -65,6 +76,24 @@ class NB201Space(SearchSpace):
         for (src, dst), op in zip(_EDGES, ops):
             nodes[dst - 1].append((op, src))
         return NB201Genotype(nodes=tuple(tuple(node) for node in nodes))
+
+    def is_genotype_text(self, text: str) -> bool:
+        """Whether ``text`` is an arch string: it starts with ``|``."""
+        return isinstance(text, str) and text.strip().startswith("|")
+
+    def read_genotype(self, text: str) -> NB201Genotype:
+        """The arch string ``text`` parsed, its ops and sources unchecked."""
+        return NB201Genotype.parse(text)
+
+    def cell_graph(self, genotype: Genotype, cell: str) -> CellGraph:
+        """Node 0 (input) to the last node (output), one edge per entry of the arch string."""
+        self.check_cell(cell)
+        if not isinstance(genotype, NB201Genotype):
+            raise GenotypeError(f"space {self.name!r} draws NB201 genotypes, got {type(genotype).__name__}")
+        last = len(genotype.nodes)
+        nodes = {node: "input" if node == 0 else "output" if node == last else "inner" for node in range(last + 1)}
+        edges = tuple((src, dst, op) for op, src, dst in genotype.edges())
+        return CellGraph(nodes=nodes, edges=edges, names={node: str(node) for node in nodes})
 
     def parse_genotype(self, text: str) -> NB201Genotype:
         """Parse an NB201 arch string and validate it against this space."""
