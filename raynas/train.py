@@ -31,11 +31,6 @@ from raynas.results.schema import EVALUATION_CURVES
 TRAIN_STATE_FILE = "train_state.pt"
 """File name of a training state (:meth:`ScratchTraining.get_state`) inside a Tune checkpoint."""
 
-DARTS_PROTOCOL = {"epochs": 600, "batch_size": 96, "lr": 0.025, "nesterov": False, "weight_decay": 3e-4,
-                  "auxiliary": True, "drop_path_prob": 0.2}
-NB201_PROTOCOL = {"epochs": 200, "batch_size": 256, "lr": 0.1, "nesterov": True, "weight_decay": 5e-4,
-                  "auxiliary": False, "drop_path_prob": 0.0}
-
 
 def train_config_from_cli(*, genotype: str, space: str, dataset: str, epochs: int | None = None,
                       overrides: Sequence[str] = ()) -> TrainConfig:
@@ -47,22 +42,22 @@ def train_config_from_cli(*, genotype: str, space: str, dataset: str, epochs: in
 
 
 def resolve_protocol(cfg: TrainConfig) -> TrainConfig:
-    """Fill every unset (None) setting of ``cfg`` with its space's protocol default."""
+    """Fill every unset (None) setting of ``cfg`` with its space's protocol default
+    (:meth:`~raynas.spaces.base.SearchSpace.training_protocol`)."""
     from raynas.spaces import get_space
 
     space = get_space(cfg.space)
-    protocol = DARTS_PROTOCOL if "normal" in space.cell_types else NB201_PROTOCOL
-    filled = {key: value for key, value in {**protocol, **space.default_network_args()}.items()
+    filled = {key: value for key, value in {**space.training_protocol(), **space.default_network_args()}.items()
               if getattr(cfg, key) is None}
     return replace(cfg, **filled)
 
 
 def protocol_cutout(space: str, image_size: int) -> int:
-    """The evaluation protocol's cutout length: half the image side for DARTS spaces (16 on CIFAR's 32x32,
-    DeVries & Taylor 2017 as DARTS uses it), none for NB201."""
+    """The evaluation protocol's cutout length (:meth:`~raynas.spaces.base.SearchSpace.cutout`): half the
+    image side for DARTS spaces (16 on CIFAR's 32x32, DeVries & Taylor 2017 as DARTS uses it), none for NB201."""
     from raynas.spaces import get_space
 
-    return image_size // 2 if "normal" in get_space(space).cell_types else 0
+    return get_space(space).cutout(image_size)
 
 
 def with_cutout(data: Any, cutout: int) -> Any:

@@ -305,9 +305,8 @@ def check_e2nas_estimator(cfg: ExperimentConfig, path: str) -> Optional[Problem]
     e2nas = cfg.e2nas
     if e2nas.estimator == "released":
         from raynas.spaces import get_space  # imported here: light, but not needed by other configs
-        from raynas.spaces.nb201 import NB201Space
 
-        if not isinstance(get_space(cfg.space), NB201Space):
+        if get_space(cfg.space).inputs_per_node is not None:  # its cells choose each node's inputs
             return Problem(join_path(path, "e2nas.estimator"), e2nas.estimator,
                            f"runs on NB201 cells only (the released code reads softmax(z) as an edges x ops table "
                            f"of a cell that keeps every edge); space {cfg.space!r} chooses each node's inputs: "
