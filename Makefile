@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all bench venv clean
+.PHONY: demo test test-all lint bench venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+# ruff (pyproject.toml's [tool.ruff]) over the package, tools and tests; mypy ([tool.mypy]) over the package
+lint: $(STAMP)
+	$(BIN)/ruff check raynas tools tests
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench_supernet.py
