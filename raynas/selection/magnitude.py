@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from raynas.supernet.base import Supernet
 
 NONE_OP = "none"
-#: DARTS keeps this many incoming edges per intermediate node
-EDGES_PER_NODE = 2
 #: product spaces up to this many choices per cell are enumerated exactly when repairing a disconnected cell
 MAX_ENUMERATION = 100_000
 
@@ -59,14 +57,15 @@ def _best_real_op(ops: tuple[str, ...], row: np.ndarray) -> tuple[float, int]:
 
 
 def _darts_cell(space: "SearchSpace", cell: str, w: np.ndarray) -> dict[int, str]:
-    """Two incoming edges per intermediate node, ranked by their strongest non-``none`` op."""
+    """``space.inputs_per_node`` (DARTS: 2) incoming edges per intermediate node, ranked by their strongest
+    non-``none`` op."""
     edges = space.edges(cell)
     best = [_best_real_op(space.edge_ops(cell, e), w[e]) for e in range(len(edges))]
     choice: dict[int, str] = {}
     for node in sorted({dst for _, dst in edges}):
         incoming = [e for e, (_, dst) in enumerate(edges) if dst == node]
         # sorted() is stable, so equal strengths keep the lower edge index first
-        for e in sorted(incoming, key=lambda e: -best[e][0])[:EDGES_PER_NODE]:
+        for e in sorted(incoming, key=lambda e: -best[e][0])[:space.inputs_per_node]:
             if best[e][1] < 0:
                 raise SpaceError(f"edge {e} of cell {cell!r} has no op other than 'none' to keep")
             choice[e] = space.edge_ops(cell, e)[best[e][1]]
@@ -127,8 +126,10 @@ def _repair_cell(space: "SearchSpace", cell: str, w: np.ndarray) -> dict[int, st
 
 
 def keeps_two_per_node(space: "SearchSpace", cell: str) -> bool:
-    """DARTS-family cells have more than one input node and keep two incoming edges per node."""
-    return len(_input_nodes(space.edges(cell))) > 1
+    """Whether the nodes of ``cell`` keep a fixed number of incoming edges (DARTS-family cells: two, the
+    space's ``inputs_per_node``) rather than every edge (NB201)."""
+    space.check_cell(cell)
+    return space.inputs_per_node is not None
 
 
 def magnitude_choices(space: "SearchSpace", weights: Mapping[str, Any], *,
@@ -136,7 +137,7 @@ def magnitude_choices(space: "SearchSpace", weights: Mapping[str, Any], *,
     """The discrete choice ``{cell: {edge_index: op}}`` of the strongest architecture weights.
 
     ``weights`` maps each cell type to its ``[edges, ops]`` architecture weights (softmax of the alphas; any
-    array-like). DARTS-family cells (more than one input node) keep per intermediate node the 2 incoming
+    array-like). DARTS-family cells (``inputs_per_node`` 2) keep per intermediate node the 2 incoming
     edges of the largest non-``none`` weight, each with its strongest non-``none`` op; other cells take the
     argmax op of every edge (``none`` allowed). Ties go to the lower index. With ``skip_disconnected``, a
     result that ``space.is_connected`` rejects is replaced, per disconnected cell, by the connected choice
