@@ -70,7 +70,8 @@ def test_a_resume_refuses_a_changed_config_and_writes_nothing(folder):
                           accept_config_change=False):
             pytest.fail("went on with a changed config")
     message = str(refused.value)
-    assert "\n" not in message and "its config.yaml changed since the run started (search.arch_lr 0.01 -> 0.3)" in message
+    assert "\n" not in message
+    assert "its config.yaml changed since the run started (search.arch_lr 0.01 -> 0.3)" in message
     assert "--accept-config-change" in message
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != LOCK_FILE} == before
     assert (folder / LOCK_FILE).read_text() == ""  # released

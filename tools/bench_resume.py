@@ -169,7 +169,8 @@ def main() -> None:
           f"(Ray started and Tune state restored after {result['resume_to_restored_s']:.2f} s)")
     print(f"driver killed after epoch {result['killed_at_epoch']}; resumed at epoch {result['first_resumed_epoch']}; "
           f"resume finished in {result['resume_total_s']:.2f} s with exit code {result['resume_exit_code']}")
-    print(f"yardstick under the same load: raynas search -> first epoch report {result['search_to_first_epoch_s']:.2f} s")
+    print("yardstick under the same load: raynas search -> first epoch report "
+          f"{result['search_to_first_epoch_s']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ Two steps, both on ``raynas train`` populations (one Ray Tune trial per cell and
         --out benchmarks/calibration/runs --name c8n1e10 --num-cpus 2
     python tools/benchmark_calibration.py analyse benchmarks/calibration/runs/ref \\
         benchmarks/calibration/runs/c8n1e10 [...] [--json]
-    python tools/benchmark_calibration.py save benchmarks/calibration/runs/ref benchmarks/calibration/results/ref.parquet
+    python tools/benchmark_calibration.py save benchmarks/calibration/runs/ref \\
+        benchmarks/calibration/results/ref.parquet
 
 ``save`` copies a run's finished evaluations (from its table, or from its parts while it runs) into one
 Parquet file to commit; ``analyse`` reads run folders and such files alike. ``cells`` writes the

@@ -275,7 +275,8 @@ def league(experiments: Union[Path, Sequence[Path]], baselines: Optional[Sequenc
     extra = [paired(records, m, base) for m, base in pairs]
     best = next((r["best_cell"] for r in records if r["best_cell"] is not None), None)
     return {"experiment": name, "trials": len(records),
-            "finished": sum(1 for r in records if r["finished"]), "planned": sum(len(seeds) for seeds in planned.values()) if planned else None,
+            "finished": sum(1 for r in records if r["finished"]),
+            "planned": sum(len(seeds) for seeds in planned.values()) if planned else None,
             "best_cell": best, "search_epochs": sorted({r["search_epochs"] for r in records if r["search_epochs"]}),
             "core_minutes": sum(r["core_minutes"] for r in records), "methods": methods,
             "rows": rows, "baselines": list(baselines), "paired": comparisons, "pairs": extra,

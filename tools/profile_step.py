@@ -466,7 +466,7 @@ def report(f: dict) -> str:
               + (f", {roof['roofline_cache_ms']:.0f} ms with the tensor-size bandwidth "
                  f"(x{roof['measured_ms'] / roof['roofline_cache_ms']:.1f})" if roof["roofline_cache_ms"] else "")
               + f"; 'other' {f['families']['other']['ms']:.0f} ms has no roofline", "",
-              f"top ops (ms per step):", f"{'op':<40}{'phase':<9}{'ms':>8}{'%':>6}{'calls':>7}  shapes"]
+              "top ops (ms per step):", f"{'op':<40}{'phase':<9}{'ms':>8}{'%':>6}{'calls':>7}  shapes"]
     for r in f["top_ops"]:
         lines.append(f"{r['op']:<40}{r['phase']:<9}{r['ms']:>8.1f}{100 * r['share']:>6.1f}{r['calls']:>7.0f}  "
                      f"{r['shapes']}")

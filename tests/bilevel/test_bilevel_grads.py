@@ -26,7 +26,10 @@ def tiny_model(dtype: torch.dtype = torch.float64) -> Supernet:
 
 def batches(dtype: torch.dtype = torch.float64) -> tuple[Batch, Batch]:
     gen = torch.Generator().manual_seed(1)
-    make = lambda: (torch.randn(4, 1, 8, 8, generator=gen, dtype=dtype), torch.randint(0, 3, (4,), generator=gen))
+
+    def make() -> Batch:
+        return torch.randn(4, 1, 8, 8, generator=gen, dtype=dtype), torch.randint(0, 3, (4,), generator=gen)
+
     return make(), make()
 
 

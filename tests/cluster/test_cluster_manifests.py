@@ -206,8 +206,9 @@ def test_every_ray_process_authenticates_with_the_token_from_the_secret() -> Non
 
 def restricted(context: dict[str, Any]) -> bool:
     """A container securityContext without privilege escalation, with every capability dropped."""
-    return (context.get("allowPrivilegeEscalation") is False and "ALL" in context.get("capabilities", {}).get("drop", [])
-            and not context.get("capabilities", {}).get("add") and not context.get("privileged"))
+    capabilities = context.get("capabilities", {})
+    return (context.get("allowPrivilegeEscalation") is False and "ALL" in capabilities.get("drop", [])
+            and not capabilities.get("add") and not context.get("privileged"))
 
 
 def test_every_pod_runs_restricted_without_an_api_token() -> None:

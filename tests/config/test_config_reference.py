@@ -42,7 +42,8 @@ def test_rows_show_type_default_rules_and_doc() -> None:
     text = load_tool().render_reference()
     assert "| `search.arch_lr` | float | `0.0003` | > 0 | architecture Adam learning rate |" in text
     assert "| `search.order` | int | `1` | `1`, `2` |" in text
-    assert "| `space` | str | `nb201` | `darts`, `darts-nonone`, `nb201`, `s1`, `s2`, `s3`, `s4` | search space |" in text
+    assert ("| `space` | str | `nb201` | `darts`, `darts-nonone`, `nb201`, `s1`, `s2`, `s3`, `s4` | search space |"
+            in text)
     assert "| `data.train_portion` | float | `0.5` | > 0, < 1 |" in text
     assert "| `search.steps_per_epoch` | int or null | `null` | >= 1, <= 10,000,000 |" in text
     assert "| `search.seed` | int | `0` | >= 0, <= 4,294,967,295 |" in text

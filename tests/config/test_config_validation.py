@@ -9,7 +9,8 @@ import pytest
 from raynas.config import ExperimentConfig, TrainConfig, config_from_dict, train_config_from_dict
 from raynas.errors import ConfigError
 
-TOP_KEYS = "benchmark, data, e2nas, method, name, objectives, ray, resources, search, selection, space, supernet, tune, variant"
+TOP_KEYS = ("benchmark, data, e2nas, method, name, objectives, ray, resources, search, selection, space, supernet, "
+            "tune, variant")
 
 
 def error_of(data: dict, cls: type = ExperimentConfig) -> str:
@@ -33,7 +34,8 @@ def error_of(data: dict, cls: type = ExperimentConfig) -> str:
     ({"search": {"order": 3}}, "search.order = 3: must be one of 1, 2"),
     ({"search": {"device": "cdua"}}, "search.device = 'cdua': must be one of 'auto', 'cpu', 'cuda' "
                                      "(did you mean 'cuda'?)"),
-    ({"space": "nb210"}, "space = 'nb210': unknown search space 'nb210'; valid: darts, darts-nonone, nb201, s1, s2, s3, s4. Did you mean 'nb201'?"),
+    ({"space": "nb210"}, "space = 'nb210': unknown search space 'nb210'; valid: darts, darts-nonone, nb201, s1, s2, "
+                         "s3, s4. Did you mean 'nb201'?"),
     ({"search": 5}, "search = 5: must be a mapping of search keys (write {} for the defaults)"),
     ({"name": 2024}, "name = 2024: must be a string (quote it in YAML: '2024')"),
     ({"name": "runs/../x"}, "name = 'runs/../x': must be a folder name: letters, digits, '.', '_' or '-', "

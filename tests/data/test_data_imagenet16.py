@@ -142,7 +142,8 @@ def test_a_pickle_naming_eval_is_refused(tmp_path: Path) -> None:
             return (eval, (f"__import__('os').mkdir({str(marker)!r})",))
 
     (tmp_path / TEST_FILE).write_bytes(pickle.dumps(Payload(), protocol=2))
-    with pytest.raises(DataError, match=r"refused to load .*val_data': the pickle asks for (__builtin__|builtins)\.eval"):
+    with pytest.raises(DataError,
+                       match=r"refused to load .*val_data': the pickle asks for (__builtin__|builtins)\.eval"):
         load_data(_cfg(tmp_path))
     assert not marker.exists()
 

@@ -1,8 +1,8 @@
 """Every example the CLI's help texts give works: each is run through the real CLI where that is cheap, else
 checked by the code that would read it.
 
-The help texts are read from the real CLI (``raynas ... --help`` of every command, in one subprocess); the examples are found in
-them by their shape, so an example added later is checked too:
+The help texts are read from the real CLI (``raynas ... --help`` of every command, in one subprocess); the
+examples are found in them by their shape, so an example added later is checked too:
 
 - ``--set KEY=VALUE``: a search command's are run by ``raynas validate`` on the quickstart config; a
   training one's by ``raynas train`` up to its last check (an existing run folder, which is refused only

@@ -5,8 +5,9 @@ middle of the selection stage (real local Ray, 2 CPUs).
 ``proj_intv`` 2 the stage has 11 epochs (6 NB201 decisions, two fine-tuning epochs apart). One run goes
 through uninterrupted; another is killed (driver and every Ray process it started) once 2 edges are decided,
 then resumed. The killed run is held after epoch ``HELD`` (the second decision; :mod:`raynas.tune.hold`)
-until Tune's saved state has that epoch's checkpoint, so the kill comes at the same point on any machine. The resumed search continues at its next undecided edge and ends with the same genotype and
-the same decisions as the uninterrupted one.
+until Tune's saved state has that epoch's checkpoint, so the kill comes at the same point on any machine. The
+resumed search continues at its next undecided edge and ends with the same genotype and the same decisions as
+the uninterrupted one.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     exp = tmp_path_factory.mktemp("train") / "smoke-nb201"
     exp.mkdir()
     # ranked by derived_val_acc, the metric its trials rows are summarised by (as a search's config says)
-    dump_config(load_config(ROOT / "search_configs/smoke/nb201.yaml", ["data.limit=300", "tune.metric=derived_val_acc"]),
+    dump_config(load_config(ROOT / "search_configs/smoke/nb201.yaml",
+                            ["data.limit=300", "tune.metric=derived_val_acc"]),
                 exp / "config.yaml")
     writer = ResultsWriter(exp, exp.name)
     for trial_id, genotype, value in (("t_a", CONV, 0.4), ("t_b", POOL, 0.8)):

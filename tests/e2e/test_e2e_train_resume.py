@@ -36,7 +36,8 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     hold = Hold(out / "hold", HELD)
     with BackgroundRun(*args, hold=hold) as first:
         # Held, the trial stays at HELD while Tune's saved state catches up with its checkpoint of HELD.
-        first.wait_until(lambda run: list(hold.held().values()) == [HELD] and saved_checkpoint_epoch(run_dir / "tune") == HELD
+        first.wait_until(lambda run: list(hold.held().values()) == [HELD]
+                         and saved_checkpoint_epoch(run_dir / "tune") == HELD
                          and max(map(int, EPOCH_LINE.findall(run.stdout)), default=0) == HELD)
         first.kill_driver()
         before = first.stdout

@@ -95,7 +95,7 @@ def test_the_cli_refuses_a_bad_host_before_writing(tmp_path) -> None:
                  "--set", "ray.dashboard_host=example.org")
     assert run.returncode == 2 and list(tmp_path.iterdir()) == []
     assert run.stderr.strip().splitlines() == [
-        f"error: --set 'ray.dashboard_host=example.org': ray.dashboard_host = 'example.org': must be an IP address "
+        "error: --set 'ray.dashboard_host=example.org': ray.dashboard_host = 'example.org': must be an IP address "
         "of this machine, e.g. 127.0.0.1 (loopback, the default) or 0.0.0.0 (every interface)"]
 
 

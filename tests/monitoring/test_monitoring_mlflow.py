@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
+import subprocess
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -87,9 +88,7 @@ def test_no_tensorboard_files_when_turned_off(searched):
     assert not list((directory / "tune").rglob("events.out.tfevents.*"))
 
 
-def raynas_cli(*args: str, env: dict[str, str]) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-
+def raynas_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "raynas.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
 

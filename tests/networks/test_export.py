@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from raynas.errors import ConfigError, RaynasError
-from raynas.export import (DEFAULT_OPSET, EXPORT_FORMATS, MAX_OPSET, MIN_OPSET, ExportError, export_network, load_exported,
-                           onnx_outputs, verify_export)
+from raynas.export import (DEFAULT_OPSET, EXPORT_FORMATS, MAX_OPSET, MIN_OPSET, ExportError, export_network,
+                           load_exported, onnx_outputs, verify_export)
 from raynas.spaces import get_space
 
 NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"

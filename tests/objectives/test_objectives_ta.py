@@ -35,8 +35,10 @@ def tiny_models():
 
 def tiny_batches():
     gen = torch.Generator().manual_seed(1)
-    make = lambda: (torch.randn(6, 1, 8, 8, generator=gen, dtype=torch.float64),
-                    torch.randint(0, 3, (6,), generator=gen))
+
+    def make():
+        return torch.randn(6, 1, 8, 8, generator=gen, dtype=torch.float64), torch.randint(0, 3, (6,), generator=gen)
+
     return make(), make()
 
 

@@ -64,7 +64,8 @@ def test_leaderboard_stored_min_mode_and_missing_values_last(tmp_path):
 
 def test_leaderboard_refuses_unknown_metric_and_mode(tmp_path):
     _experiment(tmp_path)
-    with pytest.raises(ResultsError, match=r"^--metric 'acc': not a metric this experiment reported; allowed: .*val_acc"):
+    with pytest.raises(ResultsError,
+                       match=r"^--metric 'acc': not a metric this experiment reported; allowed: .*val_acc"):
         leaderboard(tmp_path, metric="acc")
     with pytest.raises(ResultsError, match="mode"):
         leaderboard(tmp_path, mode="best")

@@ -67,7 +67,7 @@ def test_alphas_are_parameters_and_parameter_lists_partition(space_name: str) ->
     assert arch == {id(model.alphas[c]) for c in space.cell_types}
     assert not arch & weight
     assert arch | weight == {id(p) for p in model.parameters()}
-    for cell, w in model.arch_weights().items():
+    for w in model.arch_weights().values():
         torch.testing.assert_close(w.sum(dim=-1), torch.ones(w.shape[0]))
         assert w.requires_grad
 
