@@ -8,6 +8,7 @@ costs nothing at import time (the way Ray Tune's ``search/__init__.py`` maps nam
 from __future__ import annotations
 
 import difflib
+from contextlib import contextmanager
 from typing import Callable, Generic, Iterator, TypeVar
 
 from raynas.errors import RaynasError
@@ -55,6 +56,15 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
         self._loaders.pop(name, None)
         self._order.remove(name)
+
+    @contextmanager
+    def temporarily(self, name: str, obj: T) -> Iterator[T]:
+        """Register ``obj`` as ``name`` for the ``with`` block only (a plug-in tried out, a test's toy)."""
+        self._add(name, obj)
+        try:
+            yield obj
+        finally:
+            self.unregister(name)
 
     def get(self, name: str) -> T:
         """Return the object registered as ``name``; an unknown name raises with the closest valid names."""

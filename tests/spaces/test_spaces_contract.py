@@ -1,4 +1,8 @@
-"""Every registered search space honours the SearchSpace contract; the registry stays torch-free."""
+"""Every registered search space honours the SearchSpace contract; the registry stays torch-free.
+
+The per-space tests also run on a toy space (tests/spaces/toy_space.py, a cell topology and genotype text of
+its own), registered only while a test of it runs: a new space is checked here without editing this file.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,30 @@ import random
 import subprocess
 import sys
 
-import pytest
+import dataclasses
 
+import pytest
+from toy_space import TOY
+
+from raynas.config.schema import SupernetConfig, TrainConfig
 from raynas.errors import GenotypeError, SpaceError
-from raynas.spaces import SPACES, SearchSpace, get_space, parse_genotype
+from raynas.spaces import SPACES, SearchSpace, get_space, guess_space, is_genotype, parse_genotype
+from raynas.spaces.base import PROTOCOL_KEYS
 
 SPACE_NAMES = SPACES.names()
+#: the per-space tests' spaces: every registered one and the toy
+CONTRACT_NAMES = [*SPACE_NAMES, TOY.name]
+
+
+@pytest.fixture(autouse=True)
+def _toy_registered(request: pytest.FixtureRequest):
+    """Register the toy space while a test parametrised with it runs (and only then)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("name") != TOY.name:
+        yield
+        return
+    with SPACES.temporarily(TOY.name, TOY):
+        yield
 
 
 def test_registered_spaces() -> None:
@@ -21,7 +43,7 @@ def test_registered_spaces() -> None:
         get_space("nb210")
 
 
-@pytest.mark.parametrize("name", SPACE_NAMES)
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
 def test_structure(name: str) -> None:
     space = get_space(name)
     assert isinstance(space, SearchSpace) and space.name == name
@@ -40,7 +62,7 @@ def test_structure(name: str) -> None:
     assert set(args) == {"channels", "layers"} and all(v > 0 for v in args.values())
 
 
-@pytest.mark.parametrize("name", SPACE_NAMES)
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
 def test_sample_validate_choices_text_round_trip(name: str) -> None:
     space = get_space(name)
     rng = random.Random(0)
@@ -118,7 +140,7 @@ def test_nb201_choices_need_all_edges() -> None:
         space.genotype_from_choices(choices)
 
 
-@pytest.mark.parametrize("name", SPACE_NAMES)
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
 def test_build_network_of_a_sample_runs(name: str) -> None:
     torch = pytest.importorskip("torch")
     space = get_space(name)
@@ -150,3 +172,78 @@ def test_registry_and_genotypes_do_not_import_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False False"
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_what_the_rest_of_raynas_asks_a_space(name: str) -> None:
+    """Training protocol, supernet options, E2NAS' inputs per node, the genotype class and text form."""
+    space = get_space(name)
+    protocol = space.training_protocol()
+    assert set(protocol) == set(PROTOCOL_KEYS) and protocol["epochs"] >= 1 and protocol["batch_size"] >= 1
+    assert protocol is not space.training_protocol()  # a copy: a caller cannot change the space's protocol
+    assert 0 <= space.cutout(32) <= 32
+    from raynas.train import resolve_protocol
+
+    filled = resolve_protocol(TrainConfig(space=name, genotype=str(space.sample(random.Random(0)))))
+    assert all(getattr(filled, key) == value for key, value in protocol.items())
+    assert set(space.supernet_options) <= {field.name for field in dataclasses.fields(SupernetConfig)}
+    assert space.inputs_per_node is None or (isinstance(space.inputs_per_node, int) and space.inputs_per_node >= 1)
+    assert isinstance(space.genotype_type, type) and space.genotype_format
+    others = [get_space(other) for other in SPACES.in_order()]
+    for genotype in (space.sample(random.Random(seed)) for seed in range(5)):
+        text = str(genotype)
+        assert isinstance(genotype, space.genotype_type) and type(genotype).CELLS == space.cell_types
+        assert genotype.count(space.edge_ops(space.cell_types[0], 0)[-1], space.cell_types[0]) >= 0
+        assert space.is_genotype_text(text) and space.read_genotype(text) == genotype
+        # the text is no other kind of space's: only spaces of the same genotype class claim it
+        assert {other.genotype_type for other in others if other.is_genotype_text(text)} == {space.genotype_type}
+        guessed = get_space(guess_space(text))
+        assert guessed.genotype_type is space.genotype_type and guessed.read_genotype(text) == genotype
+        assert get_space(guess_space(genotype)).genotype_type is space.genotype_type
+        assert is_genotype(genotype) and not is_genotype(text)
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_cell_graph_shows_the_kept_edges(name: str) -> None:
+    space = get_space(name)
+    for seed in range(5):
+        genotype = space.sample(random.Random(seed))
+        choices = space.choices_from_genotype(genotype)
+        for cell in space.cell_types:
+            graph = space.cell_graph(genotype, cell)
+            kinds = list(graph.nodes.values())
+            assert set(kinds) <= {"input", "inner", "output"} and kinds.count("output") == 1 and "input" in kinds
+            assert set(graph.names) == set(graph.nodes) and all(graph.names.values())
+            assert all(src in graph.nodes and dst in graph.nodes for src, dst, _ in graph.edges)
+            edges = space.edges(cell)
+            assert sorted(graph.op_edges()) == sorted((*edges[e], op) for e, op in choices[cell].items())
+    with pytest.raises(SpaceError, match="has no cell 'nope'"):
+        space.cell_graph(genotype, "nope")
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_supernet_with_its_options_and_e2nas_layouts(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    from raynas.e2nas.encoding import layouts
+
+    space = get_space(name)
+    defaults = SupernetConfig()
+    options = {option: getattr(defaults, option) for option in space.supernet_options}
+    net = space.build_supernet(channels=2, layers=3, num_classes=3, in_channels=1, **options)
+    net.eval()
+    with torch.no_grad():
+        assert net(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+    for cell, layout in layouts(space).items():
+        assert layout.num_edges == len(space.edges(cell)) and layout.inputs_per_node == space.inputs_per_node
+
+
+def test_the_toy_is_registered_only_while_its_tests_run() -> None:
+    assert TOY.name not in SPACES and TOY.name not in SPACES.in_order()
+    with SPACES.temporarily(TOY.name, TOY):
+        assert get_space(TOY.name) is TOY and SPACES.in_order()[-1] == TOY.name
+        assert guess_space(str(TOY.sample(random.Random(0)))) == TOY.name
+    assert SPACES.names() == SPACE_NAMES and TOY.name not in SPACES.in_order()
+    with pytest.raises(SpaceError, match="unknown search space 'toy'"):
+        get_space(TOY.name)
+    with pytest.raises(SpaceError, match="unknown search space 'toy'"):
+        SPACES.unregister(TOY.name)
