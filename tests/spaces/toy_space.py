@@ -123,7 +123,8 @@ class ToySpace(SearchSpace):
     def genotype_from_choices(self, choices: Choices) -> ToyGenotype:
         chosen = {edge_number(e): op for e, op in choices.get("cell", {}).items()}
         if sorted(chosen) != list(range(len(TOY_EDGES))):  # type: ignore[type-var]
-            raise GenotypeError(f"toy choices need edges 0..{len(TOY_EDGES) - 1}, got {sorted(choices.get('cell', {}))}")
+            raise GenotypeError(f"toy choices need edges 0..{len(TOY_EDGES) - 1}, "
+                                f"got {sorted(choices.get('cell', {}))}")
         return self.validate_genotype(ToyGenotype(tuple(chosen[e] for e in range(len(TOY_EDGES)))))
 
     def choices_from_genotype(self, genotype: Any) -> dict[str, dict[int, str]]:
