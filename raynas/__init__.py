@@ -20,7 +20,14 @@ __all__ = ["Evaluation", "Experiment", "Trial", "__version__", "load", "search",
 
 _API = frozenset({"Evaluation", "Experiment", "Trial", "load", "search", "train"})
 _UNKNOWN_VERSION = "0+unknown"  # PEP 440; sorts below every release
-_ModuleType = type(sys)  # types.ModuleType
+# types.ModuleType without importing types; the type checker (which takes any name TYPE_CHECKING as true) reads
+# the import, which never runs
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType as _ModuleType
+else:
+    _ModuleType = type(sys)
+del TYPE_CHECKING  # not a name of the package
 
 
 def _version() -> str:

@@ -43,7 +43,8 @@ class _OneLineError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = USAGE_ERROR) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click's stubs declare exit_code a class variable; click reads it from the instance, per error
+        self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.message}", err=True)
@@ -186,7 +187,8 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
 
     Populations: tune.searcher grid (tune.grid), random or optuna (tune.params distributions) and
     tune.scheduler fifo, asha or pbt, ranked by tune.metric (default derived_params: the derived
-    architecture's parameters, the best predictor of its quality measured, docs/ranking.md). Examples: asha_nb201.yaml, pbt_nb201.yaml, optuna_nb201.yaml.
+    architecture's parameters, the best predictor of its quality measured, docs/ranking.md). Examples:
+    asha_nb201.yaml, pbt_nb201.yaml, optuna_nb201.yaml.
 
     Shards: resources.shards=K trains each supernet as K data-parallel Ray actors (one per GPU with
     resources.gpus_per_shard=1). Example: shards_nb201.yaml.
@@ -480,7 +482,8 @@ def plot(directory: str, out_dir: str | None, formats: tuple[str, ...], trials: 
 @click.option("--out", "out_path", default=None, type=click.Path(),
               help="The report file [default: DIRECTORY/report.html, or report.md with --format md].")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS, case_sensitive=False), default="html",
-              show_default=True, help="html: one self-contained page; md: Markdown plus a <name>_files/ folder of PNGs.")
+              show_default=True,
+              help="html: one self-contained page; md: Markdown plus a <name>_files/ folder of PNGs.")
 @click.option("--top", type=int, default=3, show_default=True, help="Best distinct genotypes to draw.")
 @friendly_errors
 def report(directory: str, out_path: str | None, fmt: str, top: int) -> None:
@@ -526,8 +529,9 @@ def arch_show(genotype: str, space: str | None, channels: int | None, layers: in
     from raynas.arch import describe_architecture
     from raynas.spaces import guess_space
 
-    info = describe_architecture(space or guess_space(genotype), genotype, channels=channels, layers=layers, num_classes=num_classes,
-                                 in_channels=in_channels, auxiliary=auxiliary, imagenet=imagenet)
+    info = describe_architecture(space or guess_space(genotype), genotype, channels=channels, layers=layers,
+                                 num_classes=num_classes, in_channels=in_channels, auxiliary=auxiliary,
+                                 imagenet=imagenet)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -649,6 +653,7 @@ def export(source: str, trial_id: str | None, formats: tuple[str, ...], opset: i
     from raynas.evaluation.plan import path_kind
 
     fmts = check_export_options(list(formats), opset, name)
+    shape: tuple[int, ...]  # (channels, height, width) of one input
     if path_kind(source) == "dir":  # not Path.is_dir: it raises for a genotype longer than a file name
         from raynas.evaluation import load_trained_network
 
@@ -877,11 +882,10 @@ def bench_lookup(archs: tuple[str, ...], tables: tuple[str, ...], cache_dir: str
     if official is not None:
         from raynas.benchmark.official import OfficialGroundTruth
 
-        truth = OfficialGroundTruth.open(official, data_name, cache_dir)
+        scores = OfficialGroundTruth.open(official, data_name, cache_dir).scores(list(archs))
     else:
-        truth = GroundTruth(list(tables) or None, cache_dir=cache_dir, train_missing=not no_train,
-                            protocol=_bench_protocol(protocol_path))
-    scores = truth.scores(list(archs))
+        scores = GroundTruth(list(tables) or None, cache_dir=cache_dir, train_missing=not no_train,
+                             protocol=_bench_protocol(protocol_path)).scores(list(archs))
     if as_json:
         click.echo(json.dumps([asdict(score) for score in scores], indent=2))
         return

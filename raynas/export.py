@@ -262,6 +262,7 @@ def _onnx_bytes(program: "torch.export.ExportedProgram", trace_input: "torch.Ten
                                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
     except Exception as exc:
         raise ExportError(f"--format = 'onnx': torch.onnx.export failed: {_first_line(exc)}") from exc
+    assert onnx_program is not None  # dynamo=True always returns the program (None is the legacy exporter's)
     proto = onnx_program.model_proto
     written = {entry.domain: entry.version for entry in proto.opset_import}
     got = written.get("", written.get("ai.onnx"))

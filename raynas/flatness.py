@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raynas.supernet.base import kept_batchnorm_statistics
+from raynas.supernet.base import Supernet, kept_batchnorm_statistics
 
 
 def discretization_gap(supernet_acc: float, derived_acc: float) -> float:
@@ -45,11 +45,12 @@ def _frozen_statistics(model: nn.Module) -> Iterator[None]:
 
 
 def _normalised(vectors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    norm = torch.sqrt(sum((v * v).sum() for v in vectors))
+    # a tensor, not sum()'s start value 0: every caller passes at least one vector
+    norm = torch.sqrt(cast(torch.Tensor, sum((v * v).sum() for v in vectors)))
     return [v / norm.clamp(min=1e-30) for v in vectors]
 
 
-def arch_hessian_eigenvalue(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, iters: int = 20,
+def arch_hessian_eigenvalue(model: Supernet, batch: tuple[torch.Tensor, torch.Tensor], *, iters: int = 20,
                             seed: int = 0) -> float:
     """The dominant eigenvalue (largest magnitude) of the Hessian of the cross-entropy on ``batch`` with
     respect to ``model.arch_parameters()``, by ``iters`` steps of power iteration from a seeded start.

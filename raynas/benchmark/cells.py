@@ -82,7 +82,10 @@ def unique_cells() -> UniqueCells:
     """Every NB201 arch string with its unique cell (computed once per process, about 0.1 s)."""
     from raynas.spaces.nb201 import NB201
 
-    arch_strings, cell_of, representatives, members = [], [], [], []
+    arch_strings: list[str] = []
+    cell_of: list[int] = []
+    representatives: list[str] = []
+    members: list[int] = []
     ids: dict[str, int] = {}
     for genotype in NB201.enumerate_genotypes():
         key = canonical_string(genotype)

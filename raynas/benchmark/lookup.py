@@ -51,15 +51,18 @@ class Score:
         return {"gt_test_acc": self.test_acc, "gt_percentile": self.percentile, "gt_regret": self.regret}
 
 
-def _train_rows(pairs: Sequence[tuple[str, int]], protocol: Mapping[str, Any], task_cpus: float) -> list[dict[str, Any]]:
+def _train_rows(pairs: Sequence[tuple[str, int]], protocol: Mapping[str, Any],
+                task_cpus: float) -> list[dict[str, Any]]:
     """Train each (arch, seed) under ``protocol``: Ray tasks when Ray is running, else in this process."""
     from raynas.benchmark.training import train_cell
 
     try:
         import ray
+
+        running = ray.is_initialized()
     except ImportError:  # pragma: no cover - Ray is a dependency
-        ray = None
-    if ray is not None and ray.is_initialized():
+        running = False
+    if running:
         remote = ray.remote(num_cpus=task_cpus, max_retries=2)(train_cell)
         return ray.get([remote.remote(arch, seed, dict(protocol)) for arch, seed in pairs])
     return [train_cell(arch, seed, protocol) for arch, seed in pairs]

@@ -46,7 +46,7 @@ SCHEMA = pa.schema([
 
 def shipped_table_path() -> Path:
     """Where the table that ships with raynas lies (inside the installed package)."""
-    return Path(str(resources.files("raynas.benchmark").joinpath("data", SHIPPED_TABLE)))
+    return Path(str(resources.files("raynas.benchmark").joinpath("data").joinpath(SHIPPED_TABLE)))
 
 
 def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:

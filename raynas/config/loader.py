@@ -18,7 +18,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Union, overload
 
 import yaml
 
@@ -28,7 +28,10 @@ from raynas.config.overrides import apply_overrides, set_path
 from raynas.config.schema import ExperimentConfig, TrainConfig
 from raynas.errors import ConfigError
 
-C = TypeVar("C")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")  # a config dataclass
 
 _MISSING = object()
 # PyYAML follows YAML 1.1, where "3e-4" (no dot) is a string, not a float; such strings are numbers here.
@@ -408,7 +411,7 @@ def load_config(path: ConfigSource, overrides: Sequence[str] = (), *, cls: Any =
     override that set the field.
     """
     is_mapping = isinstance(path, Mapping)
-    data = apply_overrides(path if is_mapping else read_config_file(path), overrides)
+    data = apply_overrides(path if isinstance(path, Mapping) else read_config_file(path), overrides)
     try:
         return config_from_dict(data, cls)
     except FieldError as exc:

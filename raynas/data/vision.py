@@ -67,7 +67,7 @@ class PresentCIFAR100(_PresentFilesMixin, datasets.CIFAR100):
 @dataclass(frozen=True)
 class _CifarSpec:
     label: str
-    reader: type
+    reader: type[datasets.CIFAR10]  # PresentCIFAR10 or PresentCIFAR100 (CIFAR100 subclasses CIFAR10)
     num_classes: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]

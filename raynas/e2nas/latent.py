@@ -76,6 +76,10 @@ class LatentArchitecture(nn.Module):
     the latents and its ``arch_weights`` the decoded one-hot weights. Build it on the autoencoder's device.
     """
 
+    # declared for the type checker: set in __init__ as a plain attribute (not a submodule), which
+    # nn.Module's __getattr__ would otherwise type as Tensor | Module
+    autoencoder: ArchVGAE
+
     def __init__(self, autoencoder: ArchVGAE, space: SearchSpace, *, init_scale: float = 1e-3,
                  estimator: str = "ours") -> None:
         super().__init__()

@@ -107,9 +107,12 @@ def prepare_for_trials(cfg: ExperimentConfig, trials: Sequence[ExperimentConfig]
         what = (trial.space, trial.e2nas.estimator, trial.e2nas.autoencoder)
         if what in checked:
             continue
-        if trial.e2nas.pretrain_per_search and not Path(trial.e2nas.autoencoder).exists():
+        own = trial.e2nas.autoencoder
+        # both named by now: prepare_autoencoder sets the shared file, and the trial names it or its own
+        assert shared is not None and own is not None
+        if trial.e2nas.pretrain_per_search and not Path(own).exists():
             if same_pretraining(cfg, trial):  # seed 0's would be the shared file again, bit for bit
-                shutil.copyfile(shared, trial.e2nas.autoencoder)
+                shutil.copyfile(shared, own)
             else:
                 prepare_autoencoder(replace(trial, e2nas=replace(trial.e2nas, autoencoder=None)), directory,
                                     echo=echo, seed=trial.search.seed, name=seed_file(trial.search.seed))

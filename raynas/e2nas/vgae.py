@@ -76,6 +76,11 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
 class _CellEncoder(nn.Module):
     """Edge-op message passing over one cell DAG, read out as ``mu`` and ``logvar``."""
 
+    # buffers registered in __init__ (register_buffer), declared for the type checker
+    vocab_ids: torch.Tensor
+    src: torch.Tensor
+    dst: torch.Tensor
+
     def __init__(self, layout: CellLayout, hidden: int, latent: int, layers: int) -> None:
         super().__init__()
         vocab: dict[str, int] = {}

@@ -13,8 +13,8 @@ from raynas.networks.darts import AuxiliaryHeadCIFAR, AuxiliaryHeadImageNet, Cel
 from raynas.networks.nb201 import InferCell, ResNetBasicBlock, TinyNetwork
 from raynas.networks.resnet import CifarResNet
 
-__all__ = ["AuxiliaryHeadCIFAR", "AuxiliaryHeadImageNet", "Cell", "CifarResNet", "InferCell", "NetworkCIFAR", "NetworkImageNet",
-           "ResNetBasicBlock", "TinyNetwork", "count_flops", "count_parameters"]
+__all__ = ["AuxiliaryHeadCIFAR", "AuxiliaryHeadImageNet", "Cell", "CifarResNet", "InferCell", "NetworkCIFAR",
+           "NetworkImageNet", "ResNetBasicBlock", "TinyNetwork", "count_flops", "count_parameters"]
 
 
 def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:

@@ -8,6 +8,8 @@ linear classifier. Parameter counts equal the reference implementation's (DARTS_
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -112,7 +114,8 @@ class _Network(nn.Module):
     the stem and return ``(s0, s1)`` from :meth:`stem_forward`."""
 
     def _build_cells(self, genotype: DartsGenotype, C: int, num_classes: int, layers: int, auxiliary: bool,
-                     C_prev_prev: int, C_prev: int, reduction_prev: bool, aux_head: type[_AuxiliaryHead]) -> None:
+                     C_prev_prev: int, C_prev: int, reduction_prev: bool,
+                     aux_head: Callable[[int, int], _AuxiliaryHead]) -> None:
         self.layers = layers
         self.auxiliary = auxiliary
         self.aux_index = 2 * layers // 3

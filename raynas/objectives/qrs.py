@@ -77,7 +77,8 @@ def qrs_loss(main: torch.Tensor, aux: torch.Tensor, *, tau: float = 0.1, matchin
     same for ``main`` and ``aux``). Needs at least 3 samples (two different pairs).
     """
     if main.shape[0] != aux.shape[0]:
-        raise ValueError(f"main and aux features must describe the same batch: {main.shape[0]} vs {aux.shape[0]} samples")
+        raise ValueError(f"main and aux features must describe the same batch: "
+                         f"{main.shape[0]} vs {aux.shape[0]} samples")
     if main.shape[0] < 3:
         raise ValueError(f"QRS needs at least 3 samples (two different pairs), got {main.shape[0]}")
     if matching not in MATCHINGS:
@@ -86,7 +87,7 @@ def qrs_loss(main: torch.Tensor, aux: torch.Tensor, *, tau: float = 0.1, matchin
         generator = torch.Generator().manual_seed(0)
     state = generator.get_state() if generator is not None else None
     r1 = relative_similarities(pair_similarities(main), count=count, generator=generator)
-    if state is not None:
+    if generator is not None and state is not None:
         generator.set_state(state)  # the same quadruples for both models
     r2 = relative_similarities(pair_similarities(aux), count=count, generator=generator)
     if matching == "bce":

@@ -17,9 +17,10 @@ Both mixed second derivatives are central finite differences, as DARTS' second o
 ``W2 +- r2 v2`` (``r2 = eps / ||v2||``), the second with ``W1 +- r1 u_W1`` (``r1 = eps / ||u_W1||``). The
 ``u_A`` part is the direct path (the main features depend on ``A`` as well as on ``W1'``); the second is the
 path through the main model's weight step. Cost: 5 forward/backward passes and one forward of the main
-model and 4 forward/backward passes of the auxiliary one per architecture step. Every gradient is averaged over shards as soon as it is computed
-(``ctx.reduce``), so every shard takes the same steps; sharded, each shard's QRS loss uses the quadruples
-within its own slice (their mean over the shards is what the gradients follow).
+model and 4 forward/backward passes of the auxiliary one per architecture step. Every gradient is averaged
+over shards as soon as it is computed (``ctx.reduce``), so every shard takes the same steps; sharded, each
+shard's QRS loss uses the quadruples within its own slice (their mean over the shards is what the gradients
+follow).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from raynas.bilevel import _grads, global_norm, virtual_sgd_step_
 
 if TYPE_CHECKING:
     from raynas.objectives.base import Batch, StepContext
+    from raynas.supernet.base import Supernet
 
 
 def _set_(params: Sequence[torch.Tensor], base: Sequence[torch.Tensor],
@@ -56,7 +58,7 @@ class TransferProblem:
     ``qrs(main, aux)`` the (per-step seeded, hence repeatable) QRS loss.
     """
 
-    main: nn.Module
+    main: Supernet
     aux: nn.Module
     main_features: Callable[[torch.Tensor], torch.Tensor]
     aux_features: Callable[[torch.Tensor], torch.Tensor]

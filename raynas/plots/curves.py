@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence, cast
 
 from matplotlib import colormaps
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -32,13 +33,21 @@ def chance_handle(chance: float) -> Line2D:
     return Line2D([], [], color=CHANCE_COLOR, lw=1.2, ls="-.", label=label)
 
 
+def _listed_colors(name: str) -> Sequence[Any]:
+    """The colours of the listed colormap ``name`` (tab10, tab20: a tuple of RGB tuples)."""
+    cmap = colormaps[name]
+    assert isinstance(cmap, ListedColormap)  # the registry types its maps as Colormap
+    return cast(Sequence[Any], cmap.colors)  # typed as any array-like; these maps hold a tuple
+
+
 def trial_colors(trial_ids: Iterable[str]) -> dict[str, Any]:
     """A distinct colour per trial, in the given order (tab10, tab20, then a continuous map)."""
     ids = list(dict.fromkeys(trial_ids))
+    palette: Sequence[Any]
     if len(ids) <= 10:
-        palette = colormaps["tab10"].colors
+        palette = _listed_colors("tab10")
     elif len(ids) <= 20:
-        palette = colormaps["tab20"].colors
+        palette = _listed_colors("tab20")
     else:
         cmap = colormaps["viridis"]
         palette = [cmap(i / (len(ids) - 1)) for i in range(len(ids))]

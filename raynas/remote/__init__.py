@@ -13,8 +13,9 @@ object only once its upload completed, so a key holds a whole file, old or new, 
 leaves at most a temporary key, which nothing reads; a transfer deletes nothing (checkpoints go by the rules
 of :mod:`raynas.tune.retention`). A manifest in the working copy (:data:`MANIFEST`) records each file's
 size and modification time on both sides as last exchanged, so an upload sends only files changed here and
-a download fetches only objects changed there, comparing each side with its own clock. A download gives each file the object's time (the upload's), which keeps the
-order the readers rely on (a consolidated table newer than the parts it holds).
+a download fetches only objects changed there, comparing each side with its own clock. A download gives
+each file the object's time (the upload's), which keeps the order the readers rely on (a consolidated table
+newer than the parts it holds).
 
 URIs go to pyarrow (``FileSystem.from_uri``), as Ray Tune's do: S3 takes its endpoint from
 ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (an S3-compatible server) and credentials from the usual

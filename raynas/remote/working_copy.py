@@ -284,14 +284,14 @@ def publish(directory: str | os.PathLike[str], paths: Iterable[str | os.PathLike
     """Upload the files (or folders of files) ``paths`` that a command wrote into ``directory`` when that is
     a working copy; returns how each is named for the user: its URI when uploaded, else its path."""
     remote = location_of(directory)
-    paths = [Path(path) for path in paths]
+    written = [Path(path) for path in paths]
     if remote is None:
-        return [str(path) for path in paths]
+        return [str(path) for path in written]
     copy = WorkingCopy(remote)
     root = copy.directory.resolve()
     files: list[Path] = []
     named = []
-    for path in paths:
+    for path in written:
         if not path.resolve().is_relative_to(root):  # written elsewhere (--out): stays local
             named.append(str(path))
             continue

@@ -15,8 +15,8 @@ from raynas.results.schema import (EVALUATION_TABLES, GROUND_TRUTH_METRICS, KEYS
                                    TRIAL_STATUSES, UNIX_TIME_COLUMNS, schema_for)
 from raynas.results.writer import ResultsWriter, merge_history, rows_from_report, summarise_trial
 
-__all__ = ["DEFAULT_SCOPE", "EVALUATION_PLAN", "EVALUATIONS_DIR", "EVALUATION_TABLES", "FORMATS", "GROUND_TRUTH_METRICS",
-           "KEYS", "SCHEMA_VERSION", "SCOPES", "TABLES", "TRIAL_STATUSES", "UNIX_TIME_COLUMNS",
+__all__ = ["DEFAULT_SCOPE", "EVALUATION_PLAN", "EVALUATIONS_DIR", "EVALUATION_TABLES", "FORMATS",
+           "GROUND_TRUTH_METRICS", "KEYS", "SCHEMA_VERSION", "SCOPES", "TABLES", "TRIAL_STATUSES", "UNIX_TIME_COLUMNS",
            "ResultsCallback", "ResultsWriter", "evaluation_runs", "format_table", "leaderboard", "leaderboard_columns",
            "load_table", "merge_history", "rank_column", "ranking_of", "rows_from_report", "schema_for",
            "search_ranking", "summarise_trial", "trial_overrides"]

@@ -38,7 +38,8 @@ def _experiment(experiment_dir: Union[str, Path]) -> Path:
     path = Path(experiment_dir)
     if not path.is_dir():
         raise ResultsError(f"experiment folder {path} does not exist")
-    if not (path / "tables").is_dir() and not (path / "config.yaml").is_file() and not (path / EVALUATION_PLAN).is_file():
+    if (not (path / "tables").is_dir() and not (path / "config.yaml").is_file()
+            and not (path / EVALUATION_PLAN).is_file()):
         raise ResultsError(f"{path} is not a raynas experiment folder: expected config.yaml or tables/ in it "
                            "(pass <out>/<experiment name>)")
     return path

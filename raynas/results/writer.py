@@ -24,7 +24,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, SupportsInt, Union, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -57,7 +57,7 @@ _TUNE_KEYS = frozenset({"training_iteration", "time_total_s", "time_this_iter_s"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _check_trial_id(trial_id: str) -> str:
+def _check_trial_id(trial_id: object) -> str:
     if not isinstance(trial_id, str) or not _SAFE_ID.match(trial_id):
         raise ResultsError(f"trial id {trial_id!r} is not usable as a file name; allowed: letters, digits, '_', "
                            "'.', '-' (not first)")
@@ -79,7 +79,8 @@ def _int(key: str, value: Any) -> Optional[int]:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
-        return int(value)
+        # numbers.Real declares no __int__; the reals reports hold (float, NumPy floats) define it
+        return int(cast(SupportsInt, value))
     raise ResultsError(f"report key {key!r} must be an integer, got {value!r}")
 
 
@@ -456,6 +457,7 @@ class ResultsWriter:
                 f"result part {path} cannot be read ({reason}) and the consolidated table "
                 f"{self.table_path(name)} holds no copy of its rows ({what}); nothing was changed: move the part "
                 f"away (e.g. to {path.name}.torn) to go on without these rows") from None
+        assert rows is not None  # found: the table's rows or the recovered ones
         if self.read_only:
             self.warn(f"result part {path} cannot be read ({reason}); using its {rows.num_rows} row(s) ({what}) "
                       f"from {self.table_path(name)}")

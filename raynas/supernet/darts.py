@@ -9,7 +9,7 @@ normal cells share the ``normal`` alphas, all reduction cells the ``reduce`` alp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import torch
 from torch import nn
@@ -97,6 +97,7 @@ class DartsSupernet(Supernet):
         active = {cell: self.active_ops(w[cell]) for cell in w}
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, self.run_block(i, cell, s0, s1, w[cell.cell_type], active[cell.cell_type],
-                                        self.single_path)
+            # nn.ModuleList types its items as Module; every item is a DartsSearchCell (built above)
+            cell_type = cast(DartsSearchCell, cell).cell_type
+            s0, s1 = s1, self.run_block(i, cell, s0, s1, w[cell_type], active[cell_type], self.single_path)
         return self.global_pooling(s1).flatten(1)

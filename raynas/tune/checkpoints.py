@@ -103,6 +103,7 @@ def prune_superseded_checkpoints(tune_dir: Path | str) -> int:
     keep = {Path(trial.checkpoint.path).resolve() for trial in trials if trial.checkpoint is not None}
     removed = 0
     for trial in trials:
+        assert trial.path is not None  # a trial read back from a saved experiment has its folder
         for folder in sorted(Path(trial.path).glob("checkpoint_*")):
             if folder.is_dir() and folder.resolve() not in keep:
                 shutil.rmtree(folder)

@@ -62,7 +62,8 @@ class RemoteSync(Callback):
         self._next = time.monotonic() + self.period_s
         self._upload(settle=True)
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: Optional[int] = None, total_num_samples: Optional[int] = None,
+              **info: Any) -> None:
         """Upload the folder as it is when Tune starts (config, fingerprint, a resume's repairs)."""
         self._sync_all()
 

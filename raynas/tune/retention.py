@@ -173,7 +173,8 @@ class CheckpointRetention(Callback):
         self._resumed_from: Optional[dict[str, int]] = None
         self._next_round = 0.0
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: Optional[int] = None, total_num_samples: Optional[int] = None,
+              **info: Any) -> None:
         """Remember the checkpoints of the state this run starts from (a resume's; none for a new run)."""
         self._resumed_from = saved_checkpoints(self.tune_dir)
         self._next_round = time.monotonic() + self.period_s

@@ -62,6 +62,7 @@ def summarize(states: Iterable[TrialState], expected_trials: int, epochs_per_uns
     states = list(states)
     counts = {"RUNNING": 0, "PAUSED": 0, "PENDING": 0, "finished": 0, "failed": 0}
     best: Optional[TrialState] = None
+    best_value = math.nan  # best's value, a number (set with best)
     done = planned = 0
     for state in states:
         ended = state.failed or state.status in ("TERMINATED", "ERROR")
@@ -73,9 +74,10 @@ def summarize(states: Iterable[TrialState], expected_trials: int, epochs_per_uns
             counts[state.status if state.status in counts else "PENDING"] += 1
         done += state.epochs_done
         planned += state.epochs_done if ended else max(state.epochs_planned, state.epochs_done)
-        if state.value is not None and not math.isnan(state.value) and (
-                best is None or (state.value > best.value if mode == "max" else state.value < best.value)):
-            best = state
+        value = state.value
+        if value is not None and not math.isnan(value) and (
+                best is None or (value > best_value if mode == "max" else value < best_value)):
+            best, best_value = state, value
     unseen = max(0, expected_trials - len(states))
     planned += unseen * epochs_per_unseen
     return Status(running=counts["RUNNING"], paused=counts["PAUSED"], finished=counts["finished"],
@@ -118,7 +120,8 @@ def status_line(status: Status, metric: str, *, eta: Optional[float] = None, ela
     counts = [f"{status.running} running"] + ([f"{status.paused} paused"] if status.paused else []) + [
         f"{status.finished} finished", f"{status.failed} failed", f"{status.pending} pending of {status.total}"]
     best = status.best
-    best_text = ("no " + metric + " yet" if best is None else
+    # summarize() picks a best trial only among those with a value
+    best_text = ("no " + metric + " yet" if best is None or best.value is None else
                  f"best {metric} {format_value(best.value)} ({best.trial_id}, epoch {best.epochs_done})")
     epochs = f"epochs {status.epochs_done}/{status.epochs_planned}"
     if final:
@@ -168,7 +171,7 @@ class PopulationStatus(tune.Callback):
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         now = self._clock()
-        if self._start is None:
+        if self._start is None or self._last is None:  # set together: the first step
             self._start = self._last = now
             return
         if self._every <= 0 or now - self._last < self._every:
