@@ -2,10 +2,10 @@
 
 A supernet step allocates and frees thousands of activation-sized tensors, and glibc's malloc keeps part of
 the freed heap between them, fragmented. mimalloc (Microsoft's allocator, shipped as a shared library by the
-``cmeel-mimalloc`` wheel) reuses freed blocks better: a DARTS search step here peaks at 4.1 GB of resident
-memory instead of 4.6 GB and runs 9 % faster (``tools/bench_supernet.py --allocator``), provided it keeps
-the pages it has (``MIMALLOC_PURGE_DELAY=-1``): returning them to the system after every free makes the next
-allocations fault them in again, which made the step 25-50 % slower here (see ``docs/performance.md``).
+``cmeel-mimalloc`` wheel) reuses freed blocks better: a supernet step peaks lower and runs faster on it
+(measured with ``tools/bench_supernet.py --allocator``; the figures are in ``docs/performance.md``), provided
+it keeps the pages it has (``MIMALLOC_PURGE_DELAY=-1``): returning them to the system after every free makes
+the next allocations fault them in again.
 
 An allocator can only be chosen when a process starts (``LD_PRELOAD``), so raynas applies it to the Ray
 worker processes it starts, never to the driver: :func:`worker_env` gives the environment variables and

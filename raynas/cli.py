@@ -330,9 +330,11 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     anything; says whether the search will record its derived cells' ground truth (section benchmark)."""
     from raynas.config import expand_trials, load_config
     from raynas.config.shipped import resolve_config
+    from raynas.experiment import check_scoring
 
     cfg = load_config(resolve_config(config), overrides)
     trials = expand_trials(cfg)
+    check_scoring(cfg, trials)
     click.echo(f"ok: {config}: {len(trials)} trial(s), space {cfg.space}, {_search_words(cfg)}")
     shown: set[str] = set()
     for trial in trials:  # a grid of variants: what each one runs, once
@@ -663,7 +665,7 @@ def export(source: str, trial_id: str | None, formats: tuple[str, ...], opset: i
         click.echo(f"exporting trial {trained.trial_id} of {trained.run_dir} (test_acc {trained.test_acc:.4f}): "
                    f"{trained.genotype}")
     else:
-        from raynas.search import seed_everything
+        from raynas.runtime import seed_everything
         from raynas.spaces import get_space, guess_space
 
         if trial_id is not None:
@@ -828,7 +830,7 @@ def bench_build(cells: int | None, seeds: list[int], name: str | None, out: str,
     import datetime
 
     from raynas.benchmark.build import prepare_build, run_build
-    from raynas.config import RayConfig
+    from raynas.config.schema import RayConfig
 
     protocol = _bench_protocol(protocol_path)
     name = name or datetime.datetime.now().strftime("bench-%Y%m%d-%H%M%S")

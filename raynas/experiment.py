@@ -25,6 +25,7 @@ from raynas.config.limits import MAX_WORKERS, check_int
 from raynas.config_fingerprint import record_fingerprint
 from raynas.errors import ConfigError
 from raynas.folder_lock import folder_lock
+from raynas.objectives import prepare_experiment as prepare_terms
 from raynas.output_paths import check_output_parent
 from raynas.ray_address import check_reachable
 from raynas.remote import display, is_remote, location_of, names, remove_tree, sync_up, tune_location
@@ -72,6 +73,7 @@ def prepare_experiment(config: str | os.PathLike | Mapping[str, Any], overrides:
     if address:
         cfg = replace(cfg, ray=replace(cfg.ray, address=address))
     trials = distinct_seeds(cfg, expand_trials(cfg))
+    check_scoring(cfg, trials)  # the ground truth it asks for can be had (reads the protocol, no table)
     check_local_cpus(cfg)  # a trial a local instance cannot fit would wait for ever
     check_integrations(cfg)  # tune.tensorboard, tune.callbacks: the package to install, before anything is written
     ray_dashboard.check_installed(cfg.ray)  # ray.dashboard: Ray's dashboard packages
@@ -89,6 +91,13 @@ def prepare_experiment(config: str | os.PathLike | Mapping[str, Any], overrides:
     check_reachable(cfg.ray.address, "--address" if address else "ray.address")  # no cluster: fail now, bounded
     ray_session.check_running(cfg.ray)  # a Ray of the user's that ray.* contradicts (the Python API): fail now
     return PreparedExperiment(resolve_benchmark(cfg, directory), trials, directory)
+
+
+def check_scoring(cfg: ExperimentConfig, trials: Sequence[Any] = ()) -> None:
+    """The scoring ``cfg`` and its trials ask for can be done (:func:`raynas.benchmark.scoring.check_scoring`)."""
+    from raynas.benchmark.scoring import check_scoring as check
+
+    check(cfg, trials)
 
 
 def resolve_benchmark(cfg: ExperimentConfig, directory: Path) -> ExperimentConfig:
@@ -194,7 +203,7 @@ def keep_local_ray_on_loopback() -> None:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None:
-        constants.ENABLE_RAY_CLUSTER = False
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]  # read by Ray at call time
 
 
 def quiet_tune() -> None:
@@ -239,10 +248,8 @@ def run_experiment(prepared: PreparedExperiment, *, echo: Callable[[str], None] 
     # one driver per folder (raynas.folder_lock); Ray's and Tune's own log lines: <experiment>/logs/tune.log
     with folder_lock(directory, "raynas search", echo=echo), ray_logs_to(directory):
         try:
-            if any(trial.config.method == "e2nas" for trial in prepared.trials):
-                from raynas.e2nas.prepare import prepare_for_trials
-
-                cfg = prepare_for_trials(cfg, [trial.config for trial in prepared.trials], directory, echo=echo)
+            # what a term needs done once before any trial (E2NAS: its autoencoder), into the resolved config
+            cfg = prepare_terms(cfg, [trial.config for trial in prepared.trials], directory, echo=echo)
             dump_config(cfg, directory / RESOLVED_CONFIG)
             record_fingerprint(directory, RESOLVED_CONFIG)  # a resume refuses a config.yaml changed since
             check_ready(cfg)  # tune.callbacks: a tracking store MLflow refuses is one line, before Ray starts
@@ -272,7 +279,7 @@ def _run_tuner(cfg: ExperimentConfig, prepared: PreparedExperiment, waiting: Opt
     from ray import tune
 
     from raynas.results import TABLES
-    from raynas.tune.schedulers import make_tune_objects
+    from raynas.tune.tune_setup import make_tune_objects
 
     directory = prepared.directory
     base = trial_base_config(cfg)
@@ -330,7 +337,7 @@ def make_callbacks(cfg: ExperimentConfig, directory: Path, base: dict[str, Any])
     from raynas.tune.integrations import logger_callbacks
     from raynas.tune.progress import ProgressCallback
     from raynas.tune.retention import CheckpointRetention
-    from raynas.tune.schedulers import checkpoints_to_keep
+    from raynas.tune.tune_setup import checkpoints_to_keep
     from raynas.tune.status import PopulationStatus
 
     # fifo never ends a trial early; asha does (stopped_by), pbt does not but would be named if it did
@@ -366,7 +373,7 @@ def finish_tune_state(cfg: ExperimentConfig, directory: Path) -> int:
     from ray import tune
 
     from raynas.tune.retention import prune_checkpoints, trial_folders
-    from raynas.tune.schedulers import checkpoints_to_keep
+    from raynas.tune.tune_setup import checkpoints_to_keep
 
     tune_dir = tune_location(directory, TUNE_DIR)  # a URI for a working copy of a remote folder
     trials = tune.ExperimentAnalysis(str(tune_dir)).trials
@@ -405,7 +412,7 @@ def saved_trial_statuses(tune_dir: Path | str, what: str, again: str) -> dict[st
         raise ConfigError(f"{what} cannot be resumed: {tune_dir} holds no Ray Tune experiment state (it stopped "
                           f"before Tune started); remove the folder and {again}")
     if not is_remote(tune_dir):  # an object is whole or absent: Tune uploads each state once it is written
-        usable_experiment_state(tune_dir, what, again,
+        usable_experiment_state(Path(tune_dir), what, again,
                                 warn=lambda line: print(f"raynas: warning: {line}", file=sys.stderr, flush=True))
     try:
         trials = tune.ExperimentAnalysis(str(tune_dir)).trials
@@ -506,7 +513,7 @@ def _resume_checked(cfg: ExperimentConfig, directory: Path, echo: Callable[[str]
     tune_dir = tune_location(directory, TUNE_DIR)
     before = saved_trial_statuses(tune_dir, what, "run raynas search again")
     unfinished = sum(status != "TERMINATED" for status in before.values())
-    # Every searcher runs one Tune trial per entry of the expanded trial list (raynas.tune.schedulers).
+    # Every searcher runs one Tune trial per entry of the expanded trial list (raynas.tune.tune_setup).
     not_started = max(0, len(expand_trials(cfg)) - len(before))
     from raynas.results.recovery import search_recovery
     from raynas.results.writer import ResultsWriter

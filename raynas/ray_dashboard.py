@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from raynas.config import RayConfig
+from raynas.config.schema import RayConfig
 from raynas.errors import ConfigError
 
 #: the modules Ray's dashboard imports on top of Ray itself (ray.dashboard.optional_deps), by top-level name

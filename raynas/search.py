@@ -16,34 +16,33 @@ batch order depends only on ``(seed, epoch)`` (:class:`raynas.data.EpochLoader`)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import math
-import random
 import time
-from typing import Any, ContextManager, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence, cast
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from raynas.bilevel import arch_gradient_first_order, arch_gradient_second_order
-from raynas.config import ExperimentConfig
+from raynas.config.schema import ExperimentConfig
 from raynas.data import EpochLoader, load_data
 from raynas.data.loader import derive_seed
 from raynas.distributed import ShardComm, sync_batchnorm
-from raynas.errors import ConfigError, SearchDivergedError
+from raynas.errors import SearchDivergedError
 from raynas.flatness import arch_hessian_eigenvalue, discretization_gap
-from raynas.objectives import SearchEnv, StepContext, build_objective
+from raynas.objectives import SearchEnv, StepContext, build_objective, prepare_supernet
 from raynas.ranking import RANK_METRICS, RANK_TIME_COLUMNS
 from raynas.ranking.metrics import (detached_copy, finetune, mean_loss_acc, neighborhood, preserved_rng,
                                     recalibrate_batchnorm, used_parameters)
 from raynas.selection import SELECTIONS
 from raynas.spaces import Genotype, get_space
 from raynas.supernet import discrete_weights
-from raynas.supernet.base import kept_batchnorm_statistics
+from raynas.runtime import capture_rng_state, pick_device, restore_rng_state, seed_everything
+from raynas.supernet.base import Supernet
+from raynas.supernet.build import build_supernet
+from raynas.supernet.evaluation import evaluation_sums
 from raynas.supernet.projection import Projection
 
 
@@ -52,104 +51,6 @@ RANK_SALT = 1001
 #: at epoch e the bn re-estimation reads pass e * RANK_PASSES of the rank metrics' batch stream and the fine-tune
 #: the passes after it (up to RANK_PASSES - 1): every epoch's batches of its own
 RANK_PASSES = 100_000
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto``: the first visible GPU when there is one (Ray sets CUDA_VISIBLE_DEVICES per trial)."""
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", torch.cuda.current_device())
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, numpy's and torch's global RNGs."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextlib.contextmanager
-def batch_stats_eval(model: nn.Module) -> Iterator[None]:
-    """Run ``model`` with BatchNorm batch statistics and no grad, leaving running statistics unchanged."""
-    was_training = model.training
-    model.train()
-    try:
-        with kept_batchnorm_statistics(model), torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
-def evaluation_sums(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                    weights: dict[str, torch.Tensor] | None, device: torch.device, *,
-                    batch_stats: bool = True) -> tuple[float, float, float]:
-    """``(summed loss, correct, samples)`` of ``model`` with architecture ``weights`` over ``batches``.
-
-    ``batch_stats``: BatchNorm uses each batch's statistics and running statistics stay untouched
-    (:func:`batch_stats_eval`); otherwise the model runs in eval mode. The model's mode is restored.
-    """
-    loss_sum = correct = seen = 0.0
-    with evaluation_mode(model, batch_stats=batch_stats):
-        for x, y in batches:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            batch_loss, batch_correct, batch_seen = batch_sums(model, x, y, weights)
-            loss_sum += batch_loss
-            correct += batch_correct
-            seen += batch_seen
-    return loss_sum, correct, seen
-
-
-def evaluation_mode(model: nn.Module, *, batch_stats: bool) -> ContextManager[None]:
-    """The mode :func:`evaluation_sums` evaluates in: no grad, and BatchNorm batch statistics with the running
-    statistics untouched (``batch_stats``) or eval mode; entered once for many batches."""
-    return batch_stats_eval(model) if batch_stats else _eval_mode(model)
-
-
-def batch_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-               weights: dict[str, torch.Tensor] | None) -> tuple[float, float, float]:
-    """``(summed loss, correct, samples)`` of one batch under :func:`evaluation_mode` (the parallel selection
-    workers add these per batch in batch order, as :func:`evaluation_sums` does)."""
-    logits = model(x, weights)
-    return (F.cross_entropy(logits, y, reduction="sum").item(), (logits.argmax(1) == y).sum().item(),
-            float(y.numel()))
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
-def build_supernet(cfg: ExperimentConfig, num_classes: int, in_channels: int) -> nn.Module:
-    """The supernet of ``cfg`` (fresh weights, on the CPU) for data of ``num_classes`` and ``in_channels``."""
-    space = get_space(cfg.space)
-    options = {"stem_multiplier": cfg.supernet.stem_multiplier} if "normal" in space.cell_types else {}
-    model = space.build_supernet(channels=cfg.supernet.channels, layers=cfg.supernet.layers,
-                                 num_classes=num_classes, in_channels=in_channels, **options)
-    model.checkpoint_cells = cfg.supernet.checkpoint_cells
-    if cfg.supernet.channels_last:
-        # 4-D weights in NHWC make every convolution (oneDNN on CPU) produce NHWC activations: the same
-        # function, computed faster; an NCHW input batch is converted by the stem's convolution.
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def build_latent(cfg: ExperimentConfig, space: Any, device: torch.device) -> Any:
-    """E2NAS' architecture parameters: latents of ``cfg.e2nas.autoencoder`` (loaded on ``device``), drawn as
-    ``init_scale * randn`` from the global RNG."""
-    from raynas.e2nas.latent import LatentArchitecture
-    from raynas.e2nas.vgae import load
-
-    if not cfg.e2nas.autoencoder:
-        raise ConfigError("e2nas.autoencoder is unset: `raynas search` pretrains one into the experiment folder; "
-                          "a search built directly needs a file from `raynas e2nas pretrain SPACE --out FILE`")
-    return LatentArchitecture(load(cfg.e2nas.autoencoder, device=device), space, init_scale=cfg.e2nas.init_scale,
-                              estimator=cfg.e2nas.estimator)
 
 
 class Search:
@@ -175,11 +76,10 @@ class Search:
         self.space = get_space(cfg.space)
         self.data = load_data(cfg.data)
         self.model = build_supernet(cfg, self.data.num_classes, self.data.in_channels).to(self.device)
-        if cfg.method == "e2nas":
-            self.model.use_latent(build_latent(cfg, self.space, self.device))
+        prepare_supernet(cfg, self.model, self.space, self.device)  # e.g. E2NAS' latent parameterisation
         self.shards = ShardComm(rank, world_size)
         if self.shards.active:
-            self.model = sync_batchnorm(self.model, self.device)
+            self.model = cast(Supernet, sync_batchnorm(self.model, self.device))  # the same module, converted
         self.objective = build_objective(cfg, SearchEnv(space=self.space, num_classes=self.data.num_classes,
                                                         in_channels=self.data.in_channels, device=self.device,
                                                         rank=rank, world_size=world_size))
@@ -239,7 +139,7 @@ class Search:
         projection = self.model.projection
         undecided = projection is None or any(projection.undecided(c) for c in self.space.cell_types)
         update_arch = (train and self.epoch >= s.warmup_epochs and val_iter is not None and undecided
-                       and self.cfg.method != "rs")
+                       and self.objective.trains_architecture)
         # DARTS updates the architecture first in each step; E2NAS' released code the weights first
         arch_last = self.objective.arch_after_weights
         loss_sum = correct = seen = 0.0
@@ -252,11 +152,11 @@ class Search:
             ctx.step = step
             if next_batch is not None:
                 self.objective.prefetch(self.model, next_batch, ctx)
-            if update_arch and not arch_last:
+            if update_arch and not arch_last and val_iter is not None:
                 self._arch_step(train_batch, self._to_device(self.shards.local(next(val_iter))), ctx)
             loss, logits = self._weight_step(train_batch, ctx)
             self.objective.after_weight_step(self.model, train_batch, ctx)
-            if update_arch and arch_last:
+            if update_arch and arch_last and val_iter is not None:
                 self._arch_step(train_batch, self._to_device(self.shards.local(next(val_iter))), ctx)
             n = train_batch[1].numel()
             if n:  # a shard's slice of a short last batch may be empty
@@ -338,6 +238,8 @@ class Search:
             x, _ = next(iter(self.eval_loader.epoch(0)))
             return (float(used_parameters(self.model, derived, x.to(self.device))),)
         if kind == "neighborhood":
+            if self.genotype is None:  # rank metrics follow the epoch's derivation, which sets it
+                raise RuntimeError("the neighborhood rank metric needs the epoch's derived genotype")
             members = [derived] + [
                 discrete_weights(self.space, self.space.choices_from_genotype(g), device=self.device)
                 for g in neighborhood(self.space, self.genotype, s.rank_neighbors, seed=s.seed, epoch=self.epoch)]
@@ -347,8 +249,8 @@ class Search:
             return acc, loss
         copy = detached_copy(self.model)
         if kind == "bn":
-            batches = itertools.islice(self.rank_loader.epoch(self.epoch * RANK_PASSES), s.rank_bn_batches)
-            recalibrate_batchnorm(copy, derived, batches, self.device)
+            bn_batches = itertools.islice(self.rank_loader.epoch(self.epoch * RANK_PASSES), s.rank_bn_batches)
+            recalibrate_batchnorm(copy, derived, bn_batches, self.device)
             loss, acc = self._evaluate_model(copy, derived, batch_stats=False, max_batches=cap)
         else:  # finetune
             batches = itertools.chain.from_iterable(
@@ -420,13 +322,18 @@ class Search:
         extra = self.objective.arch_hypergradient(self.model, train_batch, val_batch, self.weight_optimizer, ctx)
         weight = self.objective.arch_loss_weight
         alphas = self.model.arch_parameters()
+        grads: list[torch.Tensor] = []  # each parameter's .grad itself: changed in place below
+        for p in alphas:
+            if p.grad is None:
+                raise RuntimeError("an architecture parameter got no gradient from the architecture step")
+            grads.append(p.grad)
         if weight != 1.0:
-            for p in alphas:
-                p.grad.mul_(weight)
+            for grad in grads:
+                grad.mul_(weight)
         if extra is not None:
-            for p, g in zip(alphas, extra):
-                p.grad.add_(g)
-            if not all(bool(torch.isfinite(p.grad).all()) for p in alphas):
+            for grad, g in zip(grads, extra):
+                grad.add_(g)
+            if not all(bool(torch.isfinite(grad).all()) for grad in grads):
                 self._check_finite("architecture hypergradient", math.nan, ctx)
         self.arch_optimizer.step()
 
@@ -584,25 +491,6 @@ class Search:
         restore_rng_state(state["rng"])
 
 
-def capture_rng_state() -> dict[str, Any]:
-    """The global RNG states (torch, CUDA, numpy, Python) in types ``torch.load(weights_only=True)`` reads."""
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": _numpy_state_to_plain(np.random.get_state()),
-        "python": _python_state_to_plain(random.getstate()),
-    }
-
-
-def restore_rng_state(rng: dict[str, Any]) -> None:
-    """Set the global RNG states :func:`capture_rng_state` returned."""
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    np.random.set_state(_numpy_state_from_plain(rng["numpy"]))
-    random.setstate(_python_state_from_plain(rng["python"]))
-
-
 def _with_next(items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
     """``(item, next item or None)`` for each item: one step of look-ahead for :meth:`Objective.prefetch`."""
     it = iter(items)
@@ -617,39 +505,3 @@ def _repeat(loader: EpochLoader, epoch: int) -> Iterator[Any]:
     """The batches of ``epoch``, over and over: the architecture split may be shorter than the weight split."""
     while True:
         yield from loader.epoch(epoch)
-
-
-def save_state(state: dict[str, Any], path: str) -> None:
-    """Write a search state atomically and durably: a temp file, flushed to disk, then ``os.replace``.
-
-    A killed process or a power loss leaves either the previous state or the new one, never a torn file.
-    """
-    from raynas.files import torch_save_atomically
-
-    torch_save_atomically(state, path)
-
-
-def load_state(path: str) -> dict[str, Any]:
-    """Read a search state written by :func:`save_state` (no arbitrary unpickling)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-# weights_only loading accepts tensors, lists, tuples, dicts and scalars: keep RNG states in those types.
-def _numpy_state_to_plain(state: tuple) -> list:
-    name, keys, pos, has_gauss, cached = state
-    return [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
-
-
-def _numpy_state_from_plain(plain: list) -> tuple:
-    name, keys, pos, has_gauss, cached = plain
-    return (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached)
-
-
-def _python_state_to_plain(state: tuple) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _python_state_from_plain(plain: list) -> tuple:
-    version, internal, gauss = plain
-    return (version, tuple(internal), gauss)

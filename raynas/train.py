@@ -22,23 +22,14 @@ import json
 import math
 import time
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, TypeVar
 
-from raynas.config import TrainConfig, apply_overrides, train_config_from_dict
-from raynas.errors import GenotypeError, SearchDivergedError
+from raynas.config import TrainConfig
+from raynas.errors import ConfigError, GenotypeError, SearchDivergedError
 from raynas.results.schema import EVALUATION_CURVES
 
 TRAIN_STATE_FILE = "train_state.pt"
 """File name of a training state (:meth:`ScratchTraining.get_state`) inside a Tune checkpoint."""
-
-
-def train_config_from_cli(*, genotype: str, space: str, dataset: str, epochs: int | None = None,
-                      overrides: Sequence[str] = ()) -> TrainConfig:
-    """A validated :class:`TrainConfig` from the CLI's arguments and ``--set`` overrides."""
-    data: dict[str, Any] = {"space": space, "genotype": genotype, "data": {"name": dataset}}
-    if epochs is not None:
-        data["epochs"] = epochs
-    return train_config_from_dict(apply_overrides(data, overrides))
 
 
 def resolve_protocol(cfg: TrainConfig) -> TrainConfig:
@@ -69,13 +60,25 @@ def with_cutout(data: Any, cutout: int) -> Any:
     return replace(data, augmentation=replace(data.augmentation or Augmentation(), cutout=cutout))
 
 
+FilledT = TypeVar("FilledT")
+
+
+def filled(value: Optional[FilledT], name: str) -> FilledT:
+    """A setting of a :class:`TrainConfig` that :func:`resolve_protocol` filled (the space's protocol sets every
+    one it leaves unset); still unset is a one-line :class:`ConfigError`."""
+    if value is None:
+        raise ConfigError(f"{name} is unset: resolve the config with its space's protocol (resolve_protocol)")
+    return value
+
+
 class ScratchTraining:
     """One training of a derived architecture from scratch, an epoch at a time, resumable bit for bit.
 
     Built from a :class:`TrainConfig` (unset settings take the space's protocol, :func:`resolve_protocol`):
     refuses a genotype with a disconnected cell (unless ``allow_disconnected``: the benchmark trains every
-    unique cell, and such a network learns only its classifier's bias), seeds everything, loads the data (the search split with
-    the data set's training augmentation; the held-out test split) and builds the network. Each
+    unique cell, and such a network learns only its classifier's bias), seeds everything, loads the data
+    (the search split with the data set's training augmentation; the held-out test split) and builds the
+    network. Each
     :meth:`run_epoch` trains one epoch (drop-path ramped linearly over the epochs, auxiliary head weighted
     by ``auxiliary_weight``, gradient clipping), tests, and returns the epoch's report, which carries the
     whole history so far (``epoch_<metric>`` lists). :meth:`get_state` / :meth:`set_state` hold weights,
@@ -87,7 +90,7 @@ class ScratchTraining:
 
         from raynas.data import EpochLoader, load_data
         from raynas.networks import count_flops, count_parameters
-        from raynas.search import pick_device, seed_everything
+        from raynas.runtime import pick_device, seed_everything
         from raynas.spaces import get_space
 
         self.cfg = cfg = resolve_protocol(cfg)
@@ -100,26 +103,30 @@ class ScratchTraining:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
+        self.epochs = filled(cfg.epochs, "epochs")
         self.device = pick_device(cfg.device)
         data = load_data(cfg.data, augment=True)
         if cfg.data.cutout is None:
             data = with_cutout(data, protocol_cutout(cfg.space, data.image_size))
-        self.model = self.space.build_network(self.genotype, channels=cfg.channels, layers=cfg.layers,
-                                              num_classes=data.num_classes, in_channels=data.in_channels,
-                                              auxiliary=bool(cfg.auxiliary),
-                                              drop_path_prob=cfg.drop_path_prob).to(self.device)
+        # a network of raynas.networks: an nn.Module with drop_path_prob and forward_with_aux
+        self.model: Any = self.space.build_network(
+            self.genotype, channels=filled(cfg.channels, "channels"), layers=filled(cfg.layers, "layers"),
+            num_classes=data.num_classes, in_channels=data.in_channels, auxiliary=bool(cfg.auxiliary),
+            drop_path_prob=filled(cfg.drop_path_prob, "drop_path_prob")).to(self.device)
         self.input_shape = (data.in_channels, data.image_size, data.image_size)
         self.network_args = {"space": cfg.space, "genotype": str(self.genotype), "channels": cfg.channels,
                              "layers": cfg.layers, "num_classes": data.num_classes, "in_channels": data.in_channels,
                              "image_size": data.image_size, "auxiliary": bool(cfg.auxiliary)}
         self.params = count_parameters(self.model)
         self.flops = count_flops(self.model, self.input_shape)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay, nesterov=bool(cfg.nesterov))
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
+        batch_size = filled(cfg.batch_size, "batch_size")
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=filled(cfg.lr, "lr"), momentum=cfg.momentum,
+                                         weight_decay=filled(cfg.weight_decay, "weight_decay"),
+                                         nesterov=bool(cfg.nesterov))
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.epochs,
                                                                     eta_min=cfg.lr_min)
-        self.train_loader = EpochLoader(data.full_train(), cfg.batch_size, shuffle=True, seed=cfg.seed)
-        self.test_loader = EpochLoader(data.test, cfg.batch_size, shuffle=False, seed=0)
+        self.train_loader = EpochLoader(data.full_train(), batch_size, shuffle=True, seed=cfg.seed)
+        self.test_loader = EpochLoader(data.test, batch_size, shuffle=False, seed=0)
         self.epoch = 0
         self.history: dict[str, list[float]] = {name: [] for name in EVALUATION_CURVES}
         self.elapsed_s = 0.0
@@ -127,7 +134,7 @@ class ScratchTraining:
     @property
     def done(self) -> bool:
         """Whether every epoch of the config has run."""
-        return self.epoch >= self.cfg.epochs
+        return self.epoch >= self.epochs
 
     def identity(self) -> dict[str, Any]:
         """What this training is: genotype, space, data set, seed, size (params, FLOPs, multiply-adds)."""
@@ -142,7 +149,7 @@ class ScratchTraining:
         cfg, model, device = self.cfg, self.model, self.device
         start = time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]
-        model.drop_path_prob = cfg.drop_path_prob * self.epoch / cfg.epochs
+        model.drop_path_prob = filled(cfg.drop_path_prob, "drop_path_prob") * self.epoch / self.epochs
         model.train()
         loss_sum = correct = seen = 0.0
         for x, y in self.train_loader.epoch(self.epoch):
@@ -186,7 +193,7 @@ class ScratchTraining:
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this training is (``torch.load(weights_only=True)`` safe)."""
-        from raynas.search import capture_rng_state
+        from raynas.runtime import capture_rng_state
 
         return {"epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "history": {k: list(v) for k, v in self.history.items()},
@@ -195,7 +202,7 @@ class ScratchTraining:
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_state` returned; a state of another genotype is refused."""
-        from raynas.search import restore_rng_state
+        from raynas.runtime import restore_rng_state
 
         if state["genotype"] != str(self.genotype):
             raise GenotypeError(f"checkpoint holds genotype {state['genotype']}, not {self.genotype}")

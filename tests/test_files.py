@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "results"))
 from results_trainable_helper import make_report  # noqa: E402
 
+from raynas.results import rows_from_report
 from raynas.files import atomic_path, replace_together, torch_save_atomically, write_bytes_atomically  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def test_every_writer_honours_the_umask(tmp_path, umask):
 
     writer = ResultsWriter(tmp_path / "exp", "exp")
     report = make_report(1)
-    writer.write_report("t0", report)
+    writer.write_rows("t0", rows_from_report("t0", report))
     writer.write_trial(summarise_trial("t0", [report], "derived_val_acc", "max", experiment="exp"))
     tables = writer.consolidate()
     figure = matplotlib.figure.Figure()
@@ -111,7 +112,7 @@ def test_parts_tables_and_their_folders_are_flushed_before_and_after_the_renames
     monkeypatch.setattr(os, "replace", replace)
     writer = ResultsWriter(tmp_path / "exp", "exp")
     report = make_report(1)
-    writer.write_report("t0", report)
+    writer.write_rows("t0", rows_from_report("t0", report))
     writer.write_trial(summarise_trial("t0", [report], "derived_val_acc", "max", experiment="exp"))
     tables = writer.consolidate()
     monkeypatch.undo()

@@ -58,7 +58,7 @@ def measure(shards: int, steps: int, epochs: int, order: int, image_size: int | 
     """Median step time of ``shards`` shard actors over epochs 2..``epochs`` (epoch 1 warms up)."""
     from dataclasses import replace
 
-    from raynas.actors import ShardGroup
+    from raynas.actors.shard_group import ShardGroup
     from raynas.config import config_from_dict
 
     search = {**SETTING["search"], "steps_per_epoch": steps, "epochs": epochs, "order": order, "device": device}

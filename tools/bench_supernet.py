@@ -88,7 +88,7 @@ def build_step(space_name: str, batch: int, size: int, threads: int, order: int 
     space = get_space(space_name)
     model = space.build_supernet(num_classes=10, in_channels=3, **(settings or SETTINGS[space_name])).to(device)
     model.checkpoint_cells = checkpoint_cells  # what supernet.checkpoint_cells does
-    if channels_last:  # what supernet.channels_last does in raynas.search.build_supernet
+    if channels_last:  # what supernet.channels_last does in raynas.supernet.build.build_supernet
         model = model.to(memory_format=torch.channels_last)
     objective = Objective()
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)

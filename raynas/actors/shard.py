@@ -1,6 +1,6 @@
 """One shard of a data-parallel search: a process holding a supernet replica and a slice of every batch.
 
-:class:`ShardActor` runs as a Ray actor (started by :class:`raynas.actors.ShardGroup`, the only place that
+:class:`ShardActor` runs as a Ray actor (started by :class:`raynas.actors.shard_group.ShardGroup`, the only place that
 calls ``.remote()`` on it). It joins a ``torch.distributed`` process group (``nccl`` on a GPU, ``gloo`` on
 the CPU) through a TCP store that rank 0 opens on a free port of its node's Ray address (and only there),
 then builds :class:`raynas.search.Search` as its rank; the search averages gradients and batch-norm
@@ -18,7 +18,7 @@ import struct
 from dataclasses import replace
 from typing import Any, Optional
 
-from raynas.config import ExperimentConfig
+from raynas.config.schema import ExperimentConfig
 
 _SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 #: torch.distributed backends a shard group can use (default: nccl on a GPU, gloo on the CPU)
@@ -82,7 +82,9 @@ class ShardActor:
         import torch
         import torch.distributed as dist
 
-        from raynas.search import Search, pick_device
+        from raynas.runtime import pick_device
+
+        from raynas.search import Search
 
         device = pick_device(self.cfg.search.device)
         backend = backend or ("nccl" if device.type == "cuda" else "gloo")

@@ -1,10 +1,10 @@
 """SD-DARTS teachers in Ray actors (``objectives.sd.placement: actor``).
 
 A :class:`TeacherActor` holds some of a search's supernet snapshots in a
-:class:`raynas.objectives.sd.TeacherPool` and answers a batch with its teachers' summed probabilities and
+:class:`raynas.actors.teacher_pool.TeacherPool` and answers a batch with its teachers' summed probabilities and
 votes. :class:`TeacherGroup` (the only code that calls ``.remote()`` on it) starts ``objectives.sd.actors``
 of them for one search process, sends snapshot ``i`` to actor ``i mod actors`` and merges the actors'
-answers with :func:`raynas.objectives.sd.merge_sums`, so a group answers as the local teachers do.
+answers with :func:`raynas.actors.teacher_pool.merge_sums`, so a group answers as the local teachers do.
 
 Ordering: every call goes from the search's thread to the actors, and Ray runs one caller's calls to an
 actor in the order they were sent, so a snapshot sent before a question is there when the question is
@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from raynas.config import ExperimentConfig
+from raynas.config.schema import ExperimentConfig, required_section
 from raynas.errors import RaynasError
 
 if TYPE_CHECKING:
@@ -47,16 +47,16 @@ class TeacherActor:
         import ray
         import torch
 
-        from raynas.objectives.sd import TeacherPool
-        from raynas.search import build_supernet
+        from raynas.actors.teacher_pool import TeacherPool
+        from raynas.supernet.build import build_supernet
 
         torch.set_num_threads(max(1, int(cfg.resources.cpus_per_teacher)))
         if ray.get_gpu_ids() and torch.cuda.is_available():
             device = torch.device("cuda", torch.cuda.current_device())
         else:
             device = torch.device("cpu")
-        self.pool = TeacherPool(lambda: build_supernet(cfg, num_classes, in_channels), device,
-                                cfg.objectives.sd.temperature)
+        sd = required_section(cfg.objectives.sd, "objectives.sd")
+        self.pool = TeacherPool(lambda: build_supernet(cfg, num_classes, in_channels), device, sd.temperature)
 
     def device(self) -> str:
         """Where the teachers run (``cpu`` or ``cuda:N``); answers once the actor is up."""
@@ -98,31 +98,21 @@ class TeacherGroup:
     def __init__(self, cfg: ExperimentConfig, *, num_classes: int, in_channels: int, rank: int = 0,
                  world_size: int = 1, start_timeout_s: float = 600.0) -> None:
         import ray
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+        from raynas.actors.calls import spawn_in_bundles
         from raynas.tune.resources import teacher_bundles
 
-        count = int(cfg.objectives.sd.actors)
+        count = int(required_section(cfg.objectives.sd, "objectives.sd").actors)
         if not ray.is_initialized():
             raise RaynasError("objectives.sd.placement = 'actor' runs Ray actors but Ray is not initialised: "
                               "call ray.init first, or set objectives.sd.placement = 'local'")
-        group = ray.util.get_current_placement_group()
-        bundles = teacher_bundles(cfg, rank, world_size)
-        if group is not None and len(group.bundle_specs) <= max(bundles):
-            raise RaynasError(f"the trial's placement group has {len(group.bundle_specs)} bundle(s); its "
-                              f"{count} teacher actor(s) need bundles {bundles[0]}..{bundles[-1]}: build them with "
-                              "raynas.tune.resources.trial_resources")
         self.start_timeout_s = float(start_timeout_s)
-        self._actors: list[Any] = []
         self._snapshots: dict[int, tuple[int, Any]] = {}  # tag -> (index, object ref)
-        remote_cls = ray.remote(TeacherActor)
         res = cfg.resources
-        for i in range(count):
-            options: dict[str, Any] = {"num_cpus": res.cpus_per_teacher, "num_gpus": res.gpus_per_teacher}
-            if group is not None:
-                options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                    group, placement_group_bundle_index=bundles[i])
-            self._actors.append(remote_cls.options(**options).remote(cfg, num_classes, in_channels))
+        self._actors: list[Any] = spawn_in_bundles(
+            TeacherActor, [(cfg, num_classes, in_channels)] * count, num_cpus=res.cpus_per_teacher,
+            num_gpus=res.gpus_per_teacher, bundles=teacher_bundles(cfg, rank, world_size),
+            what=f"{count} teacher actor(s)")
         self._starting: Optional[list[Any]] = [a.device.remote() for a in self._actors]
         self.devices: list[str] = []  #: each actor's device, known once the actors started
 
@@ -161,12 +151,12 @@ class TeacherGroup:
         return [self._actors[a].answer.remote(payload, tag_list) for a in owners]
 
     def collect(self, request: Sequence[Any]) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """The merged answers of a :meth:`request` (:func:`raynas.objectives.sd.merge_sums`)."""
-        from raynas.actors import _gather
-        from raynas.objectives.sd import merge_sums
+        """The merged answers of a :meth:`request` (:func:`raynas.actors.teacher_pool.merge_sums`)."""
+        from raynas.actors.calls import gather
+        from raynas.actors.teacher_pool import merge_sums
 
         self._wait_started()
-        return merge_sums(_gather(request))
+        return merge_sums(gather(request))
 
     def snapshots(self, tags: Sequence[int]) -> list[dict[str, Any]]:
         """The snapshots ``tags`` as sent (CPU tensors), read from the object store."""
@@ -176,13 +166,13 @@ class TeacherGroup:
 
     def held_tags(self) -> list[list[int]]:
         """The tags each actor holds now, in actor order (asks the actors; for checks and tests)."""
-        from raynas.actors import _gather
+        from raynas.actors.calls import gather
 
-        return _gather([actor.tags.remote() for actor in self._actors])
+        return gather([actor.tags.remote() for actor in self._actors])
 
     def close(self) -> None:
         """Kill the teacher actors (idempotent)."""
-        from raynas.actors import kill_actors
+        from raynas.actors.calls import kill_actors
 
         kill_actors(self._actors)
         self._actors = []

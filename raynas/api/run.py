@@ -31,8 +31,8 @@ DEFAULT_OUT = "raynas_results"
 def search(config: Union[str, os.PathLike, Mapping[str, Any]], overrides: Overrides = (), *,
            out: Union[str, os.PathLike] = DEFAULT_OUT, address: Optional[str] = None) -> Experiment:
     """Run the population of searches ``config`` describes (a YAML file's path, a shipped config's name such
-    as ``"quickstart"``, or the mapping a config file holds) with ``overrides`` applied, into ``<out>/<name>``, as ``raynas search`` does; return the finished
-    :class:`Experiment`.
+    as ``"quickstart"``, or the mapping a config file holds) with ``overrides`` applied, into ``<out>/<name>``,
+    as ``raynas search`` does; return the finished :class:`Experiment`.
 
     Bad input raises a :class:`raynas.errors.ConfigError` with the CLI's one-line message before anything
     is written. Failed trials do not raise: ``experiment.failures`` names them (and ``outcome.num_errors``
@@ -119,8 +119,9 @@ def train(sources: Union[Source, Sequence[Source]], *, seeds: Union[int, str, Se
     from raynas.evaluation import evaluation_summary, plan_evaluation, run_evaluation
     from raynas.folder_trust import restricted_umask
 
-    many = isinstance(sources, Sequence) and not isinstance(sources, str)
-    texts = [_source_text(source) for source in (sources if many else [sources])]
+    listed: Sequence[Source] = (sources if isinstance(sources, Sequence) and not isinstance(sources, str)
+                                else [sources])
+    texts = [_source_text(source) for source in listed]
     with restricted_umask():
         prepared = plan_evaluation(texts, space=space, dataset=dataset,
                                    config_path=os.fspath(config) if config is not None else None,

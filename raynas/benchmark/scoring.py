@@ -3,8 +3,10 @@ applied.
 
 Three steps, each where it belongs:
 
-- :func:`scoring_obstacle` (through :mod:`raynas.config.checks`, for every config a loader builds): why an
-  experiment cannot be scored (not NB201, other data than the benchmark's); cheap, reads no table;
+- :func:`check_scoring` (every entry point, right after loading a config and its trials, before anything is
+  written): why an experiment that asks for scoring cannot be scored (not NB201, other data than the
+  benchmark's, an unreadable protocol), as a one-line error naming the field; cheap, reads no table. It
+  runs above the config loader because it reads the protocol with the loader;
 - :func:`resolve_scoring` (the driver, before anything runs): ``auto`` decided by whether the table holds
   rows of the protocol, the cache folder placed in the experiment folder; the resolved section is what the
   experiment's ``config.yaml`` records and what every trial reads;
@@ -25,13 +27,13 @@ import functools
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from raynas.benchmark.lookup import GroundTruth, matches_benchmark_data
 from raynas.benchmark.official import OfficialGroundTruth, data_obstacle, official_cache_dir
 from raynas.benchmark.protocol import check_protocol, data_setting, protocol_hash, shipped_protocol
 from raynas.benchmark.table import read_rows, shipped_table_path
-from raynas.config import ExperimentConfig, config_to_dict, read_config_file
+from raynas.config import ExperimentConfig, FieldError, config_to_dict, read_config_file, show_value
 from raynas.config.schema import GROUND_TRUTH_METRICS
 from raynas.errors import ConfigError
 
@@ -90,6 +92,37 @@ def scoring_obstacle(cfg: ExperimentConfig) -> Optional[str]:
     if difference is not None:
         return f"{difference} (the search must train on the benchmark's images)"
     return None
+
+
+def scoring_problem(cfg: ExperimentConfig) -> Optional[tuple[str, Any, str]]:
+    """``(field, value, what is wrong)`` when ``cfg`` asks for scoring (``benchmark.score: on`` or a
+    ground-truth ``tune.metric``) that cannot be done, else None; reads no table."""
+    metric, score = cfg.tune.metric, cfg.benchmark.score
+    if not wants_ground_truth(cfg) or score == "off":  # a metric with score off: the config checks refuse it
+        return None
+    try:
+        obstacle = scoring_obstacle(cfg)
+    except ConfigError as err:  # an unreadable or invalid protocol file
+        return "benchmark.protocol", cfg.benchmark.protocol, str(err)
+    if obstacle is None:
+        return None
+    if score == "on":
+        return "benchmark.score", score, f"{obstacle}; set it to auto or off"
+    return "tune.metric", metric, f"needs the ground truth, but {obstacle}"
+
+
+def check_scoring(cfg: ExperimentConfig, trials: Sequence[Any] = ()) -> None:
+    """Raise a one-line :class:`raynas.config.FieldError` when ``cfg`` or one of its ``trials``
+    (:class:`raynas.config.TrialSpec`, whose grid values may change the space or the data) asks for scoring
+    that cannot be done (:func:`scoring_problem`); the trial's grid values head its message."""
+    problem = scoring_problem(cfg)
+    if problem is not None:
+        raise FieldError(problem[0], problem[2], problem[1])
+    for trial in trials:
+        problem = scoring_problem(trial.config)
+        if problem is not None:
+            shown = ", ".join(f"{key}={show_value(value)}" for key, value in trial.overrides.items())
+            raise ConfigError(f"tune.grid combination ({shown}): {FieldError(problem[0], problem[2], problem[1])}")
 
 
 def table_sources(cfg: ExperimentConfig) -> list[Path]:

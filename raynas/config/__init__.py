@@ -18,7 +18,8 @@ from raynas.config.schema import (DataConfig, E2NASConfig, ExperimentConfig, NAC
 from raynas.config.trials import TrialSpec, expand_trials, trial_label
 
 __all__ = [
-    "DataConfig", "E2NASConfig", "ExperimentConfig", "NAConfig", "ObjectivesConfig", "RayConfig", "ResourcesConfig", "SDConfig", "TAConfig",
+    "DataConfig", "E2NASConfig", "ExperimentConfig", "NAConfig", "ObjectivesConfig", "RayConfig", "ResourcesConfig",
+    "SDConfig", "TAConfig",
     "SearchConfig", "SelectionConfig",
     "SupernetConfig", "TrainConfig", "TuneConfig",
     "FieldError", "config_from_dict", "config_to_dict", "describe_type", "dump_config", "load_config",

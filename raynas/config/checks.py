@@ -18,7 +18,6 @@ from raynas.config.schema import (GROUND_TRUTH_METRICS, GROUND_TRUTH_MODES, TUNE
                                   DataConfig, E2NASConfig, ExperimentConfig, MlflowConfig, RayConfig, ResourcesConfig,
                                   SDConfig, SearchConfig, TAConfig, TrainConfig, TuneConfig, WandbConfig)
 from raynas.data.imagenet16_layout import layout_problem
-from raynas.errors import ConfigError
 from raynas.output_paths import folder_name_problem
 from raynas.ranking import RANK_METRICS, kind_of
 
@@ -221,11 +220,11 @@ def check_rank_metrics_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem
     measured on every epoch a scheduler decides on (ASHA and PBT compare every report); copies of a sharded
     supernet cannot be trained alone."""
     s, metric = cfg.search, cfg.tune.metric
-    for kind in UNSHARDED_RANK_METRICS:
-        if kind in s.rank_metrics and cfg.resources.shards > 1:
+    for unsharded in UNSHARDED_RANK_METRICS:
+        if unsharded in s.rank_metrics and cfg.resources.shards > 1:
             return Problem(join_path(path, "search.rank_metrics"), s.rank_metrics,
-                           f"must not hold {kind!r} with resources.shards = {cfg.resources.shards}: it trains a "
-                           "copy of the supernet, which runs on unsharded searches only")
+                           f"must not hold {unsharded!r} with resources.shards = {cfg.resources.shards}: it trains "
+                           "a copy of the supernet, which runs on unsharded searches only")
     kind = kind_of(metric)
     if kind is None:
         return None
@@ -237,9 +236,9 @@ def check_rank_metrics_fit(cfg: ExperimentConfig, path: str) -> Optional[Problem
 
 
 def check_ground_truth_fits(cfg: ExperimentConfig, path: str) -> Optional[Problem]:
-    """A ground-truth ``tune.metric`` is ranked by its own mode and needs scoring; ``benchmark.score: on``
-    and such a metric need an NB201 search on the benchmark's data (whether the table has rows is decided
-    when the search starts: :func:`raynas.benchmark.scoring.resolve_scoring`)."""
+    """A ground-truth ``tune.metric`` is ranked by its own mode and needs scoring. Whether the search can be
+    scored at all (an NB201 search on the benchmark's data, a readable protocol) is the benchmark's to say:
+    :func:`raynas.benchmark.scoring.check_scoring`, which every entry point runs after loading the config."""
     metric, score = cfg.tune.metric, cfg.benchmark.score
     if metric in GROUND_TRUTH_METRICS and cfg.tune.mode != GROUND_TRUTH_MODES[metric]:
         return Problem(join_path(path, "tune.mode"), cfg.tune.mode,
@@ -248,19 +247,7 @@ def check_ground_truth_fits(cfg: ExperimentConfig, path: str) -> Optional[Proble
         return Problem(join_path(path, "tune.metric"), metric,
                        "needs the ground truth, but benchmark.score is 'off'; set it to auto or on, or rank by "
                        "another metric")
-    if score != "on" and metric not in GROUND_TRUTH_METRICS:
-        return None
-    from raynas.benchmark.scoring import scoring_obstacle  # imported here: raynas.benchmark builds on raynas.config
-
-    try:
-        obstacle = scoring_obstacle(cfg)
-    except ConfigError as err:  # an unreadable or invalid protocol file
-        return Problem(join_path(path, "benchmark.protocol"), cfg.benchmark.protocol, str(err))
-    if obstacle is None:
-        return None
-    if score == "on":
-        return Problem(join_path(path, "benchmark.score"), score, f"{obstacle}; set it to auto or off")
-    return Problem(join_path(path, "tune.metric"), metric, f"needs the ground truth, but {obstacle}")
+    return None
 
 
 #: Objective terms that read the softmax of DARTS' alphas, which a latent-space search does not have.

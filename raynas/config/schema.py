@@ -18,12 +18,13 @@ evaluation channels). Nothing here imports torch or ray.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from raynas.allocator import ALLOCATORS
 from raynas.config.limits import (MAX_BATCH_SIZE, MAX_CHANNELS, MAX_CLASSES, MAX_CPUS, MAX_EPOCHS, MAX_GPUS,
                                   MAX_IMAGE_SIZE, MAX_LAYERS, MAX_SAMPLES, MAX_SEED, MAX_STEPS, MAX_TRIALS,
                                   MAX_WORKERS)
+from raynas.errors import ConfigError
 from raynas.ranking import RANK_METRIC_COLUMNS
 
 
@@ -144,8 +145,8 @@ class SelectionConfig:
                                    "or fixed (lowest first)", choices=("random", "fixed"))
     topology: bool = _f(True, "perturbation, darts spaces: pick each node's 2 inputs by perturbation too "
                               "(false: the 2 whose kept op has the largest softmax weight)")
-    batch_stats: bool = _f(True, "perturbation, sampling: evaluate candidates with BatchNorm batch statistics (DARTS-PT's "
-                                 "code) rather than running statistics")
+    batch_stats: bool = _f(True, "perturbation, sampling: evaluate candidates with BatchNorm batch statistics "
+                                 "(DARTS-PT's code) rather than running statistics")
     eval_batches: Optional[int] = _f(None, "perturbation, sampling: validation batches per candidate evaluation "
                                            "(default: the whole architecture split)", ge=1, le=MAX_STEPS)
     finetune_lr_factor: float = _f(0.1, "perturbation: fine-tuning restarts the weight lr at search.weight_lr "
@@ -486,3 +487,14 @@ class TrainConfig:
     seed: int = _f(0, "seed of initialisation and batch order (raynas train: --seeds)", ge=0, le=MAX_SEED)
     device: str = _f("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
     threads: Optional[int] = _f(None, "torch threads (default: torch's)", ge=1, le=MAX_WORKERS)
+
+
+SectionT = TypeVar("SectionT")
+
+
+def required_section(section: Optional[SectionT], path: str) -> SectionT:
+    """``section`` (an optional config section, e.g. ``objectives.sd``) of a part that is built only when the
+    section is set; building it without the section is a one-line :class:`ConfigError` naming ``path``."""
+    if section is None:
+        raise ConfigError(f"{path} is not set: the term it configures is built only when the section is given")
+    return section

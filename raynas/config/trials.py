@@ -71,7 +71,8 @@ def expand_trials(cfg: ExperimentConfig) -> list[TrialSpec]:
     unknown, not a single setting or under name/tune/ray/resources, for a value that makes a config invalid,
     for ``tune.variants`` that :func:`raynas.config.variants.check_variants` refuses, and for ``tune.params``
     or searcher/scheduler settings that :func:`raynas.config.params.check_population` refuses. A grid entry
-    ``variant: [names]`` is one axis like any other: each trial's variant is applied when its config is built. With the random/optuna searcher a trial's ``tune.params`` values are drawn when it starts.
+    ``variant: [names]`` is one axis like any other: each trial's variant is applied when its config is built.
+    With the random/optuna searcher a trial's ``tune.params`` values are drawn when it starts.
     """
     grid = cfg.tune.grid
     for key in grid:

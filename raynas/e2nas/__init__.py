@@ -1,10 +1,13 @@
-"""E2NAS groundwork: a graph autoencoder that maps cells to a continuous latent space and back.
+"""E2NAS: search in the continuous latent space of a graph autoencoder over cells.
 
 Zhang et al., "Differentiable Neural Architecture Search in Equivalent Space with Exploration Enhancement",
-NeurIPS 2020. This package holds the first piece: :mod:`raynas.e2nas.encoding` (cells of a space as tensors,
-decoding logits into cells that are valid by construction) and :mod:`raynas.e2nas.vgae` (the variational graph
-autoencoder, its seeded pretraining, files, and the straight-through architecture weights of a latent).
-Importing this package imports torch.
+NeurIPS 2020. :mod:`raynas.e2nas.encoding` turns the cells of a space into tensors and decodes logits into
+cells that are valid by construction; :mod:`raynas.e2nas.vgae` is the variational graph autoencoder, its
+seeded pretraining, its files and the straight-through architecture weights of a latent;
+:mod:`raynas.e2nas.latent` is the latent parameterisation a supernet searches with
+(:meth:`raynas.supernet.base.Supernet.use_latent`); :mod:`raynas.e2nas.prepare` pretrains the autoencoder an
+experiment's searches share. The search objective is :mod:`raynas.objectives.e2nas`. Importing this package
+imports torch.
 """
 
 from __future__ import annotations

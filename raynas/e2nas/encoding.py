@@ -252,17 +252,18 @@ def kept_edges(layout: CellLayout, input_logits: Optional[torch.Tensor], batch_s
     """Bool ``[..., edges]``: per node the ``inputs_per_node`` incoming edges of highest score (every edge
     when the cell keeps all of them). Distinct edges into a node have distinct sources, so the result is a
     valid topology whatever the scores (ties go to the lower edge index, NaN counts as highest)."""
-    if not layout.selects_inputs():
+    inputs = layout.inputs_per_node
+    if inputs is None:  # the cell keeps every edge (layout.selects_inputs() is False)
         return torch.ones(*batch_shape, layout.num_edges, dtype=torch.bool, device=device)
     if input_logits is None:
         raise SpaceError(f"cell {layout.cell!r} needs input logits [..., {layout.num_edges}] to choose its inputs")
     keep = torch.zeros(input_logits.shape, dtype=torch.bool, device=input_logits.device)
     for incoming in layout.node_edges:
-        if len(incoming) == layout.inputs_per_node:
+        if len(incoming) == inputs:
             keep[..., list(incoming)] = True
             continue
         edge_ids = torch.tensor(incoming, device=input_logits.device)
-        best = input_logits[..., edge_ids].topk(layout.inputs_per_node, dim=-1).indices
+        best = input_logits[..., edge_ids].topk(inputs, dim=-1).indices
         keep.scatter_(-1, edge_ids[best], True)
     return keep
 

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from raynas.config import ExperimentConfig
+from raynas.config.schema import ExperimentConfig
 from raynas.errors import ConfigError
 
 #: the autoencoder file ``raynas search`` writes into an E2NAS experiment folder

@@ -3,7 +3,8 @@
 :func:`plan_evaluation` turns sources (genotype texts, genotype files, search experiment folders) and seeds
 into a checked :class:`EvaluationPlan`; :func:`run_evaluation` trains every (architecture, seed) as a Tune
 trial with checkpoints, writing the evaluations table; :func:`resume_evaluation` continues an interrupted
-run; :func:`load_trained_network` rebuilds a trained network from its checkpoint. Importing this package imports neither torch nor Ray.
+run; :func:`load_trained_network` rebuilds a trained network from its checkpoint. Importing this package
+imports neither torch nor Ray.
 """
 
 from raynas.evaluation.plan import (Architecture, EvaluationPlan, PreparedEvaluation, plan_evaluation, read_plan,

@@ -289,9 +289,9 @@ def plan_evaluation(sources: Sequence[str], *, space: Optional[str] = None, data
                           seeds=tuple(dict.fromkeys(seeds)), cpus_per_trial=cpus_per_trial,
                           gpus_per_trial=gpus_per_trial, max_failures=max_failures,
                           ray=RayConfig(address=address, num_cpus=num_cpus))
-    trials = len(plan.architectures) * len(plan.seeds)
-    if trials > MAX_TRIALS:
-        raise ConfigError(f"{len(plan.architectures)} architecture(s) x {len(plan.seeds)} seed(s) = {trials} "
+    count = len(plan.architectures) * len(plan.seeds)
+    if count > MAX_TRIALS:
+        raise ConfigError(f"{len(plan.architectures)} architecture(s) x {len(plan.seeds)} seed(s) = {count} "
                           f"trials; at most {MAX_TRIALS} are allowed in one run")
     for spec in plan.trial_specs():
         plan.trial_config(spec["overrides"])  # every trial's config is valid before anything runs

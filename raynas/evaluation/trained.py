@@ -52,7 +52,7 @@ def load_trained_network(directory: str | os.PathLike, trial_id: Optional[str] =
     """The trained network of evaluation ``trial_id`` (default: the best finished one) of ``directory`` (an
     evaluation run folder, or a search folder whose ``evaluations/`` hold runs), from its last checkpoint."""
     from raynas.evaluation.run import trial_checkpoint
-    from raynas.search import load_state
+    from raynas.runtime import load_state
     from raynas.spaces import get_space
 
     run, row = _find_trial(Path(directory), trial_id)

@@ -13,12 +13,15 @@ so that a resumed search continues bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
+
+    from raynas.config.schema import ExperimentConfig
+    from raynas.supernet.base import Supernet
 
 Batch = tuple["torch.Tensor", "torch.Tensor"]
 
@@ -42,7 +45,6 @@ class StepContext:
     epochs: int
     weight_lr: float  #: the weight optimizer's current learning rate
     device: "torch.device"
-    extras: dict[str, Any] = field(default_factory=dict)  #: free slot for method-specific values
     #: averages gradients (or any per-shard means) over data-parallel shards, in place; call it on every
     #: gradient computed from a batch, after back-propagating ``scale_loss(loss, batch)``
     reduce: Callable[[Sequence["torch.Tensor"]], None] = no_reduce
@@ -69,26 +71,26 @@ class Objective:
 
     name = "darts"
 
-    def weight_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> "torch.Tensor":
+    def weight_loss(self, model: "Supernet", batch: Batch, ctx: StepContext) -> "torch.Tensor":
         """The loss whose gradient updates the supernet weights."""
         import torch.nn.functional as F
 
         x, y = batch
         return F.cross_entropy(model(x), y)
 
-    def arch_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> "torch.Tensor":
+    def arch_loss(self, model: "Supernet", batch: Batch, ctx: StepContext) -> "torch.Tensor":
         """The loss whose gradient updates the architecture parameters."""
         import torch.nn.functional as F
 
         x, y = batch
         return F.cross_entropy(model(x), y)
 
-    def prefetch(self, model: "nn.Module", next_batch: Batch, ctx: StepContext) -> None:
+    def prefetch(self, model: "Supernet", next_batch: Batch, ctx: StepContext) -> None:
         """Called at the start of step ``ctx.step`` with the weight-split batch of the *next* step (this
         shard's slice, on the device), so that a term needing slow outside answers (teacher actors) can ask
         early. Must not change what any loss computes: only when the answer arrives."""
 
-    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
+    def after_weight_step(self, model: "Supernet", batch: Batch, ctx: StepContext) -> None:
         """Called after each weight update with that step's weight-split batch (e.g. to snapshot the
         supernet, or to train an auxiliary model on the batch)."""
 
@@ -99,7 +101,7 @@ class Objective:
     #: released code); False: DARTS' order, architecture first
     arch_after_weights: bool = False
 
-    def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
+    def arch_hypergradient(self, model: "Supernet", train_batch: Batch, val_batch: Batch,
                            weight_optimizer: "torch.optim.Optimizer",
                            ctx: StepContext) -> "Optional[list[torch.Tensor]]":
         """A gradient added to the architecture parameters' (``model.arch_parameters()`` order) after the
@@ -108,7 +110,7 @@ class Objective:
         model). Already averaged over shards. None: nothing."""
         return None
 
-    def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
+    def on_epoch_end(self, model: "Supernet", ctx: StepContext) -> dict[str, float]:
         """Called after each epoch; returns extra metrics to log (default none)."""
         return {}
 
@@ -153,38 +155,71 @@ class Term:
     - :meth:`prefetch`, :meth:`after_weight_step`, :meth:`on_epoch_end`, :meth:`close`: as on
       :class:`Objective`; ``get_state``/``set_state`` round-trip everything kept between steps.
 
+    And, as class-level hooks that run before a term exists (the search and the driver call them through
+    :mod:`raynas.objectives`, never by a term's name):
+
+    - :attr:`trains_architecture`: False for a method without an architecture step (random sampling's
+      uniform paths): the search then never runs one;
+    - :attr:`architecture_step_only`: the term acts on the architecture step alone, so an objective that
+      trains no architecture leaves it out (NA-DARTS' loss under random sampling, where ``objectives.na``
+      is the selection's scoring rule);
+    - :meth:`prepare_experiment`: the driver's preparation before any trial starts (E2NAS pretrains its
+      autoencoder), returning the config every trial reads;
+    - :meth:`prepare_trial`: a trial's config before its search is built (E2NAS: the autoencoder of its seed);
+    - :meth:`prepare_supernet`: changes to a freshly built supernet (E2NAS: the latent parameterisation).
+
     ``logits`` arguments are zero-argument callables returning the supernet's logits on the batch with its
     current architecture weights, computed at most once per loss and shared by every term.
     """
 
     name = "term"
     replaces_arch_loss = False
+    #: see the class docstring: class-level facts the search reads before a term exists
+    trains_architecture: ClassVar[bool] = True
+    architecture_step_only: ClassVar[bool] = False
 
-    def path_weights(self, model: "nn.Module", ctx: StepContext) -> "Optional[dict[str, torch.Tensor]]":
+    @classmethod
+    def prepare_experiment(cls, cfg: "ExperimentConfig", trials: Sequence["ExperimentConfig"], directory: Path,
+                           echo: Callable[[str], None]) -> "ExperimentConfig":
+        """The base config every trial reads, after what the term needs done once on the driver for the
+        population's ``trials`` (the trials' configs; the term is enabled in at least one)."""
+        return cfg
+
+    @classmethod
+    def prepare_trial(cls, cfg: "ExperimentConfig") -> "ExperimentConfig":
+        """A trial's config (the term enabled in it) as its search reads it."""
+        return cfg
+
+    @classmethod
+    def prepare_supernet(cls, cfg: "ExperimentConfig", model: "Supernet", space: Any,
+                         device: "torch.device") -> None:
+        """Change the freshly built supernet of ``cfg`` (on ``device``) before its optimisers exist."""
+
+    def path_weights(self, model: "Supernet", ctx: StepContext) -> "Optional[dict[str, torch.Tensor]]":
         """The architecture weights of the weight step (None: the supernet's own)."""
         return None
 
     #: the factor of the weight step's cross-entropy (E2NAS complementation's 1 - lam); 1 for most terms
     weight_loss_weight: float = 1.0
 
-    def weight_term(self, model: "nn.Module", batch: Batch, logits: Callable[[], "torch.Tensor"],
+    def weight_term(self, model: "Supernet", batch: Batch, logits: Callable[[], "torch.Tensor"],
                     ctx: StepContext) -> "Optional[torch.Tensor]":
         """A loss added to the weight step's cross-entropy (None: nothing)."""
         return None
 
-    def arch_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> "Optional[torch.Tensor]":
+    def arch_loss(self, model: "Supernet", batch: Batch, ctx: StepContext) -> "Optional[torch.Tensor]":
         """The architecture step's loss in place of cross-entropy (only terms with ``replaces_arch_loss``)."""
         return None
 
-    def arch_term(self, model: "nn.Module", batch: Batch, logits: Callable[[], "torch.Tensor"],
+    def arch_term(self, model: "Supernet", batch: Batch, logits: Callable[[], "torch.Tensor"],
                   ctx: StepContext) -> "Optional[torch.Tensor]":
         """A loss added to the architecture step's loss (None: nothing)."""
         return None
 
-    def prefetch(self, model: "nn.Module", next_batch: Batch, ctx: StepContext) -> None:
+    def prefetch(self, model: "Supernet", next_batch: Batch, ctx: StepContext) -> None:
         """See :meth:`Objective.prefetch`."""
 
-    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
+    def after_weight_step(self, model: "Supernet", batch: Batch, ctx: StepContext) -> None:
         """See :meth:`Objective.after_weight_step`."""
 
     #: see :attr:`Objective.arch_loss_weight`
@@ -193,13 +228,13 @@ class Term:
     #: see :attr:`Objective.arch_after_weights`
     arch_after_weights: bool = False
 
-    def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
+    def arch_hypergradient(self, model: "Supernet", train_batch: Batch, val_batch: Batch,
                            weight_optimizer: "torch.optim.Optimizer",
                            ctx: StepContext) -> "Optional[list[torch.Tensor]]":
         """See :meth:`Objective.arch_hypergradient`."""
         return None
 
-    def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
+    def on_epoch_end(self, model: "Supernet", ctx: StepContext) -> dict[str, float]:
         """Extra metrics of the epoch, named with the term's prefix (e.g. ``sd_kl``)."""
         return {}
 
@@ -228,8 +263,8 @@ def _memo(compute: Callable[[], "torch.Tensor"]) -> Callable[[], "torch.Tensor"]
 class ComposedObjective(Objective):
     """Cross-entropy on both steps (DARTS) plus the given terms, in order.
 
-    Weight step: ``prod(weight_loss_weight) * CE(model(x, path), y) + sum(weight_term)``. Architecture step: the replacing term's
-    ``arch_loss`` if there is one, else ``CE(model(x), y)``, plus ``sum(arch_term)``.
+    Weight step: ``prod(weight_loss_weight) * CE(model(x, path), y) + sum(weight_term)``. Architecture step:
+    the replacing term's ``arch_loss`` if there is one, else ``CE(model(x), y)``, plus ``sum(arch_term)``.
     """
 
     def __init__(self, terms: Sequence[Term] = ()) -> None:
@@ -239,7 +274,7 @@ class ComposedObjective(Objective):
         self.terms = list(terms)
         self.name = "+".join(t.name for t in self.terms) or "darts"
 
-    def weight_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> "torch.Tensor":
+    def weight_loss(self, model: "Supernet", batch: Batch, ctx: StepContext) -> "torch.Tensor":
         """Cross-entropy of the (path's) logits plus every term's weight loss."""
         import torch.nn.functional as F
 
@@ -258,7 +293,7 @@ class ComposedObjective(Objective):
                 loss = loss + extra
         return loss
 
-    def arch_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> "torch.Tensor":
+    def arch_loss(self, model: "Supernet", batch: Batch, ctx: StepContext) -> "torch.Tensor":
         """The replacing term's loss (or cross-entropy) plus every term's architecture term."""
         import torch.nn.functional as F
 
@@ -274,12 +309,12 @@ class ComposedObjective(Objective):
                 loss = loss + extra
         return loss
 
-    def prefetch(self, model: "nn.Module", next_batch: Batch, ctx: StepContext) -> None:
+    def prefetch(self, model: "Supernet", next_batch: Batch, ctx: StepContext) -> None:
         """Every term's :meth:`Term.prefetch`."""
         for term in self.terms:
             term.prefetch(model, next_batch, ctx)
 
-    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
+    def after_weight_step(self, model: "Supernet", batch: Batch, ctx: StepContext) -> None:
         """Every term's :meth:`Term.after_weight_step`."""
         for term in self.terms:
             term.after_weight_step(model, batch, ctx)
@@ -297,7 +332,12 @@ class ComposedObjective(Objective):
         """Whether any term asks for the weights-first step order."""
         return any(term.arch_after_weights for term in self.terms)
 
-    def arch_hypergradient(self, model: "nn.Module", train_batch: Batch, val_batch: Batch,
+    @property
+    def trains_architecture(self) -> bool:
+        """Whether the search runs architecture steps: unless a term has none (:attr:`Term.trains_architecture`)."""
+        return all(term.trains_architecture for term in self.terms)
+
+    def arch_hypergradient(self, model: "Supernet", train_batch: Batch, val_batch: Batch,
                            weight_optimizer: "torch.optim.Optimizer",
                            ctx: StepContext) -> "Optional[list[torch.Tensor]]":
         """The sum of the terms' hypergradients (None when no term has one)."""
@@ -308,7 +348,7 @@ class ComposedObjective(Objective):
                 total = grads if total is None else [a + b for a, b in zip(total, grads)]
         return total
 
-    def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
+    def on_epoch_end(self, model: "Supernet", ctx: StepContext) -> dict[str, float]:
         """Every term's metrics, merged."""
         metrics: dict[str, float] = {}
         for term in self.terms:

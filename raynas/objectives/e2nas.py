@@ -48,22 +48,24 @@ code's 50: ``if len(arch_archive) < 50: Novelty = 0``), while ``L_val`` keeps it
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from raynas.config.checks import novelty_after
 from raynas.e2nas.encoding import DROPPED, layouts, one_hot, to_choices
-from raynas.e2nas.latent import architecture_hash
+from raynas.e2nas.latent import LatentArchitecture, architecture_hash
+from raynas.errors import ConfigError
 from raynas.objectives.base import Batch, SearchEnv, StepContext, Term
 from raynas.objectives.na import step_generator
 
 if TYPE_CHECKING:
-    from torch import nn
 
-    from raynas.config import E2NASConfig, ExperimentConfig
+    from raynas.config.schema import E2NASConfig, ExperimentConfig
     from raynas.spaces import SearchSpace
+    from raynas.supernet.base import Supernet
 
 #: the steepness of the exploration schedule (the released code's 10)
 SCHEDULE_STEEPNESS = 10.0
@@ -93,12 +95,52 @@ def complementary_indices(space: "SearchSpace", current: Indices, previous: Indi
     return out
 
 
+def latent_of(model: "Supernet") -> LatentArchitecture:
+    """The supernet's E2NAS latent (:meth:`E2NASTerm.prepare_supernet` installed it)."""
+    latent = model.latent
+    if not isinstance(latent, LatentArchitecture):
+        raise TypeError("the E2NAS term needs a supernet searching in a latent space (E2NASTerm.prepare_supernet)")
+    return latent
+
+
 class E2NASTerm(Term):
     """Exploration enhancement on the architecture step and complementation on the weight step of a
     ``method: e2nas`` search (module docstring). Needs the supernet's latent (``model.latent``)."""
 
     name = "e2nas"
     replaces_arch_loss = True
+
+    @classmethod
+    def prepare_experiment(cls, cfg: "ExperimentConfig", trials: Sequence["ExperimentConfig"], directory: Path,
+                           echo: Callable[[str], None]) -> "ExperimentConfig":
+        """The autoencoder the population's E2NAS searches read, checked or pretrained now
+        (:func:`raynas.e2nas.prepare.prepare_for_trials`)."""
+        from raynas.e2nas.prepare import prepare_for_trials
+
+        return prepare_for_trials(cfg, list(trials), directory, echo=echo)
+
+    @classmethod
+    def prepare_trial(cls, cfg: "ExperimentConfig") -> "ExperimentConfig":
+        """With ``e2nas.pretrain_per_search``, the autoencoder of the search's seed
+        (:func:`raynas.e2nas.prepare.search_autoencoder`)."""
+        from raynas.e2nas.prepare import search_autoencoder
+
+        return search_autoencoder(cfg)
+
+    @classmethod
+    def prepare_supernet(cls, cfg: "ExperimentConfig", model: "Supernet", space: Any,
+                         device: "torch.device") -> None:
+        """Search in the autoencoder's latent space: the supernet's architecture parameters become latents
+        of ``cfg.e2nas.autoencoder`` (loaded on ``device``), drawn as ``init_scale * randn`` from the global RNG."""
+        from raynas.e2nas.latent import LatentArchitecture
+        from raynas.e2nas.vgae import load
+
+        if not cfg.e2nas.autoencoder:
+            raise ConfigError("e2nas.autoencoder is unset: `raynas search` pretrains one into the experiment "
+                              "folder; a search built directly needs a file from `raynas e2nas pretrain SPACE "
+                              "--out FILE`")
+        model.use_latent(LatentArchitecture(load(cfg.e2nas.autoencoder, device=device), space,
+                                            init_scale=cfg.e2nas.init_scale, estimator=cfg.e2nas.estimator))
 
     def __init__(self, cfg: "E2NASConfig", space: "SearchSpace") -> None:
         self.space = space
@@ -135,21 +177,21 @@ class E2NASTerm(Term):
         return 1.0 - self.complement
 
     # -- the step's cell ------------------------------------------------------------------------------
-    def step_indices(self, model: "nn.Module", ctx: StepContext) -> Indices:
+    def step_indices(self, model: "Supernet", ctx: StepContext) -> Indices:
         """The cell this step's weight update trains: the decoded one (ours), or one drawn from the decoder
         with a generator of ``(seed, step)`` (released: the same draw on every call and shard of a step)."""
         if self.released:
-            return model.latent.sample_indices(step_generator("e2nas.weight", ctx.seed, ctx.global_step))
-        return model.latent.decoded_indices()
+            return latent_of(model).sample_indices(step_generator("e2nas.weight", ctx.seed, ctx.global_step))
+        return latent_of(model).decoded_indices()
 
     @staticmethod
-    def released_weights(model: "nn.Module", indices: Indices) -> dict[str, torch.Tensor]:
+    def released_weights(model: "Supernet", indices: Indices) -> dict[str, torch.Tensor]:
         """The released estimator's weights of a cell, with the rows a selection stage fixed (if any)."""
-        weights = model.latent.released_weights(indices)
+        weights = latent_of(model).released_weights(indices)
         return weights if model.projection is None else model.projection.apply(weights)
 
     # -- weight step: complementation ------------------------------------------------------------------
-    def path_weights(self, model: "nn.Module", ctx: StepContext) -> Optional[dict[str, torch.Tensor]]:
+    def path_weights(self, model: "Supernet", ctx: StepContext) -> Optional[dict[str, torch.Tensor]]:
         """The step's one-hot weights without their gradient path (one op per edge runs), unless the
         caller needs the architecture gradient of the weight loss (second order: ours then runs the
         supernet's own weights, released its straight-through weights of the step's cell)."""
@@ -160,7 +202,7 @@ class E2NASTerm(Term):
             return None
         return {cell: w.detach() for cell, w in model.arch_weights().items()}
 
-    def weight_term(self, model: "nn.Module", batch: Batch, logits: Callable[[], torch.Tensor],
+    def weight_term(self, model: "Supernet", batch: Batch, logits: Callable[[], torch.Tensor],
                     ctx: StepContext) -> Optional[torch.Tensor]:
         """``lam / 2 * (L(a_{t-1}) + L(a_c))`` (None with ``complement`` 0, or when only the architecture
         gradient is asked for: these losses do not depend on ``z``)."""
@@ -179,7 +221,7 @@ class E2NASTerm(Term):
         hot = one_hot(self.space, {cell: t.unsqueeze(0).to(device) for cell, t in indices.items()})
         return {cell: t[0] for cell, t in hot.items()}
 
-    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
+    def after_weight_step(self, model: "Supernet", batch: Batch, ctx: StepContext) -> None:
         """Record the step's architecture: the previous one for complementation, the archive, the visits.
 
         Released: the archive gets the step *before*'s cell instead, so that it joins after that step's
@@ -202,7 +244,7 @@ class E2NASTerm(Term):
     def _key(self, indices: Indices) -> int:
         return architecture_hash(to_choices(self.space, {cell: t.unsqueeze(0) for cell, t in indices.items()})[0])
 
-    def _archive(self, model: "nn.Module", indices: Indices) -> None:
+    def _archive(self, model: "Supernet", indices: Indices) -> None:
         """Append a cell's latent embedding to the archive (ours: moving an archived cell to the end
         instead), dropping the oldest beyond ``archive``."""
         key = self._key(indices)
@@ -211,16 +253,16 @@ class E2NASTerm(Term):
             self.archive = [(k, point) for k, point in self.archive if k != key]
         if known is None:
             choices = to_choices(self.space, {cell: t.unsqueeze(0) for cell, t in indices.items()})[0]
-            embedding = model.latent.autoencoder.embed([choices])
-            known = torch.cat([embedding[cell][0] for cell in model.latent.cells]).cpu()
+            embedding = latent_of(model).autoencoder.embed([choices])
+            known = torch.cat([embedding[cell][0] for cell in latent_of(model).cells]).cpu()
         self.archive.append((key, known))
         del self.archive[:-self.archive_size]
 
     # -- architecture step: exploration ----------------------------------------------------------------
-    def density(self, model: "nn.Module") -> torch.Tensor:
+    def density(self, model: "Supernet") -> torch.Tensor:
         """The archive's kernel density at the current latent (differentiable; 0 while the archive holds
         fewer than ``novelty_after`` cells)."""
-        z = torch.cat(model.latent.parameters_in_order())
+        z = torch.cat(list[torch.Tensor](latent_of(model).parameters_in_order()))
         if not self.novelty_counts():
             return z.sum() * 0.0
         points = torch.stack([point for _, point in self.archive]).to(z.device, z.dtype)
@@ -231,14 +273,14 @@ class E2NASTerm(Term):
         """Whether the archive holds the ``novelty_after`` cells the exploration term waits for."""
         return len(self.archive) >= self.novelty_after
 
-    def arch_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> Optional[torch.Tensor]:
+    def arch_loss(self, model: "Supernet", batch: Batch, ctx: StepContext) -> Optional[torch.Tensor]:
         """``(1 - eta) * L_val + eta * weight * density`` (``detached``: ``1 - density`` as a constant
         novelty); the exploration part is 0 below ``novelty_after`` archived cells. Released: ``L_val`` of a
         cell drawn from the decoder (``(seed, step)``, not the weight step's draw), single-path, with the
         gradient of ``softmax(z)``."""
         x, y = batch
         if self.released:
-            drawn = model.latent.sample_indices(step_generator("e2nas.arch", ctx.seed, ctx.global_step))
+            drawn = latent_of(model).sample_indices(step_generator("e2nas.arch", ctx.seed, ctx.global_step))
             loss = F.cross_entropy(model(x, self.released_weights(model, drawn)), y)
         else:
             loss = F.cross_entropy(model(x), y)
@@ -254,7 +296,7 @@ class E2NASTerm(Term):
         return (1 - eta) * loss + eta * self.exploration_weight * density
 
     # -- reports and state -----------------------------------------------------------------------------
-    def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
+    def on_epoch_end(self, model: "Supernet", ctx: StepContext) -> dict[str, float]:
         """``e2nas_eta``, ``e2nas_density`` (mean over the epoch's architecture steps), ``e2nas_changes``
         (weight steps whose architecture differed from the step before), ``e2nas_distinct`` (distinct
         architectures trained since the start) and ``e2nas_complement_loss`` (mean of the two extra losses)."""

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from raynas.config.schema import required_section
 from raynas.objectives.base import Batch, SearchEnv, StepContext, Term
 
 if TYPE_CHECKING:
-    from torch import nn
 
-    from raynas.config import ExperimentConfig
+    from raynas.config.schema import ExperimentConfig
     from raynas.supernet.base import Supernet
 
 REPRESENTATIONS = ("dominant", "perturb")
@@ -63,7 +63,7 @@ def move_dominant_mass(p: torch.Tensor) -> torch.Tensor:
 def free_rows(model: "Supernet") -> list[tuple[str, int]]:
     """The ``(cell, edge)`` rows of the architecture weights that still follow the alphas."""
     projection = model.projection
-    rows = []
+    rows: list[tuple[str, int]] = []
     for cell in model.space.cell_types:
         edges = range(model.space.arch_shape(cell)[0]) if projection is None else projection.undecided(cell)
         rows.extend((cell, e) for e in edges)
@@ -140,6 +140,7 @@ class NeighborhoodTerm(Term):
 
     name = "na"
     replaces_arch_loss = True
+    architecture_step_only = True
 
     def __init__(self, *, neighbors: int = 4, radius: int = 1, aggregation: str = "mean",
                  representation: str = "dominant", noise: float = 0.3, include_center: bool = False) -> None:
@@ -155,11 +156,11 @@ class NeighborhoodTerm(Term):
     @classmethod
     def from_config(cls, cfg: "ExperimentConfig", env: SearchEnv) -> "NeighborhoodTerm":
         """The term of ``cfg.objectives.na``."""
-        na = cfg.objectives.na
+        na = required_section(cfg.objectives.na, "objectives.na")
         return cls(neighbors=na.neighbors, radius=na.radius, aggregation=na.aggregation,
                    representation=na.representation, noise=na.noise, include_center=na.include_center)
 
-    def arch_loss(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> Optional[torch.Tensor]:
+    def arch_loss(self, model: "Supernet", batch: Batch, ctx: StepContext) -> Optional[torch.Tensor]:
         """:func:`neighborhood_loss` with neighbours drawn from ``(ctx.seed, ctx.global_step)``."""
         loss = neighborhood_loss(model, batch, step_generator("na", ctx.seed, ctx.global_step),  # type: ignore[arg-type]
                                  neighbors=self.neighbors, radius=self.radius, aggregation=self.aggregation,
@@ -169,7 +170,7 @@ class NeighborhoodTerm(Term):
         self._count += 1
         return loss
 
-    def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
+    def on_epoch_end(self, model: "Supernet", ctx: StepContext) -> dict[str, float]:
         """``na_arch_loss`` of the epoch (this shard's slices; absent when no architecture step ran)."""
         metrics = {"na_arch_loss": self._sum / self._count} if self._count else {}
         self._sum, self._count = 0.0, 0

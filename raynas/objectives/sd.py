@@ -37,7 +37,7 @@ field              meaning                                      default
 
 Where the snapshots live (``placement``): ``local`` keeps K + 1 supernet modules in the trial's process
 (:class:`LocalTeachers`); ``actor`` spreads them over ``actors`` Ray actors
-(:class:`raynas.actors.TeacherGroup`), snapshot ``i`` on actor ``i mod actors``, asked one batch ahead
+(:class:`raynas.actors.teacher.TeacherGroup`), snapshot ``i`` on actor ``i mod actors``, asked one batch ahead
 (:meth:`SelfDistillationTerm.prefetch`). Both hold snapshots in a :class:`TeacherPool` and merge their
 partial answers with :func:`merge_sums`, so both give the same teacher prediction (bit for bit with one actor).
 """
@@ -51,19 +51,17 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Pr
 import torch
 import torch.nn.functional as F
 
+from raynas.actors.teacher_pool import Sums, TeacherPool, merge_sums, sum_votes
+from raynas.config.schema import required_section
 from raynas.objectives.base import Batch, SearchEnv, StepContext, Term
 
 if TYPE_CHECKING:
-    from torch import nn
 
-    from raynas.config import ExperimentConfig
+    from raynas.config.schema import ExperimentConfig
+    from raynas.supernet.base import Supernet
 
 VOTINGS = ("soft", "hard")
 PLACEMENTS = ("local", "actor")
-
-#: ``(sum over teachers of softmax(z_k / tau), sum over teachers of onehot(argmax z_k))``, each ``[N, C]``
-Sums = tuple[torch.Tensor, torch.Tensor]
-
 
 # ------------------------------------------------------------------------------------------ pure rules
 def snapshot_due(global_step: int, interval: int) -> bool:
@@ -80,32 +78,6 @@ def teacher_tags(tags: Iterable[int], step: int, count: int) -> Optional[list[in
     """The ``count`` most recent of ``tags`` that are ``<= step - 2``, oldest first; None while fewer exist."""
     eligible = sorted(t for t in tags if t <= step - 2)
     return eligible[-count:] if len(eligible) >= count else None
-
-
-def sum_votes(teacher_logits: Sequence[torch.Tensor], temperature: float) -> Sums:
-    """Summed tempered probabilities and argmax votes of teachers' logits (each ``[N, C]``), in the given order."""
-    prob_sum: Optional[torch.Tensor] = None
-    votes: Optional[torch.Tensor] = None
-    for z in teacher_logits:
-        p = F.softmax(z / temperature, dim=1)
-        v = F.one_hot(z.argmax(dim=1), z.shape[1]).to(p.dtype)
-        prob_sum = p if prob_sum is None else prob_sum + p
-        votes = v if votes is None else votes + v
-    if prob_sum is None or votes is None:
-        raise ValueError("sum_votes needs at least one teacher's logits")
-    return prob_sum, votes
-
-
-def merge_sums(parts: Iterable[Optional[Sums]]) -> Sums:
-    """The sums of several holders' partial :data:`Sums` (None: a holder without teachers), in order."""
-    total: Optional[Sums] = None
-    for part in parts:
-        if part is None:
-            continue
-        total = part if total is None else (total[0] + part[0], total[1] + part[1])
-    if total is None:
-        raise ValueError("no teacher answered")
-    return total
 
 
 def combine_votes(prob_sum: torch.Tensor, votes: torch.Tensor, count: int, voting: str) -> torch.Tensor:
@@ -142,74 +114,10 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor,
 
 
 # ------------------------------------------------------------------------------------------- holders
-class TeacherPool:
-    """Snapshots held as supernet modules in one process (the trial's or a teacher actor's).
-
-    ``build`` makes an empty supernet (called with torch's global RNG state saved and restored, so holding
-    teachers never changes the search's random stream); modules live on ``device`` in eval mode and are
-    reused when a snapshot is forgotten. Single-threaded.
-    """
-
-    def __init__(self, build: Callable[[], "nn.Module"], device: torch.device, temperature: float) -> None:
-        self._build = build
-        self.device = torch.device(device)
-        self.temperature = float(temperature)
-        self._held: dict[int, tuple["nn.Module", dict[str, torch.Tensor]]] = {}
-        self._spare: list["nn.Module"] = []
-
-    @property
-    def tags(self) -> list[int]:
-        """Tags of the held snapshots, oldest first."""
-        return sorted(self._held)
-
-    def load(self, tag: int, model_state: Mapping[str, torch.Tensor], arch_weights: Mapping[str, torch.Tensor]) -> None:
-        """Hold a snapshot (copied) under ``tag``, in a spare module if there is one."""
-        self.forget(tag)
-        module = self._spare.pop() if self._spare else self._new_module()
-        module.load_state_dict(model_state)
-        weights = {cell: w.detach().to(self.device).clone() for cell, w in arch_weights.items()}
-        self._held[int(tag)] = (module, weights)
-
-    def forget(self, tag: int) -> None:
-        """Stop holding ``tag`` (nothing if not held); its module becomes spare."""
-        entry = self._held.pop(int(tag), None)
-        if entry is not None:
-            self._spare.append(entry[0])
-
-    def clear(self) -> None:
-        """Forget every snapshot."""
-        for tag in self.tags:
-            self.forget(tag)
-
-    def answer(self, x: torch.Tensor, tags: Iterable[int]) -> Optional[Sums]:
-        """:func:`sum_votes` of the held teachers among ``tags`` (oldest first) on ``x``; None if none is held."""
-        chosen = [t for t in sorted(tags) if t in self._held]
-        if not chosen:
-            return None
-        x = x.to(self.device)
-        with torch.no_grad():
-            logits = [module(x, weights) for module, weights in (self._held[t] for t in chosen)]
-        return sum_votes(logits, self.temperature)
-
-    def snapshot(self, tag: int) -> dict[str, Any]:
-        """A CPU copy of the snapshot ``tag``: ``{"model": state_dict, "arch_weights": {cell: tensor}}``."""
-        module, weights = self._held[int(tag)]
-        return {"model": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
-                "arch_weights": {cell: w.cpu().clone() for cell, w in weights.items()}}
-
-    def _new_module(self) -> "nn.Module":
-        with torch.random.fork_rng(devices=[]):
-            module = self._build()
-        module.to(self.device).eval()
-        for p in module.parameters():
-            p.requires_grad_(False)
-        return module
-
-
 class Teachers(Protocol):
     """Where a search's snapshots live, as :class:`SelfDistillationTerm` uses them.
 
-    Implemented by :class:`LocalTeachers` and :class:`raynas.actors.TeacherGroup`. Called from the search's
+    Implemented by :class:`LocalTeachers` and :class:`raynas.actors.teacher.TeacherGroup`. Called from the search's
     thread only. ``request`` may return before the answer exists (``asynchronous``); ``collect`` then waits.
     A question sent before an ``add`` or ``drop`` is answered with the snapshots held when it was sent.
     """
@@ -292,7 +200,7 @@ class SelfDistillationTerm(Term):
     architecture step).
 
     ``teachers`` holds the snapshots (:class:`Teachers`: :class:`LocalTeachers` or
-    :class:`raynas.actors.TeacherGroup`).
+    :class:`raynas.actors.teacher.TeacherGroup`).
     Answers are cached per ``(step kind, global step)``, so a step that computes its weight loss several
     times (second-order DARTS) asks once. Metrics per epoch: ``sd_kl`` (mean distillation term of the
     weight steps where it was active; absent if none), ``sd_arch_kl`` (the same on architecture steps, with
@@ -324,14 +232,14 @@ class SelfDistillationTerm(Term):
     @classmethod
     def from_config(cls, cfg: "ExperimentConfig", env: SearchEnv) -> "SelfDistillationTerm":
         """The term of ``cfg.objectives.sd``, its teachers placed as ``placement`` says."""
-        sd = cfg.objectives.sd
+        sd = required_section(cfg.objectives.sd, "objectives.sd")
         if sd.placement == "actor":
-            from raynas.actors import TeacherGroup
+            from raynas.actors.teacher import TeacherGroup
 
             teachers: Teachers = TeacherGroup(cfg, num_classes=env.num_classes, in_channels=env.in_channels,
                                               rank=env.rank, world_size=env.world_size)
         elif sd.placement == "local":
-            from raynas.search import build_supernet
+            from raynas.supernet.build import build_supernet
 
             pool = TeacherPool(lambda: build_supernet(cfg, env.num_classes, env.in_channels), env.device,
                                sd.temperature)
@@ -342,7 +250,7 @@ class SelfDistillationTerm(Term):
                    weight=sd.weight, voting=sd.voting, distill_arch=sd.distill_arch)
 
     # ------------------------------------------------------------------------------------ loss hooks
-    def weight_term(self, model: "nn.Module", batch: Batch, logits: Callable[[], torch.Tensor],
+    def weight_term(self, model: "Supernet", batch: Batch, logits: Callable[[], torch.Tensor],
                     ctx: StepContext) -> Optional[torch.Tensor]:
         """The distillation term on the weight batch (None until K teachers are eligible)."""
         step = ctx.global_step
@@ -355,7 +263,7 @@ class SelfDistillationTerm(Term):
         self._last = (step, loss.detach())
         return loss
 
-    def arch_term(self, model: "nn.Module", batch: Batch, logits: Callable[[], torch.Tensor],
+    def arch_term(self, model: "Supernet", batch: Batch, logits: Callable[[], torch.Tensor],
                   ctx: StepContext) -> Optional[torch.Tensor]:
         """With ``distill_arch``: the distillation term on the architecture batch (teachers asked now)."""
         if not self.distill_arch:
@@ -369,7 +277,7 @@ class SelfDistillationTerm(Term):
         self._arch_steps += 1
         return loss
 
-    def prefetch(self, model: "nn.Module", next_batch: Batch, ctx: StepContext) -> None:
+    def prefetch(self, model: "Supernet", next_batch: Batch, ctx: StepContext) -> None:
         """Asynchronous teachers: send the question about the next step's weight batch now."""
         if not self.teachers.asynchronous:
             return
@@ -378,7 +286,7 @@ class SelfDistillationTerm(Term):
         if tags is not None and ("weight", step) not in self._answers:
             self._answers[("weight", step)] = _Answer(tags, self.teachers.request(next_batch[0], tags))
 
-    def after_weight_step(self, model: "nn.Module", batch: Batch, ctx: StepContext) -> None:
+    def after_weight_step(self, model: "Supernet", batch: Batch, ctx: StepContext) -> None:
         """Count the step's term, drop answers no longer needed, and take a snapshot when one is due."""
         step = ctx.global_step
         if self._last is not None and self._last[0] == step:
@@ -390,7 +298,7 @@ class SelfDistillationTerm(Term):
         if snapshot_due(step, interval):
             self._snapshot(model, step)
 
-    def on_epoch_end(self, model: "nn.Module", ctx: StepContext) -> dict[str, float]:
+    def on_epoch_end(self, model: "Supernet", ctx: StepContext) -> dict[str, float]:
         """``sd_kl``, ``sd_arch_kl``, ``sd_teachers`` and ``sd_wait_s`` of the epoch (see the class); then reset."""
         metrics: dict[str, float] = {"sd_teachers": float(self._teachers_now)}
         if self._kl_steps:
@@ -408,7 +316,7 @@ class SelfDistillationTerm(Term):
         """Tags of the kept snapshots, oldest first (at most ``count + 1``)."""
         return [tag for tag, _ in self._held]
 
-    def _snapshot(self, model: "nn.Module", step: int) -> None:
+    def _snapshot(self, model: "Supernet", step: int) -> None:
         """Keep the supernet as it is after the weight step of ``step``, forgetting the oldest beyond K + 1."""
         while len(self._held) > self.count:
             tag, _ = self._held.pop(0)

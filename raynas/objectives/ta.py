@@ -36,18 +36,19 @@ Metrics per epoch: ``ta_qrs`` and ``ta_aux_loss`` (means over the auxiliary step
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 import torch
 from torch import nn
 
+from raynas.config.schema import required_section
 from raynas.objectives.base import Batch, SearchEnv, StepContext, Term
 from raynas.objectives.qrs import qrs_loss
 from raynas.objectives.ta_hypergradient import TransferProblem, transfer_hypergradient
 
 if TYPE_CHECKING:
-    from raynas.config import ExperimentConfig
-    from raynas.config.schema import TAConfig
+    from raynas.config.schema import ExperimentConfig, TAConfig
+    from raynas.supernet.base import Supernet
 
 #: the auxiliary model's seed offset from ``search.seed`` (it must not consume the search's random stream)
 AUX_SEED_OFFSET = 7919
@@ -73,7 +74,9 @@ def classifier_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if callable(features):
         return features(x)
     seen: list[torch.Tensor] = []
-    handle = net.classifier.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    classifier = net.classifier
+    assert isinstance(classifier, nn.Module)  # every network of ours has its classifier layer
+    handle = classifier.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
     try:
         net(x)
     finally:
@@ -122,7 +125,7 @@ class TransferTerm(Term):
     @classmethod
     def from_config(cls, cfg: "ExperimentConfig", env: SearchEnv) -> "TransferTerm":
         """The term of ``cfg.objectives.ta``; the auxiliary model is initialised from ``search.seed`` alone."""
-        ta = cfg.objectives.ta
+        ta = required_section(cfg.objectives.ta, "objectives.ta")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.search.seed + AUX_SEED_OFFSET)
             aux = build_aux_model(ta, cfg.space, cfg.supernet.layers, env.num_classes, env.in_channels)
@@ -136,22 +139,22 @@ class TransferTerm(Term):
             return self.ta.aux_lr
         return self.ta.aux_lr * ctx.weight_lr / self.base_weight_lr
 
-    def problem(self, model: nn.Module, weight_optimizer: torch.optim.Optimizer,
+    def problem(self, model: "Supernet", weight_optimizer: torch.optim.Optimizer,
                 ctx: StepContext) -> TransferProblem:
         """The lower levels of step ``ctx.global_step`` for :func:`transfer_hypergradient`."""
         ta = self.ta
         return TransferProblem(
             main=model, aux=self.aux,
-            main_features=lambda x: model.features(x),
+            main_features=model.features,
             aux_features=lambda x: classifier_features(self.aux, x),
-            aux_logits=lambda f: self.aux.classifier(f),
+            aux_logits=lambda f: cast(nn.Module, self.aux.classifier)(f),  # every auxiliary network has one
             qrs=seeded_qrs(self.seed, ctx.global_step, tau=ta.tau, matching=ta.matching, margin=ta.margin,
                            quadruples=ta.quadruples),
             transfer_weight=ta.transfer_weight, main_optimizer=weight_optimizer, aux_optimizer=self.optimizer,
             main_lr=float(ctx.weight_lr), aux_lr=self.aux_lr(ctx))
 
     # ------------------------------------------------------------------------------------------- hooks
-    def arch_hypergradient(self, model: nn.Module, train_batch: Batch, val_batch: Batch,
+    def arch_hypergradient(self, model: "Supernet", train_batch: Batch, val_batch: Batch,
                            weight_optimizer: torch.optim.Optimizer,
                            ctx: StepContext) -> Optional[list[torch.Tensor]]:
         """The nested hypergradient of ``L_val(W2')`` (None with ``hypergradient: none``)."""
@@ -163,10 +166,10 @@ class TransferTerm(Term):
         self._val_steps += 1
         return grads
 
-    def after_weight_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> None:
+    def after_weight_step(self, model: "Supernet", batch: Batch, ctx: StepContext) -> None:
         """The transfer step: one SGD step of the auxiliary model on ``batch`` towards the updated supernet's
         features (computed with batch statistics, leaving the supernet's running statistics as they were)."""
-        from raynas.search import batch_stats_eval
+        from raynas.supernet.evaluation import batch_stats_eval
 
         with batch_stats_eval(model):
             target = model.features(batch[0])
@@ -183,7 +186,7 @@ class TransferTerm(Term):
         self._qrs_sum += float(values[1])
         self._steps += 1
 
-    def on_epoch_end(self, model: nn.Module, ctx: StepContext) -> dict[str, float]:
+    def on_epoch_end(self, model: "Supernet", ctx: StepContext) -> dict[str, float]:
         """``ta_aux_loss``, ``ta_qrs`` and ``ta_aux_val_loss`` of the epoch (when there were steps); then reset."""
         metrics: dict[str, float] = {}
         if self._steps:

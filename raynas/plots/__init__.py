@@ -20,5 +20,5 @@ from raynas.plots.style import DPI, FORMATS, OP_COLORS, op_color, save_figure
 
 __all__ = ["CURVES_SIZE", "DARTS_CELL_SIZE", "DPI", "FORMATS", "GROUND_TRUTH_SIZE", "NB201_CELL_SIZE", "OP_COLORS",
            "POPULATION_SIZE", "SPREAD_KEY", "PopulationFigure", "alphas_size", "cell_edges", "draw_cell", "grid_shape",
-           "has_ground_truth", "is_seed_key", "op_color", "plot_alphas", "plot_curves", "plot_experiment", "plot_ground_truth", "plot_population",
-           "plot_spread", "population_figures", "save_figure", "varying_keys"]
+           "has_ground_truth", "is_seed_key", "op_color", "plot_alphas", "plot_curves", "plot_experiment",
+           "plot_ground_truth", "plot_population", "plot_spread", "population_figures", "save_figure", "varying_keys"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -230,9 +230,10 @@ def draw_cell(genotype: Union[Genotype, str], space: Union[SearchSpace, str], ce
         ax.text(pos[last][0] + _RADIUS + 0.12, pos[last][1], "output", ha="left", va="center", fontsize=_FONT,
                 color="#444444")
     for edge in edges:
-        style = {"op": dict(color=op_color(edge.op or ""), lw=1.9, ls="-", mutation_scale=15),
-                 "none": dict(color=op_color("none"), lw=1.3, ls="--", mutation_scale=12),
-                 "concat": dict(color=CONCAT_COLOR, lw=1.0, ls="-", mutation_scale=10)}[edge.kind]
+        style: dict[str, Any] = {
+            "op": dict(color=op_color(edge.op or ""), lw=1.9, ls="-", mutation_scale=15),
+            "none": dict(color=op_color("none"), lw=1.3, ls="--", mutation_scale=12),
+            "concat": dict(color=CONCAT_COLOR, lw=1.0, ls="-", mutation_scale=10)}[edge.kind]
         ax.add_patch(FancyArrowPatch(pos[edge.src], pos[edge.dst], connectionstyle=f"arc3,rad={edge.rad}",
                                      arrowstyle="-|>", patchA=circles[edge.src], patchB=circles[edge.dst],
                                      shrinkA=0, shrinkB=1, zorder=2 if edge.kind == "op" else 1, **style))
@@ -260,7 +261,7 @@ def _set_limits(ax: Axes, fig: Figure, pos: dict[int, tuple[float, float]], edge
 def _place_labels(ax: Axes, fig: Figure, pos: dict[int, tuple[float, float]], labelled: list[_Edge],
                   edges: list[_Edge]) -> None:
     """Put each op name on its edge where its box hits no other box, node or arrowhead and covers few lines."""
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # the Agg canvas has one; the base class not
     to_px = ax.transData.transform
     px_per_unit = to_px((1.0, 0.0))[0] - to_px((0.0, 0.0))[0]
     node_px = [tuple(to_px(xy)) for xy in pos.values()]
@@ -270,7 +271,7 @@ def _place_labels(ax: Axes, fig: Figure, pos: dict[int, tuple[float, float]], la
     placed: list[Bbox] = []
     order = sorted(labelled, key=lambda e: math.dist(pos[e.src], pos[e.dst]))  # short edges have least room
     for edge in order:
-        text = ax.text(0, 0, edge.op, ha="center", va="center", fontsize=_FONT, zorder=5,
+        text = ax.text(0, 0, edge.op or "", ha="center", va="center", fontsize=_FONT, zorder=5,
                        bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=op_color(edge.op or ""),
                                  lw=1.2))
         extent = text.get_window_extent(renderer)

@@ -18,14 +18,14 @@ import contextlib
 import copy
 import math
 import random
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raynas.selection.sampling import neighbor_at
+from raynas.selection.random_sampling import neighbor_at
 from raynas.spaces import Genotype
 from raynas.spaces.base import SearchSpace
 from raynas.supernet.base import Supernet
@@ -45,8 +45,10 @@ def preserved_rng(device: torch.device) -> Iterator[None]:
             np.random.set_state(numpy_state)
             random.setstate(python_state)
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
-def detached_copy(model: nn.Module) -> nn.Module:
+
+def detached_copy(model: ModuleT) -> ModuleT:
     """A deep copy of ``model`` (weights, buffers, mode) that shares nothing with it."""
     return copy.deepcopy(model)
 
@@ -105,7 +107,7 @@ def finetune(model: Supernet, weights: dict[str, torch.Tensor], batches: Iterabl
 
 def neighborhood(space: SearchSpace, genotype: Genotype, count: int, *, seed: int, epoch: int) -> list[Genotype]:
     """``count`` random neighbours of ``genotype`` at Hamming distance 1 (one kept edge's op changed), drawn
-    as NA-RS draws them (:func:`raynas.selection.sampling.neighbor_at`) from a stream of their own seeded
+    as NA-RS draws them (:func:`raynas.selection.random_sampling.neighbor_at`) from a stream of their own seeded
     by ``(seed, epoch)``: the same neighbours in every process and on every resume."""
     rng = random.Random(f"raynas.ranking:{int(seed)}:{int(epoch)}")
     return [neighbor_at(space, genotype, 1, rng) for _ in range(count)]

@@ -7,9 +7,10 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from matplotlib import colormaps
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -181,7 +182,8 @@ def plot_evaluation_curves(rows: list[dict[str, Any]], keys: dict[str, str], *,
     """Test accuracy over epochs, one line per evaluation row (its ``epoch_test_acc`` list), coloured by
     genotype (``keys``: genotype text -> short name), with ``chance`` (1 / classes) as a grey line; the
     figure measures :data:`EVALUATION_CURVE_SIZE`."""
-    palette = colormaps["tab10" if len(keys) <= 10 else "tab20"].colors
+    # the qualitative maps are ListedColormaps; their colors a list of RGB tuples
+    palette = cast(list, cast(ListedColormap, colormaps["tab10" if len(keys) <= 10 else "tab20"]).colors)
     colors = {genotype: palette[i % len(palette)] for i, genotype in enumerate(keys)}
     seen: dict[str, int] = {}
     fig = new_figure(*EVALUATION_CURVE_SIZE, constrained=True)

@@ -57,8 +57,8 @@ def _block(block: Block, pictures_folder: str) -> str:
         return f"{fence}\n{block.text.rstrip()}\n{fence}"
     if isinstance(block, Folded):  # GitHub renders HTML details; the fenced block inside stays Markdown
         fence = _fence(block.text)
-        return (f"<details><summary>{escape(' '.join(block.summary.split()))}</summary>\n\n{fence}\n{block.text.rstrip()}\n"
-                f"{fence}\n\n</details>")
+        summary = escape(" ".join(block.summary.split()))
+        return f"<details><summary>{summary}</summary>\n\n{fence}\n{block.text.rstrip()}\n{fence}\n\n</details>"
     if isinstance(block, Table):
         code = [column in block.code for column in block.columns]
         lines = ["| " + " | ".join(_inline(column) for column in block.columns) + " |",

@@ -333,10 +333,6 @@ class ResultsWriter:
             raise ResultsError(f"a part of table {name!r} needs an epoch")
         return self.parts_dir / name / trial_id / f"{epoch:05d}.parquet"
 
-    def write_report(self, trial_id: str, result: Mapping[str, Any]) -> None:
-        """Write one epoch report of a trial as parts of the per-epoch tables (:data:`PER_EPOCH_TABLES`)."""
-        self.write_rows(trial_id, rows_from_report(trial_id, result))
-
     def write_rows(self, trial_id: str, rows: Mapping[str, pa.Table]) -> None:
         """Write the per-epoch rows :func:`rows_from_report` made. An empty table writes no part, but
         replaces a stale one (a replayed epoch that no longer has such rows) by an empty part: the key's

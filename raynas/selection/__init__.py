@@ -19,7 +19,7 @@ from raynas.registry import Registry
 from raynas.selection.base import Selection
 
 if TYPE_CHECKING:
-    from raynas.config import ExperimentConfig
+    from raynas.config.schema import ExperimentConfig
 
 
 def _load_magnitude() -> type[Selection]:
@@ -35,7 +35,7 @@ def _load_perturbation() -> type[Selection]:
 
 
 def _load_sampling() -> type[Selection]:
-    from raynas.selection.sampling import SamplingSelection
+    from raynas.selection.random_sampling import SamplingSelection
 
     return SamplingSelection
 
@@ -59,7 +59,7 @@ def total_epochs(cfg: "ExperimentConfig") -> int:
     return cfg.search.epochs + stage_epochs(cfg)
 
 _LAZY = {"MagnitudeSelection": "magnitude", "magnitude_choices": "magnitude",
-         "PerturbationSelection": "perturbation", "SamplingSelection": "sampling"}
+         "PerturbationSelection": "perturbation", "SamplingSelection": "random_sampling"}
 
 
 def __getattr__(name: str) -> Any:

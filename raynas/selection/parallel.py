@@ -10,10 +10,11 @@ batches that ``Search.eval_loader`` gives (the split in order, ``search.batch_si
 ``selection.eval_batches``). Units are independent because no statistic crosses a batch: BatchNorm uses
 each batch's own statistics with running statistics untouched (``selection.batch_stats``, the default), or
 the running statistics (eval mode). A unit's result is its batch's ``(summed loss, correct, samples)``
-(:func:`raynas.search.batch_sums`, the loop body of :func:`raynas.search.evaluation_sums`), and
-:func:`combine` adds them up per candidate in batch order from 0.0, as that function does. So the results equal the sequential
-path's (``Search.evaluate`` in the trial's process), on the CPU bit for bit when the workers' torch thread
-count (``resources.cpus_per_selection_worker``, at least 1) matches the trial's.
+(:func:`raynas.supernet.evaluation.batch_sums`, the loop body of
+:func:`raynas.supernet.evaluation.evaluation_sums`), and :func:`combine` adds them up per candidate in batch
+order from 0.0, as that function does. So the results equal the sequential path's (``Search.evaluate`` in
+the trial's process), on the CPU bit for bit when the workers' torch thread count
+(``resources.cpus_per_selection_worker``, at least 1) matches the trial's.
 
 **Balance.** Worker ``i`` gets units ``i, i + W, ...`` of the candidate-major list (:func:`assign`): shares
 differ by at most one unit and hold an even part of every candidate's batches. Splitting candidates
@@ -46,12 +47,12 @@ import math
 from typing import Any, NamedTuple, Optional, Sequence
 
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
-from raynas.config import ExperimentConfig
+from raynas.config.schema import ExperimentConfig
 from raynas.errors import RaynasError
-from raynas.search import batch_sums, evaluation_mode
+from raynas.supernet.base import Supernet
+from raynas.supernet.evaluation import batch_sums, evaluation_mode
 
 __all__ = ["PackedState", "ParallelEvaluator", "SelectionWorker", "assign", "combine",
            "pack_state", "unpack_state"]
@@ -78,7 +79,7 @@ def eval_batch_count(cfg: ExperimentConfig, val: Dataset) -> int:
 def combine(sums: Sequence[Sums], candidates: int, batches: int) -> list[tuple[float, float]]:
     """``(mean loss, accuracy)`` per candidate from the candidate-major units' ``sums``.
 
-    Adds in batch order from 0.0, as :func:`raynas.search.evaluation_sums` does: the same floats.
+    Adds in batch order from 0.0, as :func:`raynas.supernet.evaluation.evaluation_sums` does: the same floats.
     """
     results = []
     for c in range(candidates):
@@ -138,7 +139,8 @@ class SelectionWorker:
 
     def __init__(self, cfg: ExperimentConfig, num_classes: int, in_channels: int, val: Dataset) -> None:
         from raynas.data import EpochLoader
-        from raynas.search import build_supernet, pick_device
+        from raynas.runtime import pick_device
+        from raynas.supernet.build import build_supernet
 
         torch.set_num_threads(max(1, int(cfg.resources.cpus_per_selection_worker)))
         self.device = pick_device(cfg.search.device)
@@ -179,10 +181,10 @@ class ParallelEvaluator:
         self._actors: list[Any] = []
         self._loaded: Optional[PackedState] = None  #: what every worker holds
 
-    def __call__(self, model: nn.Module, candidates: Sequence[dict[str, torch.Tensor]]
+    def __call__(self, model: Supernet, candidates: Sequence[dict[str, torch.Tensor]]
                  ) -> list[tuple[float, float]]:
         """``(mean loss, accuracy)`` of ``model`` with each of ``candidates``' weights, in candidate order."""
-        from raynas.actors import _gather
+        from raynas.actors.calls import gather
 
         if not candidates or not self.num_batches:
             return [(0.0, 0.0)] * len(candidates)
@@ -194,7 +196,7 @@ class ParallelEvaluator:
         units = [(c, b) for c in range(len(on_cpu)) for b in range(self.num_batches)]
         shares = assign(units, len(actors))
         calls = [actor.evaluate.remote({c: on_cpu[c] for c, _ in share}, share) for actor, share in zip(actors, shares)]
-        parts = _gather([*loads, *calls])[len(loads):]
+        parts = gather([*loads, *calls])[len(loads):]
         self._loaded = state
         sums = dict(zip(itertools.chain(*shares), itertools.chain(*parts)))
         return combine([sums[unit] for unit in units], len(on_cpu), self.num_batches)
@@ -214,32 +216,24 @@ class ParallelEvaluator:
         if self._actors:
             return self._actors
         import ray
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from raynas.actors.calls import spawn_in_bundles
+        from raynas.tune.resources import selection_worker_bundles
 
         if not ray.is_initialized():
             raise RaynasError(f"selection.workers = {self.workers} runs Ray actors but Ray is not initialised: "
                               "call ray.init first, or set selection.workers = 1")
-        group = ray.util.get_current_placement_group()
-        if group is not None and len(group.bundle_specs) < self.workers + 1:
-            raise RaynasError(f"the trial's placement group has {len(group.bundle_specs)} bundle(s); "
-                              f"{self.workers} selection workers need {self.workers + 1} (one per worker after "
-                              "the trial's own): build them with raynas.tune.resources.trial_resources")
         res = self.cfg.resources
-        remote = ray.remote(SelectionWorker)
         val_ref = ray.put(self.val)
-        for i in range(self.workers):
-            options: dict[str, Any] = {"num_cpus": res.cpus_per_selection_worker,
-                                       "num_gpus": res.gpus_per_selection_worker}
-            if group is not None:
-                options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                    group, placement_group_bundle_index=1 + i)
-            self._actors.append(remote.options(**options).remote(self.cfg, self.num_classes, self.in_channels,
-                                                                 val_ref))
+        self._actors = spawn_in_bundles(
+            SelectionWorker, [(self.cfg, self.num_classes, self.in_channels, val_ref)] * self.workers,
+            num_cpus=res.cpus_per_selection_worker, num_gpus=res.gpus_per_selection_worker,
+            bundles=selection_worker_bundles(self.cfg), what=f"{self.workers} selection worker(s)")
         return self._actors
 
     def close(self) -> None:
         """Kill the workers (they hold their CPUs, or their placement-group bundles, until then)."""
-        from raynas.actors import kill_actors
+        from raynas.actors.calls import kill_actors
 
         actors, self._actors, self._loaded = self._actors, [], None
         kill_actors(actors)

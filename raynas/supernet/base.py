@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numbers
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,11 +28,44 @@ from raynas.lean import LeanBatchNorm2d
 from raynas.ops import POOLING_OPS, Zero, make_op
 
 if TYPE_CHECKING:
-    from raynas.e2nas.latent import LatentArchitecture
     from raynas.spaces.base import Choices, SearchSpace
+    from raynas.spaces.genotype import Genotype
     from raynas.supernet.projection import Projection
 
 ArchWeights = Mapping[str, torch.Tensor]
+
+
+class ArchParameterization(Protocol):
+    """What a supernet needs of an architecture parameterisation that replaces its alphas (:meth:`Supernet.
+    use_latent`; E2NAS' :class:`raynas.e2nas.latent.LatentArchitecture` is one). The supernet knows only this,
+    so it does not depend on the method that brings the parameterisation."""
+
+    #: run every mixed op single-path (GDAS' forward, :class:`MixedOp`)
+    single_path: bool
+
+    def parameters_in_order(self) -> list[nn.Parameter]:
+        """The architecture parameters, in the order of the space's cell types."""
+        ...
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The architecture weights of each cell type (differentiable with respect to the parameters)."""
+        ...
+
+    def derived_genotype(self, *, skip_disconnected: bool = True) -> "Genotype":
+        """The discrete cell the parameterisation stands for."""
+        ...
+
+    def probabilities(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per cell type, the op logits the parameterisation decodes and their softmax (the architecture
+        table's ``alpha`` and ``weight``)."""
+        ...
+
+    #: what the parameterisation was built from (E2NAS: its autoencoder's hash), kept in a search's state
+    autoencoder_hash: str
+
+    def check_autoencoder(self, saved_hash: str) -> None:
+        """Refuse a saved state built from another source than this parameterisation's."""
+        ...
 
 
 class MixedOp(nn.Module):
@@ -98,7 +131,7 @@ class MixedOp(nn.Module):
         relu_x: Optional[torch.Tensor] = None
         stand_ins: list[int] = []  # single path: ops whose weight stands in for their output
         for i, op in enumerate(self.ops):
-            if single_path and tracked and not active[i]:
+            if single_path and tracked and active is not None and not active[i]:
                 stand_ins.append(i)
                 continue
             if self.always_zero[i] or (active is not None and not active[i]):
@@ -110,7 +143,7 @@ class MixedOp(nn.Module):
             else:
                 y = op(x)
             if self.cheap_output[i] and (lean.applies(y) or lean.applies(w)):  # keep x, not the pooled output
-                with lean.recompute_saved(x, op, lambda t: t is y):
+                with lean.recompute_saved(x, op, lambda t: t is y):  # noqa: B023 (used in this iteration only)
                     term = w[i] * y
             else:
                 term = w[i] * y
@@ -195,7 +228,7 @@ class Supernet(nn.Module):
         #: rows fixed by a selection stage (:class:`raynas.supernet.projection.Projection`); None: none fixed
         self.projection: Optional["Projection"] = None
         #: E2NAS' latent parameterisation (:meth:`use_latent`); None: the alphas are the architecture parameters
-        self.latent: Optional["LatentArchitecture"] = None
+        self.latent: Optional[ArchParameterization] = None
         #: every mixed op runs GDAS' forward (:class:`MixedOp`): one op per edge also when the architecture
         #: weights require grad (E2NAS' released estimator sets it through :meth:`use_latent`)
         self.single_path = False
@@ -232,7 +265,7 @@ class Supernet(nn.Module):
             for p in frozen:
                 p.requires_grad_(True)
 
-    def use_latent(self, latent: "LatentArchitecture") -> None:
+    def use_latent(self, latent: ArchParameterization) -> None:
         """Make ``latent`` (E2NAS' decoded latent vectors) the architecture parameterisation: from now on
         :meth:`arch_parameters` are its latents and :meth:`arch_weights` its decoded straight-through weights,
         run single-path when the latent's estimator asks for it (``latent.single_path``).

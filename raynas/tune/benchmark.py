@@ -27,7 +27,7 @@ def benchmark_trainable(config: dict[str, Any], protocol: Mapping[str, Any], thr
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             rows = read_file(os.path.join(folder, ROWS_FILE)).to_pylist()
-    for cell, arch in cells[len(rows):]:
+    for _cell, arch in cells[len(rows):]:
         row = train_cell(arch, seed, protocol, threads=threads)
         rows.append(row)
         with tempfile.TemporaryDirectory(prefix="raynas-bench-ckpt-") as folder:

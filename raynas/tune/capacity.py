@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional
 
-from raynas.config import ExperimentConfig
+from raynas.config.schema import ExperimentConfig
 from raynas.errors import ConfigError
 from raynas.tune.resources import trial_parts
 
@@ -36,7 +36,8 @@ def demand_text(cfg: ExperimentConfig, resource: str) -> str:
     pieces = []
     for part in parts:
         each = part.cpus if resource == "CPU" else part.gpus
-        pieces.append(f"{each:g} for the trial" if part.label == "the trial" else f"{part.count} {part.label} x {each:g}")
+        pieces.append(f"{each:g} for the trial" if part.label == "the trial"
+                      else f"{part.count} {part.label} x {each:g}")
     return f"{_amount(total, resource)} ({' + '.join(pieces)})"
 
 

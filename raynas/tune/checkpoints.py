@@ -19,7 +19,7 @@ Tune's), so the manager deleted that folder twice: the second deletion raised ``
 update of the trial's checkpoint index, so the trial's next checkpoint went into a folder name it had used
 before and a later deletion removed its newest checkpoint.
 
-So a PBT experiment keeps every checkpoint (:func:`raynas.tune.schedulers.checkpoints_to_keep`; no
+So a PBT experiment keeps every checkpoint (:func:`raynas.tune.tune_setup.checkpoints_to_keep`; no
 experiment leaves deletions to Tune, :mod:`raynas.tune.retention`): nothing is deleted while any trial may
 still need a checkpoint. Once every trial has finished,
 :func:`prune_superseded_checkpoints` removes all but the checkpoint each trial registers as its latest.

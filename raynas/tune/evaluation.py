@@ -26,7 +26,7 @@ from raynas.tune.hold import hold_point
 
 def evaluation_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     """Train one genotype from scratch, reporting each epoch to Tune (the function trainable)."""
-    from raynas.search import load_state, save_state
+    from raynas.runtime import load_state, save_state
     from raynas.train import TRAIN_STATE_FILE, ScratchTraining
 
     overrides = evaluation_spec(config)["overrides"]

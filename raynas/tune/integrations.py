@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raynas.config import ExperimentConfig
+from raynas.config.schema import ExperimentConfig
 from raynas.errors import ConfigError
 
 

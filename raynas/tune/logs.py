@@ -4,7 +4,8 @@ Ray configures a logger named ``ray`` that prints every INFO record of Ray and R
 exploit reports, Tune's errors with their tracebacks and whole metric dicts, its hints about Tune's own
 API. Mixed into raynas' progress lines they hide what a user needs. While :func:`ray_logs_to` is active
 that logger (and Python's warnings, through ``py.warnings``, and MLflow's, :data:`INTEGRATION_LOGGERS`) writes
-to ``<experiment>/logs/tune.log`` instead, in full, and :class:`ConsoleSummary` puts one line on stderr for each distinct warning or error
+to ``<experiment>/logs/tune.log`` instead, in full, and :class:`ConsoleSummary` puts one line on stderr for
+each distinct warning or error
 that raynas does not already report in its own words (:data:`ROUTINE`). Imports Ray only when entered.
 """
 

@@ -67,7 +67,8 @@ class ProgressCallback(tune.Callback):
         self._say(f"{self._name(trial)} epoch {result['epoch']:>3}/{epochs}"
                   f"  train_loss {result['train_loss']:.3f}  train_acc {result['train_acc']:.3f}"
                   f"  val_acc {result['val_acc']:.3f}  derived_val_acc {result['derived_val_acc']:.3f}"
-                  f"{rank_metrics_text(result)}{ground_truth_text(result)}  skip {result['num_skip']}{stage}  {result['epoch_time_s']:.1f}s")
+                  f"{rank_metrics_text(result)}{ground_truth_text(result)}  skip {result['num_skip']}{stage}  "
+                  f"{result['epoch_time_s']:.1f}s")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}

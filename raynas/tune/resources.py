@@ -5,9 +5,10 @@ Importing this module imports neither torch nor Ray (Tune is imported only to bu
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
-from raynas.config import ExperimentConfig
+from raynas.config.schema import ExperimentConfig
 
 
 def trial_resources(cfg: ExperimentConfig) -> Any:
@@ -19,7 +20,7 @@ def trial_resources(cfg: ExperimentConfig) -> Any:
 
     - with ``resources.shards`` = S > 1: bundles ``1 .. S``, shard ``r``'s actor in bundle ``1 + r``
       (``cpus_per_shard`` and ``gpus_per_shard``; bundle 0 then has no GPU: the shards hold them), the
-      layout :class:`raynas.actors.ShardGroup` expects;
+      layout :class:`raynas.actors.shard_group.ShardGroup` expects;
     - with ``selection.workers`` = W > 1 (shards are then 1): bundles ``1 .. W``, one selection worker actor
       each (``cpus_per_selection_worker`` and ``gpus_per_selection_worker``), the layout
       :class:`raynas.selection.parallel.ParallelEvaluator` expects;
@@ -27,7 +28,7 @@ def trial_resources(cfg: ExperimentConfig) -> Any:
       (``cpus_per_teacher`` and ``gpus_per_teacher``) per search process, after all of the above: teacher
       ``i`` of an unsharded search in bundle ``1 + W' + i`` (W' = W when W > 1, else 0), teacher ``i`` of
       shard ``r`` in bundle ``1 + S + r * A + i``; :func:`teacher_bundles` computes these indices and
-      :class:`raynas.actors.TeacherGroup` uses them.
+      :class:`raynas.actors.teacher.TeacherGroup` uses them.
 
     Example, S = 2 shards with A = 2 teachers each: ``[trial, shard 0, shard 1, t(0,0), t(0,1), t(1,0),
     t(1,1)]``. GPUs appear in a bundle only when asked for.
@@ -41,7 +42,8 @@ def trial_resources(cfg: ExperimentConfig) -> Any:
     return tune.PlacementGroupFactory(bundles, strategy="PACK")
 
 
-class TrialPart(NamedTuple):
+@dataclass(frozen=True)
+class TrialPart:
     """One kind of process a trial runs: ``count`` of them, each asking ``cpus`` and ``gpus``."""
 
     label: str  # "the trial", "shards", "selection workers", "teachers"
@@ -73,6 +75,18 @@ def trial_bundles(cfg: ExperimentConfig) -> list[dict[str, float]]:
     """The bundles of one trial of ``cfg`` in the order :func:`trial_resources` documents (a trial with
     nothing but its own process: one bundle); Ray's resource names, GPUs only when asked for."""
     return [_bundle(part.cpus, part.gpus) for part in trial_parts(cfg) for _ in range(part.count)]
+
+
+def shard_bundles(cfg: ExperimentConfig) -> list[int]:
+    """The placement-group bundle of each shard actor, shard ``r`` in bundle ``1 + r`` (see
+    :func:`trial_resources`, which makes these bundles when ``resources.shards`` > 1)."""
+    return list(range(1, 1 + int(cfg.resources.shards)))
+
+
+def selection_worker_bundles(cfg: ExperimentConfig) -> list[int]:
+    """The placement-group bundle of each parallel selection worker, worker ``i`` in bundle ``1 + i`` (see
+    :func:`trial_resources`, which makes these bundles when ``selection.workers`` > 1)."""
+    return list(range(1, 1 + int(cfg.selection.workers)))
 
 
 def teacher_bundles(cfg: ExperimentConfig, rank: int = 0, world_size: int = 1) -> list[int]:

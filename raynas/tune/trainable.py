@@ -5,12 +5,14 @@ The trial's Tune config is ``{"overrides": {dotted key: value}}``; the resolved 
 checkpoint holding :meth:`raynas.search.Search.get_state`; a restored trial continues from its last
 checkpoint (the last one with ``done``), or from the newest older one that loads when the latest is torn
 (:func:`raynas.tune.checkpoints.load_newest_intact`; the first report then carries
-``checkpoint_fallback``, the line the progress output prints). The state file is written atomically into a fresh folder (:func:`raynas.search.save_state`)
-and Tune copies that complete folder to storage before the report reaches the driver, so the checkpoint a
-trial restores from is never half written; it is read back with ``weights_only=True``. A search scored
-against the ground truth (``benchmark.score`` resolved to on by the driver) adds its derived cell's
-``gt_test_acc``, ``gt_percentile`` and ``gt_regret`` to every epoch's report. An E2NAS search with
-``e2nas.pretrain_per_search`` reads its seed's autoencoder (:func:`raynas.e2nas.prepare.search_autoencoder`).
+``checkpoint_fallback``, the line the progress output prints). The state file is written atomically into a
+fresh folder (:func:`raynas.runtime.save_state`) and Tune copies that complete folder to storage before the
+report reaches the driver, so the checkpoint a trial restores from is never half written; it is read back
+with ``weights_only=True``. A search scored against the ground truth (``benchmark.score`` resolved to on by
+the driver) adds its derived cell's
+``gt_test_acc``, ``gt_percentile`` and ``gt_regret`` to every epoch's report. Each trial's config passes
+through its terms' :meth:`raynas.objectives.base.Term.prepare_trial` (an E2NAS search with
+``e2nas.pretrain_per_search`` reads its seed's autoencoder).
 
 A search that diverges (:class:`raynas.errors.SearchDivergedError`) is deterministic: retrying it from its
 checkpoint would diverge again, so it is not left to ``tune.max_failures``. The trial ends with one
@@ -29,7 +31,7 @@ from ray import tune
 
 from raynas.benchmark.scoring import ground_truth_columns, ground_truth_for
 from raynas.config import ExperimentConfig, config_from_dict, with_overrides
-from raynas.e2nas.prepare import search_autoencoder
+from raynas.objectives import prepare_trial
 from raynas.errors import SearchDivergedError
 from raynas.results.callback import CHECKPOINT_FALLBACK_KEY, DIVERGED_KEY
 from raynas.tune.checkpoints import load_newest_intact
@@ -40,9 +42,10 @@ STATE_FILE = "search_state.pt"
 
 def search_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     """Run one search, reporting each epoch to Tune (the function trainable)."""
-    from raynas.search import Search, load_state, save_state
+    from raynas.runtime import load_state, save_state
+    from raynas.search import Search
 
-    cfg = search_autoencoder(config_from_dict(with_overrides(base, config.get("overrides", {}))))
+    cfg = prepare_trial(config_from_dict(with_overrides(base, config.get("overrides", {}))))
     truth = ground_truth_for(cfg)  # None unless the driver resolved benchmark.score to on
     search = Search(cfg) if cfg.resources.shards == 1 else shard_group(cfg)
     search.owner = tune.get_context().get_trial_id()
@@ -114,6 +117,6 @@ def shard_group(cfg: ExperimentConfig) -> Any:
     The actors die with the trial: their handles go out of scope when the trainable returns, and Tune
     removes the trial's placement group.
     """
-    from raynas.actors import ShardGroup
+    from raynas.actors.shard_group import ShardGroup
 
     return ShardGroup(cfg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from raynas.actors import ShardGroup
+from raynas.actors.shard_group import ShardGroup
 from raynas.config import config_from_dict
 from raynas.errors import SearchDivergedError
 from raynas.search import Search

@@ -29,10 +29,11 @@ from typing import Any
 import pytest
 import torch
 
-from raynas.actors import ShardGroup
+from raynas.actors.shard_group import ShardGroup
 from raynas.config import ExperimentConfig, config_from_dict, config_to_dict
 from raynas.ranking import TIME_COLUMNS
-from raynas.search import Search, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
 
 RTOL = 1e-4
 ATOL = 1e-5

@@ -42,7 +42,7 @@ def test_unshardable_gpu_settings_are_config_errors(values, fix):
 
 def test_a_shard_group_refuses_an_unknown_backend_before_starting_anything():
     # gloo and nccl only (None: the search's default, nccl on GPUs and gloo on CPUs); nothing is started first
-    from raynas.actors import ShardGroup
+    from raynas.actors.shard_group import ShardGroup
 
     with pytest.raises(ValueError, match=r"^backend 'mpi': not one of gloo, nccl"):
         ShardGroup(config_from_dict({"resources": {"shards": 2}}), backend="mpi")

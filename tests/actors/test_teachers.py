@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from raynas.actors import ShardGroup, TeacherGroup
+from raynas.actors.shard_group import ShardGroup
+
+from raynas.actors.teacher import TeacherGroup
 from raynas.config import config_from_dict, config_to_dict, load_config
 from raynas.errors import RaynasError
 from raynas.ranking import TIME_COLUMNS
-from raynas.search import Search, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
 
 REPO = Path(__file__).resolve().parents[2]
 

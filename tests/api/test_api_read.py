@@ -13,7 +13,7 @@ import pytest
 import raynas
 from raynas.config import dump_config, load_config
 from raynas.errors import ConfigError, ResultsError
-from raynas.results import ResultsWriter, summarise_trial
+from raynas.results import ResultsWriter, summarise_trial, rows_from_report
 from raynas.spaces.genotype import NB201Genotype
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def write_experiment(directory: Path, seeds=(0, 1, 2), failed: bool = False) -> 
         rows = []
         for epoch in (1, 2, 3):
             report = make_report(epoch, seed)
-            writer.write_report(f"t{seed}", report)
+            writer.write_rows(f"t{seed}", rows_from_report(f"t{seed}", report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(f"t{seed}", rows, "derived_val_acc", "max", experiment=directory.name,
                                            status="TERMINATED", seed=seed, method="darts", space="nb201"))

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from study_checks import figures, t_interval  # noqa: E402
 from cli_helpers import ROOT, cli_env  # noqa: E402
 
-from raynas.results import ResultsWriter, load_table, summarise_trial
+from raynas.results import ResultsWriter, load_table, summarise_trial, rows_from_report
 from raynas.tune.hold import HOLD_DIR_ENV, HOLD_EPOCH_ENV, RELEASE_FILE, held_trials
 
 TOOL = ROOT / "tools" / "league.py"
@@ -212,7 +212,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       "genotype": CELLS[epoch if method == "darts" else 1], "num_skip": seed}
             if method == "darts":
                 report["arch_sharpness"] = float(epoch)
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             rows.append(report)
         writer.write_trial(summarise_trial(trial_id, rows, "gt_test_acc", "max", experiment="league",
                                            status="RUNNING" if running else "TERMINATED", epochs_planned=2,
@@ -276,7 +276,8 @@ def test_bad_baseline_and_plot_are_one_line_errors(written, tmp_path):
 
 def test_an_unscored_folder_is_a_one_line_error(tmp_path):
     writer = ResultsWriter(tmp_path, "plain")
-    writer.write_report("t0", {"epoch": 1, "derived_val_acc": 0.5, "val_acc": 0.6, "epoch_time_s": 1.0})
+    writer.write_rows("t0", rows_from_report("t0", {"epoch": 1, "derived_val_acc": 0.5, "val_acc": 0.6,
+                                                    "epoch_time_s": 1.0}))
     writer.write_trial(summarise_trial("t0", [{"epoch": 1, "derived_val_acc": 0.5}], "derived_val_acc", "max",
                                        experiment="plain", status="TERMINATED", epochs_planned=1, method="darts",
                                        seed=0, config={"search": {"epochs": 1}}))
@@ -319,7 +320,7 @@ def write_population(folder: Path, results: dict[str, dict[int, float]], prefix:
             config = {"variant": method, "method": "darts", "search": {"epochs": 1, "seed": seed}}
             report = {"epoch": 1, "gt_test_acc": gt, "gt_percentile": 100 * gt, "gt_regret": BEST - gt,
                       "epoch_time_s": 6.0, "genotype": CELLS[0], "num_skip": 0}
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             writer.write_trial(summarise_trial(trial_id, [report], "gt_test_acc", "max", experiment=folder.name,
                                                status="TERMINATED", epochs_planned=1, method="darts", seed=seed,
                                                config=config, overrides={"search.seed": seed, "variant": method}))

@@ -22,7 +22,7 @@ from study_checks import figures  # noqa: E402
 from cli_helpers import ROOT, cli_env  # noqa: E402
 
 from raynas.config import config_to_dict, dump_config, expand_trials, load_config, with_overrides  # noqa: E402
-from raynas.results import ResultsWriter, load_table, schema_for, summarise_trial  # noqa: E402
+from raynas.results import ResultsWriter, load_table, rows_from_report, schema_for, summarise_trial  # noqa: E402
 
 LEAGUE = ROOT / "tools" / "league.py"
 SNAPSHOT = ROOT / "tools" / "league_snapshot.py"
@@ -77,11 +77,11 @@ def write_league(folder: Path, final: dict[tuple[str, int], Optional[float]], ru
             late.append((trial_row, rows))
             continue
         for report in rows:
-            writer.write_report(trial_row["trial_id"], report)
+            writer.write_rows(trial_row["trial_id"], rows_from_report(trial_row["trial_id"], report))
         writer.write_trial(trial_row)
     writer.consolidate()
     for trial_row, rows in late:  # newer than the consolidated files: the snapshot must hold it all the same
-        writer.write_report(trial_row["trial_id"], rows[0])
+        writer.write_rows(trial_row["trial_id"], rows_from_report(trial_row["trial_id"], rows[0]))
         writer.write_trial(trial_row)
     return folder
 

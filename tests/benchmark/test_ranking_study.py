@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from cli_helpers import ROOT, cli_env, raynas  # noqa: E402
 
 from raynas.ranking import RANK_METRIC_COLUMNS, RANK_METRICS, TIME_COLUMNS
-from raynas.results import ResultsWriter, leaderboard, load_table, summarise_trial
+from raynas.results import ResultsWriter, leaderboard, load_table, summarise_trial, rows_from_report
 
 TOOL = ROOT / "tools" / "ranking_study.py"
 CELLS = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
@@ -113,7 +113,7 @@ def test_the_study_tool_prints_a_row_per_candidate(study_run, tmp_path):
 def test_the_study_tool_refuses_an_unscored_experiment_in_one_line(tmp_path):
     writer = ResultsWriter(tmp_path, "plain")
     rows = [{"epoch": 1, "derived_val_acc": 0.5, "val_acc": 0.6}]
-    writer.write_report("t0", {"epoch": 1, "derived_val_acc": 0.5, "val_acc": 0.6})
+    writer.write_rows("t0", rows_from_report("t0", {"epoch": 1, "derived_val_acc": 0.5, "val_acc": 0.6}))
     writer.write_trial(summarise_trial("t0", rows, "derived_val_acc", "max", experiment="plain",
                                        status="TERMINATED", epochs_planned=1, config={"search": {"epochs": 1}}))
     writer.consolidate()
@@ -162,7 +162,7 @@ def test_the_asha_tool_reports_the_ground_truth_of_the_kept_trials(study_run):
 
 def test_the_asha_tool_refuses_an_unscored_experiment_in_one_line(tmp_path):
     writer = ResultsWriter(tmp_path, "plain")
-    writer.write_report("t0", {"epoch": 1, "derived_val_acc": 0.5, "val_acc": 0.6})
+    writer.write_rows("t0", rows_from_report("t0", {"epoch": 1, "derived_val_acc": 0.5, "val_acc": 0.6}))
     writer.write_trial(summarise_trial("t0", [{"epoch": 1, "derived_val_acc": 0.5}], "derived_val_acc", "max",
                                        experiment="plain", status="TERMINATED", epochs_planned=1,
                                        config={"search": {"epochs": 1}}))

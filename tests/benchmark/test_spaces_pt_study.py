@@ -27,7 +27,7 @@ from cli_helpers import ROOT, cli_env  # noqa: E402
 
 from raynas.config import config_to_dict, dump_config, expand_trials, load_config, with_overrides  # noqa: E402
 from raynas.evaluation import plan_evaluation, write_plan  # noqa: E402
-from raynas.results import ResultsWriter, summarise_trial  # noqa: E402
+from raynas.results import ResultsWriter, rows_from_report, summarise_trial  # noqa: E402
 from raynas.spaces.genotype import parse_genotype  # noqa: E402
 
 TOOL = ROOT / "tools" / "spaces_pt_study.py"
@@ -84,7 +84,7 @@ def write_trial(writer: ResultsWriter, index: int, cfg: Any, trial: Any, genotyp
     for epoch in (1,) if running else (1, planned):
         report = {"epoch": epoch, "epoch_time_s": 30.0 * (2 if method == "darts-pt" else 1),
                   "derived_params": 1000.0, "genotype": genotype, "num_skip": seed}
-        writer.write_report(f"t_{index:05d}", report)
+        writer.write_rows(f"t_{index:05d}", rows_from_report(f"t_{index:05d}", report))
         rows.append(report)
     writer.write_trial(summarise_trial(f"t_{index:05d}", rows, "derived_params", "max",
                                        experiment=writer.experiment_name, status="RUNNING" if running else "TERMINATED",

@@ -129,7 +129,7 @@ def search_state():
 
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.999])
 def test_a_torn_state_file_is_not_loaded_as_a_state(tmp_path, search_state, keep):
-    from raynas.search import load_state, save_state
+    from raynas.runtime import load_state, save_state
     from raynas.tune.trainable import STATE_FILE
 
     path = tmp_path / STATE_FILE
@@ -144,7 +144,7 @@ def test_a_torn_state_file_is_not_loaded_as_a_state(tmp_path, search_state, keep
 def test_an_interrupted_save_leaves_the_previous_state(tmp_path, search_state):
     import torch
 
-    from raynas.search import load_state, save_state
+    from raynas.runtime import load_state, save_state
 
     path = tmp_path / "state.pt"
     save_state(search_state, str(path))
@@ -160,7 +160,7 @@ def test_an_interrupted_save_leaves_the_previous_state(tmp_path, search_state):
 def test_state_files_are_loaded_without_arbitrary_unpickling(tmp_path):
     import torch
 
-    from raynas.search import load_state
+    from raynas.runtime import load_state
 
     path = tmp_path / "state.pt"
     torch.save({"epoch": 1, "payload": psutil.Process}, path)  # a class: code a pickle may run

@@ -7,7 +7,7 @@ import torch
 
 from raynas.config import DataConfig, TrainConfig
 from raynas.networks import count_flops
-from raynas.search import load_state, save_state
+from raynas.runtime import load_state, save_state
 from raynas.spaces import get_space
 from raynas.train import ScratchTraining, resolve_protocol
 

@@ -69,7 +69,7 @@ def test_population_shares_one_gpu_by_fractions(tmp_path):
 
 
 def test_teacher_actors_run_on_their_gpus(ray_local):
-    from raynas.actors import TeacherGroup
+    from raynas.actors.teacher import TeacherGroup
 
     cfg = load_config(SMOKE / "sd.yaml", ["resources.gpus_per_teacher=0.25", "resources.cpus_per_teacher=0.5"])
     group = TeacherGroup(cfg, num_classes=10, in_channels=1, start_timeout_s=120)

@@ -16,7 +16,8 @@ from raynas.e2nas.encoding import layouts
 from raynas.errors import ConfigError
 from raynas.objectives import StepContext
 from raynas.objectives.e2nas import complementary_indices, exploration_eta
-from raynas.search import Search, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
 from raynas.spaces import get_space
 
 REPO = Path(__file__).resolve().parents[2]

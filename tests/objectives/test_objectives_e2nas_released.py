@@ -17,7 +17,8 @@ from raynas.errors import ConfigError
 from raynas.objectives import StepContext
 from raynas.objectives.e2nas import exploration_eta
 from raynas.objectives.na import step_generator
-from raynas.search import Search, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
 from raynas.supernet.base import MixedOp
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import torch
 
 from raynas.config import config_from_dict
 from raynas.objectives import ComposedObjective, SearchEnv, StepContext, build_objective, term_names
-from raynas.objectives.sampling import UniformPathTerm, sample_path
+from raynas.objectives.uniform_path import UniformPathTerm, sample_path
 from raynas.spaces import get_space
 from raynas.supernet import discrete_weights
 from raynas.supernet.nb201 import NB201SearchCell

@@ -11,7 +11,9 @@ from raynas.config import config_from_dict
 from raynas.objectives.sd import (LocalTeachers, SelfDistillationTerm, combine_votes, default_interval,
                                   distillation_loss, merge_sums, snapshot_due, sum_votes, teacher_tags, vote)
 from raynas.ranking import TIME_COLUMNS
-from raynas.search import Search, build_supernet, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
+from raynas.supernet.build import build_supernet
 
 TINY = {
     "space": "nb201",

@@ -17,7 +17,8 @@ from raynas.objectives.base import StepContext
 from raynas.objectives.qrs import qrs_loss
 from raynas.objectives.ta import build_aux_model, classifier_features
 from raynas.objectives.ta_hypergradient import TransferProblem, transfer_hypergradient
-from raynas.search import Search, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
 from raynas.spaces import get_space
 
 XI1, XI2, LAMBDA, MOMENTUM, WD = 0.4, 0.3, 2.0, 0.9, 0.05

@@ -15,7 +15,7 @@ from raynas.errors import ConfigError, GenotypeError, ResultsError, SpaceError
 from raynas.plots import (CURVES_SIZE, DARTS_CELL_SIZE, DPI, NB201_CELL_SIZE, POPULATION_SIZE, alphas_size,
                           cell_edges, draw_cell, plot_alphas, plot_experiment, plot_population, save_figure,
                           varying_keys)
-from raynas.results import ResultsWriter, summarise_trial
+from raynas.results import ResultsWriter, summarise_trial, rows_from_report
 from raynas.spaces import get_space, parse_genotype
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
         history = []
         for _ in range(EPOCHS):
             report = search.run_epoch()
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             history.append({k: v for k, v in report.items() if k != "alphas"})
         search.close()
         writer.write_trial(summarise_trial(trial_id, history, "derived_val_acc", "max", experiment=folder.name,

@@ -15,7 +15,7 @@ from raynas.data.classes import class_count
 from raynas.errors import ResultsError
 from raynas.plots import SPREAD_KEY, plot_curves, plot_spread, population_figures
 from raynas.plots.experiment import chance_level
-from raynas.results import ResultsWriter, load_table, summarise_trial
+from raynas.results import ResultsWriter, load_table, summarise_trial, rows_from_report
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "results"))
@@ -31,7 +31,7 @@ def _population(folder: Path, overrides: list[dict], data: str = "name: digits")
         rows = []
         for epoch in (1, 2, 3):
             report = make_report(epoch, seed)
-            writer.write_report(f"t{i}", report)
+            writer.write_rows(f"t{i}", rows_from_report(f"t{i}", report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(f"t{i}", rows, "derived_val_acc", "max", experiment=folder.name,
                                            status="TERMINATED", seed=seed, method="darts", space="nb201",

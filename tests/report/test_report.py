@@ -17,7 +17,7 @@ from matplotlib.image import imread
 
 from raynas.errors import ConfigError, ResultsError
 from raynas.report import write_report
-from raynas.results import ResultsWriter, load_table, summarise_trial
+from raynas.results import ResultsWriter, load_table, summarise_trial, rows_from_report
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = {"t0": {"search.seed": 0, "search.arch_lr": 0.01}, "t1": {"search.seed": 1, "search.arch_lr": 0.003}}
@@ -51,7 +51,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
         history = []
         for _ in range(EPOCHS):
             report = search.run_epoch()
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             history.append({k: v for k, v in report.items() if k != "alphas"})
         search.close()
         writer.write_trial(summarise_trial(trial_id, history, cfg.tune.metric, cfg.tune.mode, experiment=folder.name,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from raynas.report import write_report
-from raynas.results import ResultsWriter, summarise_trial
+from raynas.results import ResultsWriter, summarise_trial, rows_from_report
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "results"))
@@ -47,7 +47,7 @@ def _experiment(folder: Path, *, scored: bool = False, darts: bool = False) -> P
                 changes.update(genotype=DARTS.replace("dil_conv_3x3", ("dil_conv_3x3", "sep_conv_5x5")[seed]),
                                space="darts", alphas=None)
             report = make_report(epoch, seed, **changes)
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(trial_id, rows, "derived_val_acc", "max", experiment=folder.name,
                                            status="TERMINATED", seed=seed, method="darts",
@@ -131,7 +131,7 @@ def test_best_genotypes_say_why_fewer_than_asked(tmp_path):
     # a running trial that derived t0's final genotype (make_report(1, 0) ends on the same cell as (3, 0))
     report = make_report(1, 0, derived_val_acc=0.2)
     assert report["genotype"] == make_report(3, 0)["genotype"]
-    writer.write_report("t8", report)
+    writer.write_rows("t8", rows_from_report("t8", report))
     writer.write_trial(summarise_trial("t8", [report], "derived_val_acc", "max", experiment=folder.name, seed=8))
     sections = _sections(write_report(folder, tmp_path / "r.html", top=4))
     assert sections["genotypes"]["title"] == "Best genotypes (top 4)"

@@ -52,13 +52,13 @@ def make_report(epoch: int, seed: int = 0, **changes: Any) -> dict[str, Any]:
 def write_finished_trials(writer: Any, trial_ids: list[str] | tuple[str, ...], epochs: int = 3) -> None:
     """Write, through ``writer`` (a ResultsWriter), every epoch's report of each trial (trial i: seed i) and
     its TERMINATED trials row ranked by derived_val_acc."""
-    from raynas.results import summarise_trial
+    from raynas.results import rows_from_report, summarise_trial
 
     for seed, trial_id in enumerate(trial_ids):
         rows = []
         for epoch in range(1, epochs + 1):
             report = make_report(epoch, seed)
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(trial_id, rows, "derived_val_acc", "max", experiment="exp",
                                            status="TERMINATED", seed=seed))

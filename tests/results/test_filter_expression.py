@@ -18,7 +18,7 @@ import pytest
 from results_trainable_helper import make_report
 
 from raynas.errors import ResultsError
-from raynas.results import ResultsWriter, leaderboard, load_table, summarise_trial
+from raynas.results import ResultsWriter, leaderboard, load_table, summarise_trial, rows_from_report
 from raynas.results.filter_expression import ALLOWED, MAX_DEPTH, MAX_LENGTH, filter_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,7 +214,7 @@ def _experiment(directory: Path) -> Path:
         for epoch in EPOCHS:
             report = make_report(epoch, seed, time_total_s=float(epoch), connected=epoch != 1)
             report["discretization_gap"] = report["val_acc"] - report["derived_val_acc"]  # a method metric (extra)
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(trial_id, rows, "derived_val_acc", "max", experiment="exp",
                                            status="TERMINATED", seed=seed, method="darts", space="nb201"))

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from results_trainable_helper import make_report
 
+from raynas.results import rows_from_report
 from raynas.errors import ResultsError
 from raynas.results import (ResultsWriter, format_table, leaderboard, leaderboard_columns, load_table, ranking_of,
                             summarise_trial)
@@ -36,7 +37,7 @@ def _experiment(folder: Path, config: str | None = None) -> Path:
         for epoch, acc in enumerate(accs, 1):
             report = make_report(epoch, seed, derived_val_acc=acc, discretization_gap=GAP[trial_id] * epoch / 3,
                                  reported_at=T0 + 60 * (epoch - 1) + seed)
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(trial_id, rows, "derived_val_acc", "max", experiment=folder.name,
                                            status="TERMINATED", seed=seed, method="darts", space="nb201"))
@@ -99,7 +100,7 @@ def test_a_metric_stored_in_extra_by_an_older_raynas_fills_its_column(tmp_path):
     """derived_params went to the extra map before it had a column: an old table reads it in the column."""
     writer = ResultsWriter(tmp_path, "old")
     report = make_report(1, 0, derived_params=48162.0)
-    writer.write_report("t0", report)
+    writer.write_rows("t0", rows_from_report("t0", report))
     path = writer.part_path("epochs", "t0", 1)
     old = pq.read_table(path)
     index = old.column_names.index("derived_params")
@@ -184,7 +185,7 @@ def test_a_population_of_variants_shows_and_filters_each_trials_variant(tmp_path
     writer = ResultsWriter(folder, folder.name)
     for seed, (trial_id, variant, acc) in enumerate((("v0", "sd-1ep", 0.7), ("v1", "sd", 0.5), ("v2", "sd", 0.6))):
         report = make_report(1, seed, derived_val_acc=acc, reported_at=T0)
-        writer.write_report(trial_id, report)
+        writer.write_rows(trial_id, rows_from_report(trial_id, report))
         writer.write_trial(summarise_trial(trial_id, [{"epoch": 1, **report}], "derived_val_acc", "max",
                                            experiment=folder.name, status="TERMINATED", seed=seed, method="darts",
                                            space="nb201", overrides={"search.seed": seed, "variant": variant}))

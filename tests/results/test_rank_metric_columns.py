@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 from results_trainable_helper import make_report
 
 from raynas.ranking import RANK_METRIC_COLUMNS, TIME_COLUMNS
-from raynas.results import ResultsWriter, leaderboard, load_table, summarise_trial
+from raynas.results import ResultsWriter, leaderboard, load_table, summarise_trial, rows_from_report
 
 NEW = (*RANK_METRIC_COLUMNS, *TIME_COLUMNS)
 
@@ -20,7 +20,7 @@ def _experiment(tmp_path, with_ranking: bool = True):
             report = make_report(epoch, seed, time_total_s=float(epoch))
             if with_ranking:
                 report.update({column: 0.1 * (epoch + 3 - seed) for column in NEW})  # seed 0 ranks first
-            writer.write_report(f"t{seed}", report)
+            writer.write_rows(f"t{seed}", rows_from_report(f"t{seed}", report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(f"t{seed}", rows, "derived_finetune_val_acc", "max", experiment="exp",
                                            status="TERMINATED", seed=seed, method="darts", space="nb201"))

@@ -13,7 +13,7 @@ import pytest
 from results_trainable_helper import ALPHA_ROWS, make_report, write_finished_trials
 
 from raynas.errors import ResultsError
-from raynas.results import ResultsWriter, load_table
+from raynas.results import ResultsWriter, load_table, rows_from_report
 
 
 def _experiment(directory: Path, trials=("t0", "t1"), epochs: int = 3, consolidate: bool = True) -> ResultsWriter:
@@ -63,7 +63,7 @@ def test_one_deleted_part_is_refused_a_replay_without_rows_is_not(tmp_path):
     part.write_bytes(kept)
     report = make_report(3)  # a replayed epoch that no longer derives a genotype: its rows go on purpose
     del report["genotype"]
-    writer.write_report("t0", report)
+    writer.write_rows("t0", rows_from_report("t0", report))
     writer.consolidate()
     assert _rows(writer)["genotypes"] == 5 and _rows(writer)["epochs"] == 6
 
@@ -100,7 +100,7 @@ def test_a_torn_part_without_a_copy_is_refused_with_one_line(tmp_path):
 
 def test_a_reader_uses_the_tables_copy_of_a_torn_part_and_changes_nothing(tmp_path, capsys):
     writer = _experiment(tmp_path)
-    writer.write_report("t0", make_report(4))  # parts newer than the tables: a running experiment
+    writer.write_rows("t0", rows_from_report("t0", make_report(4)))  # parts newer than the tables: a running experiment
     part = writer.part_path("epochs", "t1", 1)
     part.write_bytes(part.read_bytes()[:20])
     before = _snapshot(tmp_path)
@@ -125,7 +125,8 @@ def _results_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_raynas_results_never_writes_even_when_it_fails(tmp_path):
     writer = _experiment(tmp_path)
-    writer.write_report("t0", make_report(4))  # parts newer than every table: the old error path consolidated
+    # parts newer than every table: the old error path consolidated
+    writer.write_rows("t0", rows_from_report("t0", make_report(4)))
     writer.write_trial({"trial_id": "t0", "status": "RUNNING"})
     before = _snapshot(tmp_path)
     failed = _results_cli(str(tmp_path), "--sort", "no_such_column")

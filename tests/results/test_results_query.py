@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from results_trainable_helper import make_report
 
+from raynas.results import rows_from_report
 from raynas.errors import ResultsError
 from raynas.results import (ResultsWriter, format_table, leaderboard, leaderboard_columns, load_table, ranking_of,
                             summarise_trial)
@@ -24,7 +25,7 @@ def _experiment(tmp_path, seeds=(0, 1, 2), metric="derived_val_acc", mode="max")
         rows = []
         for epoch in (1, 2, 3):
             report = make_report(epoch, seed, time_total_s=float(epoch))
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(trial_id, rows, metric, mode, experiment="exp", status="TERMINATED",
                                            seed=seed, method="darts", space="nb201"))
@@ -76,7 +77,7 @@ def test_leaderboard_refuses_unknown_metric_and_mode(tmp_path):
 def test_load_table_merges_newer_parts_without_writing(tmp_path):
     writer = _experiment(tmp_path, seeds=(0,))
     assert load_table(tmp_path, "epochs").num_rows == 3
-    writer.write_report("t0", make_report(4))
+    writer.write_rows("t0", rows_from_report("t0", make_report(4)))
     before = writer.table_path("epochs").read_bytes()
     assert load_table(tmp_path, "epochs")["epoch"].to_pylist() == [1, 2, 3, 4]
     assert writer.table_path("epochs").read_bytes() == before  # reading never writes

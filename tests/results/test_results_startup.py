@@ -15,7 +15,7 @@ from pathlib import Path
 
 from results_trainable_helper import make_report
 
-from raynas.results import ResultsWriter, summarise_trial
+from raynas.results import ResultsWriter, summarise_trial, rows_from_report
 
 HEAVY = ("torch", "torchvision", "ray")
 
@@ -58,7 +58,7 @@ def _write_experiment(directory: Path, *, consolidate: bool) -> None:
         rows = []
         for epoch in (1, 2, 3):
             report = make_report(epoch, seed, time_total_s=float(epoch), discretization_gap=0.01)
-            writer.write_report(trial_id, report)
+            writer.write_rows(trial_id, rows_from_report(trial_id, report))
             rows.append({"epoch": epoch, **report})
         writer.write_trial(summarise_trial(trial_id, rows, "derived_val_acc", "max", experiment="exp",
                                            status="TERMINATED", seed=seed, method="darts", space="nb201"))

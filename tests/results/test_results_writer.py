@@ -10,7 +10,7 @@ import pytest
 from results_trainable_helper import ALPHA_ROWS, make_report, write_finished_trials
 
 from raynas.errors import ResultsError
-from raynas.results import KEYS, SCHEMA_VERSION, TABLES, ResultsWriter, load_table, summarise_trial
+from raynas.results import KEYS, SCHEMA_VERSION, TABLES, ResultsWriter, load_table, summarise_trial, rows_from_report
 from raynas.results.schema import VERSION_KEY
 from raynas.results.writer import _atomic_write
 
@@ -22,7 +22,7 @@ def _keys(table: pa.Table, name: str) -> list[tuple]:
 def test_same_report_twice_gives_one_row_per_key(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
     for _ in range(2):
-        writer.write_report("t0", make_report(1))
+        writer.write_rows("t0", rows_from_report("t0", make_report(1)))
         writer.write_trial({"trial_id": "t0", "status": "RUNNING"})
     tables = {name: pq.read_table(path) for name, path in writer.consolidate().items()}
     assert tables["epochs"].num_rows == 1
@@ -36,9 +36,9 @@ def test_same_report_twice_gives_one_row_per_key(tmp_path):
 def test_replayed_epoch_replaces_the_old_rows(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
     for epoch in (1, 2, 3):
-        writer.write_report("t0", make_report(epoch))
-    writer.write_report("t0", make_report(2, val_acc=0.99, genotype="|skip_connect~0|+|none~0|none~1|+|"
-                                                                     "none~0|none~1|none~2|", num_skip=6))
+        writer.write_rows("t0", rows_from_report("t0", make_report(epoch)))
+    genotype = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    writer.write_rows("t0", rows_from_report("t0", make_report(2, val_acc=0.99, genotype=genotype, num_skip=6)))
     writer.consolidate()
     epochs = load_table(tmp_path, "epochs")
     assert epochs["epoch"].to_pylist() == [1, 2, 3]
@@ -50,11 +50,11 @@ def test_replayed_epoch_replaces_the_old_rows(tmp_path):
 
 def test_replay_without_genotype_removes_the_stale_part(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
-    writer.write_report("t0", make_report(1))
+    writer.write_rows("t0", rows_from_report("t0", make_report(1)))
     writer.consolidate()
     report = make_report(1)
     del report["genotype"], report["alphas"]
-    writer.write_report("t0", report)
+    writer.write_rows("t0", rows_from_report("t0", report))
     assert load_table(tmp_path, "genotypes").num_rows == 0
     assert load_table(tmp_path, "alphas").num_rows == 0
     assert load_table(tmp_path, "epochs").num_rows == 1
@@ -62,7 +62,7 @@ def test_replay_without_genotype_removes_the_stale_part(tmp_path):
 
 def test_parts_are_named_by_table_trial_and_epoch(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
-    writer.write_report("t0", make_report(7))
+    writer.write_rows("t0", rows_from_report("t0", make_report(7)))
     for name in ("epochs", "alphas", "genotypes"):
         assert (tmp_path / "tables" / "parts" / name / "t0" / "00007.parquet").is_file()
 
@@ -130,8 +130,8 @@ def test_a_file_without_raynas_metadata_is_refused(tmp_path):
 
 def test_extra_numeric_keys_go_to_the_map_and_tune_keys_do_not(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
-    writer.write_report("t0", make_report(1, reg_loss=0.25, beta_entropy=1, time_total_s=12.5,
-                                          training_iteration=1, timestamp=1700000000, hostname="h"))
+    writer.write_rows("t0", rows_from_report("t0", make_report(1, reg_loss=0.25, beta_entropy=1, time_total_s=12.5,
+                                          training_iteration=1, timestamp=1700000000, hostname="h")))
     row = load_table(tmp_path, "epochs").to_pylist()[0]
     assert dict(row["extra"]) == {"reg_loss": 0.25, "beta_entropy": 1.0}
     assert row["wall_time_s"] == 12.5
@@ -147,13 +147,13 @@ def test_extra_numeric_keys_go_to_the_map_and_tune_keys_do_not(tmp_path):
 def test_malformed_reports_are_refused(tmp_path, change, message):
     report = {**make_report(1), **change}
     with pytest.raises(ResultsError, match=message):
-        ResultsWriter(tmp_path, "exp").write_report("t0", report)
+        ResultsWriter(tmp_path, "exp").write_rows("t0", rows_from_report("t0", report))
 
 
 def test_bad_trial_ids_and_rows_are_refused(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
     with pytest.raises(ResultsError, match="file name"):
-        writer.write_report("../escape", make_report(1))
+        writer.write_rows("../escape", rows_from_report("../escape", make_report(1)))
     with pytest.raises(ResultsError, match="status"):
         writer.write_trial({"trial_id": "t0", "status": "DONE"})
     with pytest.raises(ResultsError, match="unknown trials column"):
@@ -208,9 +208,9 @@ def _decisions(ops: list[str], kept: str, round_index: int = 0) -> dict[str, lis
 def test_decisions_become_rows_of_their_table_once_per_key(tmp_path):
     writer = ResultsWriter(tmp_path, "exp")
     report = {**make_report(3), "decisions": _decisions(["none", "skip_connect", "nor_conv_3x3"], "skip_connect")}
-    writer.write_report("t1", report)
-    writer.write_report("t1", report)  # a replayed epoch
-    writer.write_report("t1", make_report(4))  # an epoch without a decision adds nothing
+    writer.write_rows("t1", rows_from_report("t1", report))
+    writer.write_rows("t1", rows_from_report("t1", report))  # a replayed epoch
+    writer.write_rows("t1", rows_from_report("t1", make_report(4)))  # an epoch without a decision adds nothing
     table = load_table(str(tmp_path), "decisions")
     assert table.num_rows == 3 and table.schema.equals(TABLES["decisions"], check_metadata=False)
     rows = table.to_pylist()
@@ -219,4 +219,4 @@ def test_decisions_become_rows_of_their_table_once_per_key(tmp_path):
     with pytest.raises(ResultsError, match="report key 'decisions' lacks loss"):
         bad = _decisions(["none"], "none")
         del bad["loss"]
-        writer.write_report("t1", {**make_report(5), "decisions": bad})
+        writer.write_rows("t1", rows_from_report("t1", {**make_report(5), "decisions": bad}))

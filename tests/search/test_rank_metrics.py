@@ -16,7 +16,8 @@ import torch
 from raynas.config import config_from_dict
 from raynas.ranking import RANK_METRIC_COLUMNS, RANK_METRICS, RANK_TIME_COLUMNS, TIME_COLUMNS
 from raynas.ranking.metrics import finetune, neighborhood, recalibrate_batchnorm, used_parameters
-from raynas.search import Search, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
 from raynas.spaces import get_space
 from raynas.supernet import discrete_weights
 

@@ -9,7 +9,9 @@ import torch
 
 from raynas.config import config_from_dict
 from raynas.ranking import TIME_COLUMNS
-from raynas.search import Search, batch_stats_eval, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
+from raynas.supernet.evaluation import batch_stats_eval
 
 TINY = {
     "space": "nb201",

@@ -10,7 +10,8 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from raynas.config import config_from_dict
 from raynas.ranking import TIME_COLUMNS
-from raynas.search import Search, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
 
 STAGE = {
     "space": "s2",

@@ -9,7 +9,9 @@ import torch
 
 from raynas.config import load_config
 from raynas.errors import RaynasError, SpaceError
-from raynas.search import Search, build_supernet, evaluation_sums
+from raynas.search import Search
+from raynas.supernet.build import build_supernet
+from raynas.supernet.evaluation import evaluation_sums
 from raynas.selection.parallel import (ParallelEvaluator, SelectionWorker, assign, combine, pack_state,
                                        unpack_state)
 

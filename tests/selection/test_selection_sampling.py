@@ -13,10 +13,11 @@ import torch
 from raynas.config import config_from_dict, load_config
 from raynas.errors import ConfigError, SpaceError
 from raynas.results.writer import rows_from_report
-from raynas.search import Search, load_state, save_state
+from raynas.runtime import load_state, save_state
+from raynas.search import Search
 from raynas.selection import SELECTIONS, SamplingSelection, total_epochs
 from raynas.selection.parallel import ParallelEvaluator
-from raynas.selection.sampling import draw_samples, neighbor_at
+from raynas.selection.random_sampling import draw_samples, neighbor_at
 from raynas.spaces import get_space
 from raynas.supernet.projection import DROPPED
 

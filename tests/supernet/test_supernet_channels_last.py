@@ -8,7 +8,8 @@ import torch
 from raynas.bilevel import arch_gradient_first_order
 from raynas.config import load_config
 from raynas.objectives.base import Objective, StepContext
-from raynas.search import Search, build_supernet
+from raynas.search import Search
+from raynas.supernet.build import build_supernet
 
 
 def one_step(space: str, channels_last: bool) -> tuple[float, list[torch.Tensor], list[torch.Tensor], torch.nn.Module]:

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from raynas.config import load_config
-from raynas.search import Search, build_supernet
+from raynas.search import Search
+from raynas.supernet.build import build_supernet
 from raynas.spaces import get_space
 from raynas.supernet import MixedOp
 from supernet_helpers import batchnorm_statistics

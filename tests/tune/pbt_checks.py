@@ -64,7 +64,7 @@ def replayed(rows: dict[tuple[str, int], dict], trial_id: str, epoch: int) -> bo
 
 def check_latest_checkpoints(exp: Path, rows: dict[tuple[str, int], dict]) -> None:
     """Each trial's latest registered checkpoint exists, loads, and is the state of its last reported epoch."""
-    from raynas.search import load_state
+    from raynas.runtime import load_state
 
     latest = saved_latest_checkpoints(exp / "tune")
     last_epoch: dict[str, int] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from raynas.errors import ConfigError
-from raynas.search import load_state, save_state
+from raynas.runtime import load_state, save_state
 from raynas.tune.checkpoints import load_newest_intact, older_checkpoints
 from raynas.tune.saved_state import usable_experiment_state
 from raynas.tune.trainable import STATE_FILE

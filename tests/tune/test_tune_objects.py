@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from raynas.config import check_population, expand_trials, load_config
 from raynas.experiment import distinct_seeds
-from raynas.tune.schedulers import TrialOverrides, clip_to_params, make_tune_objects
+from raynas.tune.tune_setup import TrialOverrides, clip_to_params, make_tune_objects
 
 PBT = "search_configs/pbt_nb201.yaml"
 OPTUNA = "search_configs/optuna_nb201.yaml"

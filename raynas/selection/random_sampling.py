@@ -1,7 +1,7 @@
 """Sampling selection: random search with weight sharing, plain or neighbourhood-aware (NA-RS).
 
 After the supernet's training (``method: rs`` trains it with uniform path sampling,
-:mod:`raynas.objectives.sampling`; any method works) a one-epoch stage draws ``selection.samples``
+:mod:`raynas.objectives.uniform_path`; any method works) a one-epoch stage draws ``selection.samples``
 architectures uniformly from the space and scores each with the supernet's weights (Li & Talwalkar,
 "Random Search and Reproducibility for Neural Architecture Search", UAI 2019). With ``objectives.na`` the
 score is NA-RS's (Wang, Cao, Li, Kitani, "Neighborhood-Aware Neural Architecture Search", BMVC 2021):

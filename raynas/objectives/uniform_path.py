@@ -5,7 +5,7 @@ Architecture Search", UAI 2019) trains the supernet by running, at every weight 
 drawn uniformly from the space; the architecture parameters are never trained (the search loop skips the
 architecture step when ``method`` is ``rs``). NA-RS (Wang, Cao, Li, Kitani, "Neighborhood-Aware Neural
 Architecture Search", BMVC 2021) trains its supernet the same way and differs only in how sampled
-architectures are scored afterwards (:mod:`raynas.selection.sampling`).
+architectures are scored afterwards (:mod:`raynas.selection.random_sampling`).
 
 [recon] Choices made here (``methods.md``, NA-RS: "train a weight-sharing supernet with uniform path
 sampling"):
@@ -29,11 +29,11 @@ from raynas.objectives.base import SearchEnv, StepContext, Term
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
-    from raynas.config import ExperimentConfig
+    from raynas.config.schema import ExperimentConfig
     from raynas.spaces.base import SearchSpace
     from raynas.spaces.genotype import Genotype
+    from raynas.supernet.base import Supernet
 
 
 def path_rng(seed: int, step: int) -> random.Random:
@@ -54,6 +54,7 @@ class UniformPathTerm(Term):
     """
 
     name = "rs"
+    trains_architecture = False  # random sampling: the supernet's weights only, the architecture is drawn
 
     def __init__(self, space: "SearchSpace") -> None:
         self.space = space
@@ -63,7 +64,7 @@ class UniformPathTerm(Term):
         """The term for the search's space (``cfg`` has no options for it)."""
         return cls(env.space)
 
-    def path_weights(self, model: "nn.Module", ctx: StepContext) -> "Optional[dict[str, torch.Tensor]]":
+    def path_weights(self, model: "Supernet", ctx: StepContext) -> "Optional[dict[str, torch.Tensor]]":
         """One-hot architecture weights of this step's sampled path, with the projection's fixed rows."""
         from raynas.supernet import discrete_weights
 
