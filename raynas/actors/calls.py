@@ -44,14 +44,15 @@ def gather(refs: Sequence[Any], timeout_s: Optional[float] = None) -> list[Any]:
 
 
 def spawn_in_bundles(actor_class: type, args: Sequence[tuple[Any, ...]], *, num_cpus: float, num_gpus: float,
-                     bundles: Sequence[int], what: str) -> list[Any]:
+                     bundles: Sequence[int], needs: str) -> list[Any]:
     """Start one actor of ``actor_class`` per entry of ``args`` (its constructor's arguments), asking
     ``num_cpus`` and ``num_gpus`` each.
 
     Inside a trial whose resources come from :func:`raynas.tune.resources.trial_resources`, actor ``i`` runs
     in bundle ``bundles[i]`` of the trial's placement group (the indices the same module computes, e.g.
     :func:`raynas.tune.resources.shard_bundles`); a group too small for them is a one-line
-    :class:`RaynasError` naming ``what`` (e.g. ``"2 shard actor(s)"``). Outside a placement group (tests,
+    :class:`RaynasError` saying what they ``needs`` (e.g. ``"2 shards need 3 (one per shard after the trial's
+    own)"``). Outside a placement group (tests,
     tools) the actors ask Ray for their resources directly. An actor that was started is killed if a later
     one fails to start.
     """
@@ -60,9 +61,8 @@ def spawn_in_bundles(actor_class: type, args: Sequence[tuple[Any, ...]], *, num_
 
     group = ray.util.get_current_placement_group()
     if group is not None and bundles and len(group.bundle_specs) <= max(bundles):
-        raise RaynasError(f"the trial's placement group has {len(group.bundle_specs)} bundle(s); its {what} "
-                          f"need bundles {min(bundles)}..{max(bundles)}: build them with "
-                          "raynas.tune.resources.trial_resources")
+        raise RaynasError(f"the trial's placement group has {len(group.bundle_specs)} bundle(s); {needs}: build "
+                          "them with raynas.tune.resources.trial_resources")
     remote_class: Any = ray.remote(actor_class)
     actors: list[Any] = []
     try:

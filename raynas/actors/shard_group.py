@@ -43,7 +43,8 @@ class ShardGroup:
             self._actors = spawn_in_bundles(
                 ShardActor, [(cfg, rank, self.world_size) for rank in range(self.world_size)],
                 num_cpus=cfg.resources.cpus_per_shard, num_gpus=cfg.resources.gpus_per_shard,
-                bundles=shard_bundles(cfg), what=f"{self.world_size} shard actor(s)")
+                bundles=shard_bundles(cfg),
+                needs=f"{self.world_size} shards need {self.world_size + 1} (one per shard after the trial's own)")
             host, port = gather([self._actors[0].open_store.remote(start_timeout_s)], start_timeout_s)[0]
             self.devices: list[str] = gather([a.join.remote(host, port, start_timeout_s, backend)
                                                for a in self._actors], start_timeout_s)

@@ -109,10 +109,11 @@ class TeacherGroup:
         self.start_timeout_s = float(start_timeout_s)
         self._snapshots: dict[int, tuple[int, Any]] = {}  # tag -> (index, object ref)
         res = cfg.resources
+        bundles = teacher_bundles(cfg, rank, world_size)
         self._actors: list[Any] = spawn_in_bundles(
             TeacherActor, [(cfg, num_classes, in_channels)] * count, num_cpus=res.cpus_per_teacher,
-            num_gpus=res.gpus_per_teacher, bundles=teacher_bundles(cfg, rank, world_size),
-            what=f"{count} teacher actor(s)")
+            num_gpus=res.gpus_per_teacher, bundles=bundles,
+            needs=f"its {count} teacher actor(s) need bundles {bundles[0]}..{bundles[-1]}")
         self._starting: Optional[list[Any]] = [a.device.remote() for a in self._actors]
         self.devices: list[str] = []  #: each actor's device, known once the actors started
 

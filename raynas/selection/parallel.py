@@ -228,7 +228,8 @@ class ParallelEvaluator:
         self._actors = spawn_in_bundles(
             SelectionWorker, [(self.cfg, self.num_classes, self.in_channels, val_ref)] * self.workers,
             num_cpus=res.cpus_per_selection_worker, num_gpus=res.gpus_per_selection_worker,
-            bundles=selection_worker_bundles(self.cfg), what=f"{self.workers} selection worker(s)")
+            bundles=selection_worker_bundles(self.cfg),
+            needs=f"{self.workers} selection workers need {self.workers + 1} (one per worker after the trial's own)")
         return self._actors
 
     def close(self) -> None:
