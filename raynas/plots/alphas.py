@@ -15,8 +15,8 @@ from matplotlib.ticker import MaxNLocator
 
 from raynas.errors import ResultsError
 from raynas.plots.cells import cell_edges
-from raynas.plots.style import new_figure, node_name, op_color
-from raynas.spaces import Genotype
+from raynas.plots.style import new_figure, op_color
+from raynas.spaces import Genotype, SearchSpace, get_space, guess_space
 
 PANEL_SIZE = (2.6, 1.8)
 """Size in inches of one edge's panel."""
@@ -38,13 +38,17 @@ def grid_shape(edges: Iterable[tuple[int, int]]) -> tuple[int, int]:
 
 
 def plot_alphas(rows: Iterable[Mapping[str, Any]], cell: str, *, genotype: Optional[Genotype] = None,
-                title: Optional[str] = None) -> Figure:
+                title: Optional[str] = None, space: Optional[SearchSpace] = None) -> Figure:
     """The softmax architecture weight of every op of every edge of ``cell`` over epochs.
 
     ``rows`` are alphas-table rows of one trial (``epoch``, ``cell``, ``edge``, ``src``, ``dst``, ``op``,
     ``weight``); rows of other cells are ignored. With ``genotype`` each panel's title names the op that edge
-    keeps in it. The figure measures :func:`alphas_size` of :func:`grid_shape` inches.
+    keeps in it. Panels name their edges by the nodes' names in ``space`` (:meth:`SearchSpace.node_name`;
+    default: the space of ``genotype``, else plain node numbers). The figure measures :func:`alphas_size` of
+    :func:`grid_shape` inches.
     """
+    if space is None and genotype is not None:
+        space = get_space(guess_space(genotype))
     series: dict[tuple[int, int], dict[str, list[tuple[int, float]]]] = {}
     ops: list[str] = []
     for row in rows:
@@ -79,7 +83,8 @@ def plot_alphas(rows: Iterable[Mapping[str, Any]], cell: str, *, genotype: Optio
                 if points:
                     ax.plot([e for e, _ in points], [w for _, w in points], color=op_color(op), lw=1.5,
                             ls="--" if op == "none" else "-", marker=marker, markersize=3)
-            name = f"{node_name(cell, edge[0])} → {node_name(cell, edge[1])}"
+            name = (f"{space.node_name(cell, edge[0])} → {space.node_name(cell, edge[1])}" if space is not None
+                    else f"{edge[0]} → {edge[1]}")
             if edge in kept:
                 ax.set_title(f"{name}: {kept[edge]}", fontsize=9, color=op_color(kept[edge]),
                              fontweight="bold")

@@ -150,7 +150,7 @@ def plot_experiment(experiment_dir: Union[str, Path], out_dir: Union[str, Path, 
         space = space_of(row, genotype)
         if genotype is not None:
             for cell in type(genotype).CELLS:
-                name = f"{space.name} cell" if cell == "cell" else f"{space.name} {cell} cell"
+                name = f"{space.name} cell" if len(space.cell_types) == 1 else f"{space.name} {cell} cell"
                 title = f"trial {trial_id}: {name}, final genotype (epoch {row.get('epochs_done')})"
                 paths += save_figure(draw_cell(genotype, space, cell, title=title),
                                      out / f"cell_{trial_id}_{safe_file_part(cell)}", formats)
@@ -158,9 +158,9 @@ def plot_experiment(experiment_dir: Union[str, Path], out_dir: Union[str, Path, 
         cells = list(dict.fromkeys(r["cell"] for r in trial_alphas if r["weight"] is not None))
         for cell in sorted(cells, key=lambda c: (c not in space.cell_types, c)):
             kept = genotype if cell in _cells(genotype) else None
-            figure = plot_alphas(trial_alphas, cell, genotype=kept,
+            figure = plot_alphas(trial_alphas, cell, genotype=kept, space=space,
                                  title=f"trial {trial_id}: architecture weights"
-                                       + ("" if cell == "cell" else f", {cell} cell"))
+                                       + ("" if len(space.cell_types) == 1 else f", {cell} cell"))
             paths += save_figure(figure, out / f"alphas_{trial_id}_{safe_file_part(cell)}", formats)
     return paths
 

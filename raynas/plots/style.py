@@ -43,7 +43,6 @@ CONCAT_COLOR = "#b5b5b5"
 NODE_COLORS = {"input": "#c7e9c0", "inner": "#c6dbef", "output": "#fdd49e"}
 DARTS_OUTPUT_NAME = "$c_{k}$"
 
-_DARTS_NODE_NAMES = {0: "$c_{k-2}$", 1: "$c_{k-1}$"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -52,14 +51,6 @@ def op_color(op: str) -> str:
     if op in OP_COLORS:
         return OP_COLORS[op]
     return _SPARE_COLORS[zlib.crc32(op.encode()) % len(_SPARE_COLORS)]
-
-
-def node_name(cell: str, node: int) -> str:
-    """The display name of node ``node`` of a cell: the node number in an NB201 cell ("cell"); in DARTS-like
-    cells ``c_{k-2}``, ``c_{k-1}`` for the inputs 0, 1 and 0, 1, ... for the intermediate nodes 2, 3, ..."""
-    if cell == "cell":
-        return str(node)
-    return _DARTS_NODE_NAMES.get(node, str(node - 2))
 
 
 def safe_file_part(text: str) -> str:

@@ -251,8 +251,8 @@ def _alphas_section(directory: Path, trials: list[dict[str, Any]]) -> Section:
     if trial_id != trials[0]["trial_id"]:
         section.blocks.append(Text(f"Trial {trials[0]['trial_id']} reported no weights; showing trial {trial_id}."))
     for cell_name in sorted(cells, key=lambda c: (c not in space.cell_types, c)):
-        where = "" if cell_name == "cell" else f", {cell_name} cell"
-        fig = plot_alphas(rows, cell_name, genotype=genotype if cell_name in kept_cells else None,
+        where = "" if len(space.cell_types) == 1 else f", {cell_name} cell"
+        fig = plot_alphas(rows, cell_name, genotype=genotype if cell_name in kept_cells else None, space=space,
                           title=f"trial {trial_id}: architecture weights{where}")
         section.blocks.append(picture(fig, f"alphas_{trial_id}_{cell_name}",
                                       f"Trial {trial_id}: softmax architecture weight of each op per edge over "

@@ -155,6 +155,11 @@ class SearchSpace(ABC):
     def cell_graph(self, genotype: "Genotype", cell: str) -> CellGraph:
         """Cell ``cell`` of ``genotype`` (of this space's form, not necessarily valid) as a picture's graph."""
 
+    def node_name(self, cell: str, node: int) -> str:
+        """The display name of node ``node`` of cell ``cell`` in pictures (the node's number unless a space
+        names its nodes otherwise); :meth:`cell_graph` names its nodes the same way."""
+        return str(node)
+
     @abstractmethod
     def parse_genotype(self, text: str) -> "Genotype":
         """Parse a published-format genotype text and validate it against this space."""

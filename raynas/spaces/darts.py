@@ -111,6 +111,10 @@ class DartsLikeSpace(SearchSpace):
         """The ``Genotype(...)`` text parsed, its ops and sources unchecked."""
         return DartsGenotype.parse(text)
 
+    def node_name(self, cell: str, node: int) -> str:
+        """``c_{k-2}``, ``c_{k-1}`` for the inputs 0, 1 and 0, 1, ... for the intermediate nodes 2, 3, ..."""
+        return _INPUT_NAMES.get(node, str(node - 2))
+
     def cell_graph(self, genotype: Genotype, cell: str) -> CellGraph:
         """Inputs ``c_{k-2}``, ``c_{k-1}`` (nodes 0, 1), intermediate nodes shown as 0, 1, ... with their
         kept edges, and unlabelled edges from the concatenated nodes into the output ``c_{k}``."""
@@ -124,7 +128,7 @@ class DartsLikeSpace(SearchSpace):
         output = inner.stop
         nodes = {0: "input", 1: "input", **{node: "inner" for node in inner}, output: "output"}
         edges += [(node, output, None) for node in genotype.concat(cell)]
-        names = {**{node: _INPUT_NAMES.get(node, str(node - 2)) for node in nodes}, output: OUTPUT_NAME}
+        names = {**{node: self.node_name(cell, node) for node in nodes}, output: OUTPUT_NAME}
         return CellGraph(nodes=nodes, edges=tuple(edges), names=names)
 
     def parse_genotype(self, text: str) -> DartsGenotype:

@@ -93,7 +93,7 @@ class NB201Space(SearchSpace):
         last = len(genotype.nodes)
         nodes = {node: "input" if node == 0 else "output" if node == last else "inner" for node in range(last + 1)}
         edges = tuple((src, dst, op) for op, src, dst in genotype.edges())
-        return CellGraph(nodes=nodes, edges=edges, names={node: str(node) for node in nodes})
+        return CellGraph(nodes=nodes, edges=edges, names={node: self.node_name(cell, node) for node in nodes})
 
     def parse_genotype(self, text: str) -> NB201Genotype:
         """Parse an NB201 arch string and validate it against this space."""

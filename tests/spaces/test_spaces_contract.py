@@ -214,6 +214,9 @@ def test_cell_graph_shows_the_kept_edges(name: str) -> None:
             kinds = list(graph.nodes.values())
             assert set(kinds) <= {"input", "inner", "output"} and kinds.count("output") == 1 and "input" in kinds
             assert set(graph.names) == set(graph.nodes) and all(graph.names.values())
+            # the names the alphas plots give the same nodes
+            assert all(graph.names[node] == space.node_name(cell, node)
+                       for node, kind in graph.nodes.items() if kind != "output")
             assert all(src in graph.nodes and dst in graph.nodes for src, dst, _ in graph.edges)
             edges = space.edges(cell)
             assert sorted(graph.op_edges()) == sorted((*edges[e], op) for e, op in choices[cell].items())

@@ -103,11 +103,14 @@ class ToySpace(SearchSpace):
     def read_genotype(self, text: str) -> ToyGenotype:
         return ToyGenotype.parse(text)
 
+    def node_name(self, cell: str, node: int) -> str:
+        return {0: "in", 2: "out"}.get(node, str(node))
+
     def cell_graph(self, genotype: Any, cell: str) -> CellGraph:
         self.check_cell(cell)
         return CellGraph(nodes={0: "input", 1: "inner", 2: "output"},
                          edges=tuple((src, dst, op) for (src, dst), op in zip(TOY_EDGES, genotype.ops)),
-                         names={0: "in", 1: "1", 2: "out"})
+                         names={node: self.node_name(cell, node) for node in range(3)})
 
     def parse_genotype(self, text: str) -> ToyGenotype:
         return self.validate_genotype(ToyGenotype.parse(text))
