@@ -11,9 +11,10 @@ masked out of its edge. The selection is a stage after the supernet's training (
    by earlier decisions), and fix the edge to the op whose removal hurts most (lowest accuracy, criterion
    ``acc``; highest loss, ``loss``). Normal and reduction cells are decided in turn in each round, the
    reduction cell seeing the normal cell's new decision.
-2. **Topology projection** (DARTS-family cells, which keep 2 incoming edges per node), one round per node
-   with more than 2 inputs: pick such a node, then repeatedly remove the incoming edge whose removal hurts
-   least (highest accuracy / lowest loss) until 2 remain. The removed edges leave the supernet when the
+2. **Topology projection** (cells whose nodes keep a fixed number of incoming edges, the space's
+   ``inputs_per_node``: 2 in DARTS-family cells), one round per node with more inputs than that: pick such a
+   node, then repeatedly remove the incoming edge whose removal hurts least (highest accuracy / lowest loss)
+   until ``inputs_per_node`` remain. The removed edges leave the supernet when the
    node's round ends, as in the released code, whose every step evaluates the supernet with all the node's
    edges but the candidate (``topology_drop: after_round``); ``immediate`` removes each before the next step.
 3. Between two rounds the supernet is fine-tuned for ``proj_intv`` epochs: the weight optimizer restarts at
@@ -88,16 +89,25 @@ def incoming(space: "SearchSpace", cell: str, node: int) -> list[int]:
 
 
 def topology_nodes(space: "SearchSpace", cell: str) -> list[int]:
-    """Nodes of a DARTS-family ``cell`` with more than 2 incoming edges (the topology rounds); [] otherwise."""
+    """Nodes of ``cell`` with more incoming edges than a node keeps (the space's ``inputs_per_node``, 2 in
+    DARTS-family cells): the topology rounds; [] in a cell that keeps every edge (NB201)."""
     if not keeps_two_per_node(space, cell):
         return []
+    keep = inputs_kept(space)
     nodes = sorted({dst for _, dst in space.edges(cell)})
-    return [n for n in nodes if len(incoming(space, cell, n)) > 2]
+    return [n for n in nodes if len(incoming(space, cell, n)) > keep]
+
+
+def inputs_kept(space: "SearchSpace") -> int:
+    """The incoming edges a node of ``space`` keeps after its topology round (``inputs_per_node``)."""
+    if space.inputs_per_node is None:
+        raise ValueError(f"space {space.name!r} keeps every edge: it has no topology rounds")
+    return space.inputs_per_node
 
 
 def projection_rounds(space: "SearchSpace", topology: bool = True) -> list[str]:
     """The kinds of the rounds of a projection of ``space``: one op round per edge, then (with ``topology``)
-    one topology round per node with more than 2 inputs; cell types with fewer edges sit out late rounds."""
+    one topology round per node with more inputs than it keeps; cell types with fewer edges sit out late rounds."""
     rounds = [OP_ROUND] * max(len(space.edges(cell)) for cell in space.cell_types)
     if topology:
         rounds += [TOPOLOGY_ROUND] * max(len(topology_nodes(space, cell)) for cell in space.cell_types)
@@ -257,15 +267,16 @@ class PerturbationSelection(Selection):
                           rows: dict[str, list]) -> None:
         space, projection = supernet.space, supernet.projection
         assert projection is not None
+        keep = inputs_kept(space)
         open_nodes = [n for n in topology_nodes(space, cell)
-                      if sum(not projection.is_dropped(cell, e) for e in incoming(space, cell, n)) > 2]
+                      if sum(not projection.is_dropped(cell, e) for e in incoming(space, cell, n)) > keep]
         if not open_nodes:
             return
         node = _pick(open_nodes, self.edge_order, self.seed, round_index, cell)
         alive = [e for e in incoming(space, cell, node) if not projection.is_dropped(cell, e)]
         removed: list[int] = []  # after_round: the round's removed edges, still in the supernet
         step = 0
-        while len(alive) > 2:
+        while len(alive) > keep:
             base = self._base_weights(supernet)
             results = evaluate([self._masked(base, cell, e) for e in alive])
             scores = [acc if self.criterion == "acc" else loss for loss, acc in results]
