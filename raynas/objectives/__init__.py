@@ -17,7 +17,7 @@ With none of them the objective is plain DARTS. Every term class has
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -28,8 +28,9 @@ from raynas.registry import Registry
 if TYPE_CHECKING:
     from raynas.config.schema import ExperimentConfig
 
-__all__ = ["TERMS", "ComposedObjective", "Objective", "SearchEnv", "StepContext", "Term", "build_objective",
-           "prepare_experiment", "prepare_supernet", "prepare_trial", "term_names"]
+__all__ = ["TERMS", "TERM_TRAITS", "ComposedObjective", "Objective", "SearchEnv", "StepContext", "Term",
+           "TermTraits", "build_objective", "prepare_experiment", "prepare_supernet", "prepare_trial",
+           "register_term", "term_names", "traits_of", "unregister_term"]
 
 
 def _load_na() -> Any:
@@ -62,27 +63,68 @@ def _load_rs() -> Any:
     return UniformPathTerm
 
 
+@dataclass(frozen=True)
+class TermTraits:
+    """What the search and the driver know of a term before they import it (a term's module imports torch,
+    which the driver of a population and ``raynas validate`` never need)."""
+
+    #: False for a method without an architecture step (random sampling's uniform paths): the search runs none
+    trains_architecture: bool = True
+    #: the term acts on the architecture step alone: left out of an objective that trains no architecture
+    architecture_step_only: bool = False
+    #: its :meth:`Term.prepare_experiment` has work for the driver (the class is imported there only then)
+    prepares_experiment: bool = False
+    #: its :meth:`Term.prepare_trial` changes a trial's config
+    prepares_trial: bool = False
+
+
 #: term name -> Term subclass
 TERMS: Registry[Any] = Registry("objective term", ConfigError)
-TERMS.register_lazy("rs", _load_rs)
-TERMS.register_lazy("e2nas", _load_e2nas)
-TERMS.register_lazy("na", _load_na)
-TERMS.register_lazy("sd", _load_sd)
-TERMS.register_lazy("ta", _load_ta)
+#: term name -> its :class:`TermTraits`, given when it is registered (:func:`register_term`)
+TERM_TRAITS: dict[str, TermTraits] = {}
+
+
+def register_term(name: str, load: Callable[[], Any], traits: TermTraits = TermTraits()) -> None:
+    """Register the term ``name``: ``load()`` imports and returns its :class:`Term` subclass on first use;
+    ``traits`` is what the search and the driver may know of it without importing it."""
+    TERMS.register_lazy(name, load)
+    TERM_TRAITS[name] = traits
+
+
+def unregister_term(name: str) -> None:
+    """Remove a term :func:`register_term` added (a plug-in's or a test's); an unknown name raises."""
+    TERMS.unregister(name)
+    TERM_TRAITS.pop(name, None)
+
+
+register_term("rs", _load_rs, TermTraits(trains_architecture=False))
+register_term("e2nas", _load_e2nas, TermTraits(prepares_experiment=True, prepares_trial=True))
+register_term("na", _load_na, TermTraits(architecture_step_only=True))
+register_term("sd", _load_sd)
+register_term("ta", _load_ta)
 
 
 def term_names(cfg: "ExperimentConfig") -> list[str]:
     """The terms ``cfg`` enables, in the order they are composed: the method's own when the method is a term
     (``rs``, ``e2nas``), then each section of ``objectives`` that is set, in the section's field order. An
-    objective that trains no architecture (:attr:`Term.trains_architecture`) leaves out the terms that act
-    on the architecture step alone (:attr:`Term.architecture_step_only`): with ``method: rs``,
-    ``objectives.na`` is the sampling selection's scoring rule, not a loss. Loads only the classes whose
-    traits decide that (the method's term, and then the sections')."""
+    objective that trains no architecture (:attr:`TermTraits.trains_architecture`) leaves out the terms that
+    act on the architecture step alone (:attr:`TermTraits.architecture_step_only`): with ``method: rs``,
+    ``objectives.na`` is the sampling selection's scoring rule, not a loss. Imports no term."""
     names = [cfg.method] if cfg.method in TERMS else []
     sections = [f.name for f in fields(cfg.objectives) if getattr(cfg.objectives, f.name) is not None]
-    if all(TERMS.get(name).trains_architecture for name in names):
+    if trains_architecture(names):
         return names + sections
-    return names + [name for name in sections if not TERMS.get(name).architecture_step_only]
+    return names + [name for name in sections if not traits_of(name).architecture_step_only]
+
+
+def traits_of(name: str) -> TermTraits:
+    """The registered traits of term ``name`` (the defaults for a term registered without them)."""
+    return TERM_TRAITS.get(name, TermTraits())
+
+
+def trains_architecture(names: Sequence[str]) -> bool:
+    """Whether an objective of the terms ``names`` runs architecture steps."""
+    return all(traits_of(name).trains_architecture for name in names)
 
 
 def prepare_experiment(cfg: "ExperimentConfig", trials: Sequence["ExperimentConfig"], directory: Path,
@@ -93,14 +135,16 @@ def prepare_experiment(cfg: "ExperimentConfig", trials: Sequence["ExperimentConf
     for trial in trials:
         used += [name for name in term_names(trial) if name not in used]
     for name in used:
-        cfg = TERMS.get(name).prepare_experiment(cfg, trials, directory, echo)
+        if traits_of(name).prepares_experiment:  # only then is the term imported on the driver
+            cfg = TERMS.get(name).prepare_experiment(cfg, trials, directory, echo)
     return cfg
 
 
 def prepare_trial(cfg: "ExperimentConfig") -> "ExperimentConfig":
     """A trial's config as its search reads it: each enabled term's :meth:`Term.prepare_trial` applied."""
     for name in term_names(cfg):
-        cfg = TERMS.get(name).prepare_trial(cfg)
+        if traits_of(name).prepares_trial:
+            cfg = TERMS.get(name).prepare_trial(cfg)
     return cfg
 
 
@@ -112,4 +156,6 @@ def prepare_supernet(cfg: "ExperimentConfig", model: Any, space: Any, device: An
 
 def build_objective(cfg: "ExperimentConfig", env: SearchEnv) -> ComposedObjective:
     """The objective of ``cfg``: cross-entropy on both steps plus the enabled terms."""
-    return ComposedObjective([TERMS.get(name).from_config(cfg, env) for name in term_names(cfg)])
+    names = term_names(cfg)
+    return ComposedObjective([TERMS.get(name).from_config(cfg, env) for name in names],
+                             trains_architecture=trains_architecture(names))

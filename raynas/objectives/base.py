@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -156,13 +156,9 @@ class Term:
       :class:`Objective`; ``get_state``/``set_state`` round-trip everything kept between steps.
 
     And, as class-level hooks that run before a term exists (the search and the driver call them through
-    :mod:`raynas.objectives`, never by a term's name):
+    :mod:`raynas.objectives`, never by a term's name; what they may know of a term without importing it is
+    its registration's :class:`raynas.objectives.TermTraits`):
 
-    - :attr:`trains_architecture`: False for a method without an architecture step (random sampling's
-      uniform paths): the search then never runs one;
-    - :attr:`architecture_step_only`: the term acts on the architecture step alone, so an objective that
-      trains no architecture leaves it out (NA-DARTS' loss under random sampling, where ``objectives.na``
-      is the selection's scoring rule);
     - :meth:`prepare_experiment`: the driver's preparation before any trial starts (E2NAS pretrains its
       autoencoder), returning the config every trial reads;
     - :meth:`prepare_trial`: a trial's config before its search is built (E2NAS: the autoencoder of its seed);
@@ -174,10 +170,6 @@ class Term:
 
     name = "term"
     replaces_arch_loss = False
-    #: see the class docstring: class-level facts the search reads before a term exists
-    trains_architecture: ClassVar[bool] = True
-    architecture_step_only: ClassVar[bool] = False
-
     @classmethod
     def prepare_experiment(cls, cfg: "ExperimentConfig", trials: Sequence["ExperimentConfig"], directory: Path,
                            echo: Callable[[str], None]) -> "ExperimentConfig":
@@ -267,11 +259,13 @@ class ComposedObjective(Objective):
     the replacing term's ``arch_loss`` if there is one, else ``CE(model(x), y)``, plus ``sum(arch_term)``.
     """
 
-    def __init__(self, terms: Sequence[Term] = ()) -> None:
+    def __init__(self, terms: Sequence[Term] = (), *, trains_architecture: bool = True) -> None:
         replacing = [t.name for t in terms if t.replaces_arch_loss]
         if len(replacing) > 1:
             raise ValueError(f"terms {replacing} all replace the architecture loss; at most one may")
         self.terms = list(terms)
+        #: whether the search runs architecture steps (False: random sampling; :class:`raynas.objectives.TermTraits`)
+        self.trains_architecture = trains_architecture
         self.name = "+".join(t.name for t in self.terms) or "darts"
 
     def weight_loss(self, model: "Supernet", batch: Batch, ctx: StepContext) -> "torch.Tensor":
@@ -332,10 +326,6 @@ class ComposedObjective(Objective):
         """Whether any term asks for the weights-first step order."""
         return any(term.arch_after_weights for term in self.terms)
 
-    @property
-    def trains_architecture(self) -> bool:
-        """Whether the search runs architecture steps: unless a term has none (:attr:`Term.trains_architecture`)."""
-        return all(term.trains_architecture for term in self.terms)
 
     def arch_hypergradient(self, model: "Supernet", train_batch: Batch, val_batch: Batch,
                            weight_optimizer: "torch.optim.Optimizer",

@@ -140,7 +140,6 @@ class NeighborhoodTerm(Term):
 
     name = "na"
     replaces_arch_loss = True
-    architecture_step_only = True
 
     def __init__(self, *, neighbors: int = 4, radius: int = 1, aggregation: str = "mean",
                  representation: str = "dominant", noise: float = 0.3, include_center: bool = False) -> None:

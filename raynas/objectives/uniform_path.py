@@ -54,7 +54,6 @@ class UniformPathTerm(Term):
     """
 
     name = "rs"
-    trains_architecture = False  # random sampling: the supernet's weights only, the architecture is drawn
 
     def __init__(self, space: "SearchSpace") -> None:
         self.space = space

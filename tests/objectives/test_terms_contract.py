@@ -18,8 +18,9 @@ import torch
 
 from raynas.config import config_from_dict
 from raynas.config.schema import ExperimentConfig, ObjectivesConfig
-from raynas.objectives import (TERMS, SearchEnv, Term, build_objective, prepare_experiment, prepare_supernet,
-                               prepare_trial, term_names)
+from raynas.objectives import (TERM_TRAITS, TERMS, SearchEnv, Term, TermTraits, build_objective,
+                               prepare_experiment, prepare_supernet, prepare_trial, register_term, term_names,
+                               unregister_term)
 from raynas.objectives.base import Batch, StepContext
 from raynas.search import Search
 from raynas.spaces import get_space
@@ -45,7 +46,13 @@ ENABLING = {
 def test_every_registered_term_keeps_the_contract(name):
     cls = TERMS.get(name)
     assert issubclass(cls, Term) and cls.name == name
-    assert isinstance(cls.trains_architecture, bool) and isinstance(cls.architecture_step_only, bool)
+    assert isinstance(TERM_TRAITS[name], TermTraits)  # registered with what the driver may know unimported
+    # a term whose traits say it has no driver or trial work keeps the neutral hooks
+    traits = TERM_TRAITS[name]
+    if not traits.prepares_experiment:
+        assert cls.prepare_experiment.__func__ is Term.prepare_experiment.__func__
+    if not traits.prepares_trial:
+        assert cls.prepare_trial.__func__ is Term.prepare_trial.__func__
     for hook in ("from_config", "prepare_experiment", "prepare_trial", "prepare_supernet"):
         assert callable(getattr(cls, hook))
     # the config that enables it names it among the objective's terms
@@ -115,10 +122,10 @@ class ToyTerm(Term):
 
 @pytest.fixture
 def toy_registered():
-    TERMS.register("toy", ToyTerm)
+    register_term("toy", lambda: ToyTerm, TermTraits(prepares_experiment=True, prepares_trial=True))
     CALLS.clear()
     yield
-    TERMS.unregister("toy")
+    unregister_term("toy")
 
 
 def toy_config(weight: float = 0.5) -> ExperimentConfig:
@@ -153,8 +160,25 @@ def test_a_search_runs_the_new_term_and_reports_it(toy_registered):
 
 
 def test_unregistered_the_toy_is_gone(toy_registered):
-    TERMS.unregister("toy")
+    unregister_term("toy")
     try:
-        assert "toy" not in TERMS
+        assert "toy" not in TERMS and "toy" not in TERM_TRAITS
     finally:
-        TERMS.register("toy", ToyTerm)  # the fixture unregisters it again
+        register_term("toy", lambda: ToyTerm)  # the fixture unregisters it again
+
+
+def test_the_driver_and_validate_import_no_term_without_work_for_them(tmp_path):
+    # a term's module imports torch: a population of SD-DARTS searches must not bring it into the driver
+    import subprocess
+    import sys
+
+    code = ("import sys; from raynas.config import config_from_dict; "
+            "from raynas.objectives import prepare_experiment, prepare_trial, term_names; "
+            "cfg = config_from_dict({'space': 'nb201', 'objectives': {'sd': {}, 'na': {}}}); "
+            "rs = config_from_dict({'space': 'nb201', 'method': 'rs', 'selection': {'name': 'sampling'}, "
+            "'objectives': {'na': {}}}); "
+            f"prepare_experiment(cfg, [cfg, rs], {str(tmp_path)!r}); prepare_trial(cfg); "
+            "assert term_names(cfg) == ['na', 'sd'] and term_names(rs) == ['rs'], (term_names(cfg), term_names(rs)); "
+            "assert 'torch' not in sys.modules, 'a term was imported'")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
