@@ -195,8 +195,9 @@ def search(config: str, overrides: tuple[str, ...], address: str | None, out: st
 
     Selection: selection.name=perturbation (DARTS-PT) adds a stage after search.epochs that fixes the
     architecture edge by edge by the validation accuracy the supernet loses without each op, fine-tuning
-    selection.proj_intv epochs in between (raynas validate prints its length); every candidate is a row of
-    the decisions table; selection.workers=N evaluates each decision's candidates on N Ray actors.
+    selection.perturbation.proj_intv epochs in between (raynas validate prints its length); every
+    candidate is a row of the decisions table; selection.workers=N evaluates each decision's candidates on
+    N Ray actors.
     Example: darts_pt_cifar10.yaml.
 
     Objectives: objectives.na (NA-DARTS: the architecture loss aggregated over sampled neighbours of the

@@ -272,19 +272,19 @@ class Search:
     def _start_stage(self) -> None:
         """Restart the weight optimizer for the selection stage's fine-tuning (DARTS-PT: lr / 10).
 
-        Fresh momentum at ``search.weight_lr * selection.finetune_lr_factor``, kept there
-        (``selection.finetune_lr_schedule: constant``) or annealed to ``search.weight_lr_min`` over the
+        Fresh momentum at ``search.weight_lr * selection.perturbation.finetune_lr_factor``, kept there
+        (``selection.perturbation.finetune_lr_schedule: constant``) or annealed to ``search.weight_lr_min`` over the
         stage's fine-tuning epochs (``cosine``); the architecture optimizer carries on.
         """
-        s, sel = self.cfg.search, self.cfg.selection
-        lr = s.weight_lr * sel.finetune_lr_factor
+        s, pt = self.cfg.search, self.cfg.selection.perturbation
+        lr = s.weight_lr * pt.finetune_lr_factor
         self.weight_optimizer = torch.optim.SGD(self.model.weight_parameters(), lr=lr, momentum=s.weight_momentum,
                                                 weight_decay=s.weight_decay)
         finetune_epochs = sum(self.selection.finetunes(k) for k in range(self.stage_epochs))
         # constant: a cosine from lr to lr, which is lr exactly at every step; one scheduler class for both
         # schedules (and the search's), so a checkpoint saved mid-stage loads into the scheduler that the
         # constructor builds, with the stage's eta_min and T_max
-        eta_min = min(s.weight_lr_min, lr) if sel.finetune_lr_schedule == "cosine" else lr
+        eta_min = min(s.weight_lr_min, lr) if pt.finetune_lr_schedule == "cosine" else lr
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.weight_optimizer, T_max=max(finetune_epochs, 1), eta_min=eta_min)
 

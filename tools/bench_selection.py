@@ -55,7 +55,7 @@ PRESETS = {
 def overrides(args: argparse.Namespace, workers: int) -> list[str]:
     """The config overrides of one run: the user's, then the benchmark's fixed settings."""
     return [*args.set, f"search.epochs={args.epochs}", f"search.threads={args.threads}",
-            "selection.name=perturbation", "selection.proj_intv=0", f"selection.workers={workers}",
+            "selection.name=perturbation", "selection.perturbation.proj_intv=0", f"selection.workers={workers}",
             f"resources.cpus_per_selection_worker={args.threads}"]
 
 

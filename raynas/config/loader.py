@@ -16,15 +16,16 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union, overload
 
 import yaml
 
 from raynas.config.checks import SECTION_CHECKS, SECTION_NORMALIZERS, join_path
-from raynas.config.yaml_input import load_yaml
+from raynas.config.moved_keys import current_key, same_setting
 from raynas.config.overrides import apply_overrides, set_path
+from raynas.config.yaml_input import load_yaml
 from raynas.config.schema import ExperimentConfig, TrainConfig
 from raynas.errors import ConfigError
 
@@ -127,7 +128,7 @@ def resolve_field(dotted: str, cls: type = ExperimentConfig) -> tuple[dataclasse
     """The dataclass field and type hint at ``dotted`` (e.g. ``search.arch_lr``); unknown keys raise FieldError."""
     section: Any = cls
     prefix = ""
-    parts = dotted.split(".")
+    parts = current_key(dotted).split(".")
     for i, part in enumerate(parts):
         if not _is_section(section):
             raise FieldError(prefix, f"is a single setting, not a section; it has no key {'.'.join(parts[i:])!r}")
@@ -235,7 +236,52 @@ def registry_for(name: str) -> Any:
     raise ValueError(f"config schema names an unknown registry {name!r}")
 
 
+def _move_old_keys(data: Mapping[Any, Any], prefix: str) -> tuple[Mapping[Any, Any], dict[str, str]]:
+    """``data``, the mapping of the section at ``prefix``, with each key that moved (a stored experiment's
+    ``selection.proj_intv``) put in its new place (``selection.perturbation.proj_intv``), and the new paths
+    with the names they were written as. A setting given under both names is a FieldError."""
+    moved: dict[str, str] = {}
+    result: dict[Any, Any] | None = None
+    for key in list(data):
+        old = join_path(prefix, str(key))
+        new = current_key(old)
+        if new == old:
+            continue
+        if result is None:
+            result = _plain(data)
+        *parents, leaf = new[len(prefix) + 1 if prefix else 0:].split(".")
+        node = result
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, MutableMapping):
+                del result[key]  # under a subsection that is not a mapping, which the build reports
+                break
+            node = child
+        else:
+            if leaf in node:
+                raise FieldError(old, f"is also given as {new}, its new name; give it once", data[key])
+            node[leaf] = result.pop(key)
+            moved[new] = old
+    return (data if result is None else result), moved
+
+
+def _written_as(exc: FieldError, moved: Mapping[str, str]) -> FieldError:
+    """``exc`` naming the setting as the config wrote it (its old name), when it moved."""
+    for new, old in moved.items():
+        if exc.path == new or exc.path.startswith((new + ".", new + "[")):
+            return FieldError(old + exc.path[len(new):], exc.detail, exc.value)
+    return exc
+
+
 def _build(cls: type[C], data: Mapping[Any, Any], prefix: str) -> C:
+    data, moved = _move_old_keys(data, prefix)
+    try:
+        return _build_section(cls, data, prefix)
+    except FieldError as exc:
+        raise _written_as(exc, moved) from None
+
+
+def _build_section(cls: type[C], data: Mapping[Any, Any], prefix: str) -> C:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
@@ -285,7 +331,7 @@ def config_from_dict(data: Mapping[str, Any], cls: Any = ExperimentConfig) -> An
 
 def _touches(key: str, path: str) -> bool:
     """Whether setting the dotted ``key`` sets the field at ``path`` (the same, a section above or below it)."""
-    return path == key or path.startswith(key + ".") or key.startswith(path + ".")
+    return same_setting(key, path)
 
 
 def _build_with_variant(data: Mapping[str, Any]) -> ExperimentConfig:
@@ -385,7 +431,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _origin(path: str, overrides: Sequence[str], source: str) -> str:
     """Which input set the field at ``path``: the last ``--set`` that touches it, else the file."""
     for item in reversed(overrides):
-        key = item.split("=", 1)[0].strip()
+        key = current_key(item.split("=", 1)[0].strip())
         if key == path or path.startswith((key + ".", key + "[")) or key.startswith(path + "."):
             return f"--set '{item}'"
     return source

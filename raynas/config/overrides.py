@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from raynas.config.moved_keys import MOVED_KEYS, current_key
 from raynas.config.schema import ExperimentConfig
 from raynas.config.yaml_input import load_yaml
 from raynas.errors import ConfigError
@@ -40,7 +41,11 @@ def _free_form_fields() -> tuple[str, ...]:
 
 
 def split_key(dotted: str) -> list[str]:
-    """The path segments of ``dotted``; below ``tune.grid`` the rest is one key (``tune.grid.search.seed``)."""
+    """The path segments of ``dotted``; below ``tune.grid`` the rest is one key (``tune.grid.search.seed``).
+
+    A key that moved (:mod:`raynas.config.moved_keys`) gives its new place's segments, so setting or reading
+    it by its old name reaches the same field."""
+    dotted = current_key(dotted)
     for field_path in _free_form_fields():
         if dotted.startswith(field_path + ".") and len(dotted) > len(field_path) + 1:
             return field_path.split(".") + [dotted[len(field_path) + 1:]]
@@ -52,6 +57,7 @@ def set_path(data: MutableMapping[str, Any], dotted: str, value: Any) -> None:
     parts = split_key(dotted)
     if not all(parts):
         raise ConfigError(f"{dotted!r}: empty key segment; {_USAGE}")
+    _drop_old_names(data, ".".join(parts))
     node = data
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
@@ -62,6 +68,19 @@ def set_path(data: MutableMapping[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"{where} is a single value ({child!r}), not a section, so {dotted} cannot be set")
         node = child
     node[parts[-1]] = value
+
+
+def _drop_old_names(data: MutableMapping[str, Any], dotted: str) -> None:
+    """Remove the old names (:mod:`raynas.config.moved_keys`) of the settings that setting ``dotted`` replaces,
+    so a new-style override of a stored experiment's config replaces its old-style key rather than clashing."""
+    for old, new in MOVED_KEYS.items():
+        if new == dotted or new.startswith(dotted + "."):
+            *parents, leaf = old.split(".")
+            node: Any = data
+            for part in parents:
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if isinstance(node, MutableMapping):
+                node.pop(leaf, None)
 
 
 def with_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -130,39 +130,58 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class PerturbationConfig:
+    """DARTS-PT (Wang et al. 2021): decide each edge by how much removing an op hurts the supernet [code]."""
+
+    criterion: str = _f("acc", "keep the op whose removal lowers validation accuracy most (acc) or raises "
+                               "validation loss most (loss)", choices=("acc", "loss"))
+    proj_intv: int = _f(5, "fine-tuning epochs between two decisions (0: decide without fine-tuning)",
+                        ge=0, le=MAX_EPOCHS)
+    edge_order: str = _f("random", "next undecided edge drawn at random (seeded by search.seed) or fixed "
+                                   "(lowest first)", choices=("random", "fixed"))
+    topology: bool = _f(True, "darts spaces: pick each node's 2 inputs by perturbation too (false: the 2 whose "
+                              "kept op has the largest softmax weight)")
+    finetune_lr_factor: float = _f(0.1, "fine-tuning restarts the weight lr at search.weight_lr times this "
+                                        "(see finetune_lr_schedule)", gt=0.0)
+    finetune_lr_schedule: str = _f("constant", "the fine-tuning weight lr stays where it restarts (constant, "
+                                               "the released code, which never steps its cosine scheduler) or "
+                                               "anneals to search.weight_lr_min over the stage (cosine)",
+                                   choices=("constant", "cosine"))
+    topology_drop: str = _f("after_round", "the edges a topology round removes leave the supernet when the "
+                                           "node's round ends (after_round, the released code) or each before "
+                                           "the round's next step (immediate)", choices=("after_round", "immediate"))
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Random sampling (weight-sharing random search; NA-RS with objectives.na): score drawn architectures."""
+
+    samples: int = _f(100, "architectures drawn uniformly from the space and scored with the supernet's weights "
+                           "(with objectives.na: by their neighbourhood)", ge=1, le=MAX_SAMPLES)
+
+
+@dataclass(frozen=True)
 class SelectionConfig:
-    """How the final architecture is derived from the trained supernet."""
+    """How the final architecture is derived from the trained supernet.
+
+    The keys here apply to every selection (the last three to those that evaluate candidates: perturbation and
+    sampling); each selection's own settings are in its subsection, read only when ``name`` picks it.
+    """
 
     name: str = _f("magnitude", "selection method: magnitude (DARTS), perturbation (DARTS-PT) or sampling "
                                 "(random search, NA-RS with objectives.na); the last two are a stage after "
                                 "search.epochs", registry="selections")
     skip_disconnected: bool = _f(True, "never derive a cell without a path from input to output")
-    criterion: str = _f("acc", "perturbation: keep the op whose removal lowers validation accuracy most (acc) or "
-                               "raises validation loss most (loss)", choices=("acc", "loss"))
-    proj_intv: int = _f(5, "perturbation: fine-tuning epochs between two decisions (0: decide without "
-                           "fine-tuning)", ge=0, le=MAX_EPOCHS)
-    edge_order: str = _f("random", "perturbation: next undecided edge drawn at random (seeded by search.seed) "
-                                   "or fixed (lowest first)", choices=("random", "fixed"))
-    topology: bool = _f(True, "perturbation, darts spaces: pick each node's 2 inputs by perturbation too "
-                              "(false: the 2 whose kept op has the largest softmax weight)")
     batch_stats: bool = _f(True, "perturbation, sampling: evaluate candidates with BatchNorm batch statistics "
                                  "(DARTS-PT's code) rather than running statistics")
     eval_batches: Optional[int] = _f(None, "perturbation, sampling: validation batches per candidate evaluation "
                                            "(default: the whole architecture split)", ge=1, le=MAX_STEPS)
-    finetune_lr_factor: float = _f(0.1, "perturbation: fine-tuning restarts the weight lr at search.weight_lr "
-                                        "times this (see finetune_lr_schedule)", gt=0.0)
-    finetune_lr_schedule: str = _f("constant", "perturbation: the fine-tuning weight lr stays where it restarts "
-                                               "(constant, the released code, which never steps its cosine "
-                                               "scheduler) or anneals to search.weight_lr_min over the stage "
-                                               "(cosine)", choices=("constant", "cosine"))
-    topology_drop: str = _f("after_round", "perturbation: the edges a topology round removes leave the supernet "
-                                           "when the node's round ends (after_round, the released code) or each "
-                                           "before the round's next step (immediate)",
-                            choices=("after_round", "immediate"))
     workers: int = _f(1, "perturbation, sampling: Ray actors evaluating one decision's candidates in parallel "
                          "(1: in the trial's process)", ge=1, le=MAX_WORKERS)
-    samples: int = _f(100, "sampling: architectures drawn uniformly from the space and scored with the "
-                           "supernet's weights (with objectives.na: by their neighbourhood)", ge=1, le=MAX_SAMPLES)
+    perturbation: PerturbationConfig = field(default_factory=PerturbationConfig,
+                                             metadata={"doc": "DARTS-PT's settings (name: perturbation)"})
+    sampling: SamplingConfig = field(default_factory=SamplingConfig,
+                                     metadata={"doc": "random sampling's settings (name: sampling)"})
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 
 from raynas.config.loader import FieldError, config_from_dict, config_to_dict, resolve_field, show_value
+from raynas.config.moved_keys import same_setting
 from raynas.config.params import FIXED_KEYS, FIXED_SETTINGS
 from raynas.config.schema import ExperimentConfig
 from raynas.errors import ConfigError
@@ -42,7 +43,7 @@ VARIANT_KEY = "variant"
 
 def overlaps(key: str, other: str) -> bool:
     """Whether the dotted keys ``key`` and ``other`` set the same field (equal, or one a section of the other)."""
-    return key == other or key.startswith(other + ".") or other.startswith(key + ".")
+    return same_setting(key, other)
 
 
 def _entry(name: str) -> str:

@@ -31,7 +31,7 @@ stage epoch is one round. Ties go to the lower op (or edge) index, as in the rel
 Every evaluated candidate is a row of the ``decisions`` table (round, cell, edge, op, accuracy and loss
 without it, and which candidate was kept or dropped), so a user can see why each op was chosen.
 
-Choices made here where the paper leaves room (all configurable in the ``selection`` section):
+Choices made here where the paper leaves room (all configurable in the ``selection.perturbation`` section):
 
 ============================  =======================  ==========================================================
 option                        default                  note
@@ -156,14 +156,16 @@ class PerturbationSelection(Selection):
                  edge_order: str = "random", topology: bool = True, topology_drop: str = "after_round",
                  seed: int = 0) -> None:
         if criterion not in CRITERIA:
-            raise ConfigError(f"selection.criterion = {criterion!r}: must be one of {', '.join(CRITERIA)}")
+            raise ConfigError(f"selection.perturbation.criterion = {criterion!r}: must be one of "
+                              f"{', '.join(CRITERIA)}")
         if edge_order not in EDGE_ORDERS:
-            raise ConfigError(f"selection.edge_order = {edge_order!r}: must be one of {', '.join(EDGE_ORDERS)}")
+            raise ConfigError(f"selection.perturbation.edge_order = {edge_order!r}: must be one of "
+                              f"{', '.join(EDGE_ORDERS)}")
         if topology_drop not in TOPOLOGY_DROPS:
-            raise ConfigError(f"selection.topology_drop = {topology_drop!r}: must be one of "
+            raise ConfigError(f"selection.perturbation.topology_drop = {topology_drop!r}: must be one of "
                               f"{', '.join(TOPOLOGY_DROPS)}")
         if proj_intv < 0:
-            raise ConfigError(f"selection.proj_intv = {proj_intv!r}: must be >= 0")
+            raise ConfigError(f"selection.perturbation.proj_intv = {proj_intv!r}: must be >= 0")
         self.skip_disconnected = skip_disconnected
         self.criterion = criterion
         self.proj_intv = int(proj_intv)
@@ -174,14 +176,16 @@ class PerturbationSelection(Selection):
 
     @classmethod
     def from_config(cls, cfg: "SelectionConfig", *, seed: int = 0, objectives: Any = None) -> "PerturbationSelection":
-        """An instance with the ``selection`` section's options; ``seed`` orders the edges (``search.seed``)."""
-        return cls(skip_disconnected=cfg.skip_disconnected, criterion=cfg.criterion, proj_intv=cfg.proj_intv,
-                   edge_order=cfg.edge_order, topology=cfg.topology, topology_drop=cfg.topology_drop, seed=seed)
+        """An instance with ``selection.perturbation``'s options; ``seed`` orders the edges (``search.seed``)."""
+        pt = cfg.perturbation
+        return cls(skip_disconnected=cfg.skip_disconnected, criterion=pt.criterion, proj_intv=pt.proj_intv,
+                   edge_order=pt.edge_order, topology=pt.topology, topology_drop=pt.topology_drop, seed=seed)
 
     @classmethod
     def stage_epochs(cls, cfg: "SelectionConfig", space: "SearchSpace") -> int:
         """``max(proj_intv, 1) * (rounds - 1) + 1``: a decision every ``proj_intv`` epochs, the last one included."""
-        return max(int(cfg.proj_intv), 1) * (len(projection_rounds(space, cfg.topology)) - 1) + 1
+        pt = cfg.perturbation
+        return max(int(pt.proj_intv), 1) * (len(projection_rounds(space, pt.topology)) - 1) + 1
 
     def finetunes(self, stage_epoch: int) -> bool:
         """The supernet trains in every stage epoch unless ``proj_intv`` is 0."""

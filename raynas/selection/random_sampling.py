@@ -1,21 +1,21 @@
 """Sampling selection: random search with weight sharing, plain or neighbourhood-aware (NA-RS).
 
 After the supernet's training (``method: rs`` trains it with uniform path sampling,
-:mod:`raynas.objectives.uniform_path`; any method works) a one-epoch stage draws ``selection.samples``
-architectures uniformly from the space and scores each with the supernet's weights (Li & Talwalkar,
-"Random Search and Reproducibility for Neural Architecture Search", UAI 2019). With ``objectives.na`` the
-score is NA-RS's (Wang, Cao, Li, Kitani, "Neighborhood-Aware Neural Architecture Search", BMVC 2021):
-the aggregate of the validation accuracies of the architecture and ``neighbors`` of its neighbours, so that
-the search prefers architectures whose accuracy survives small changes. The best score wins (ties: the
-first drawn) and is fixed in ``supernet.projection``, so :meth:`SamplingSelection.select` returns it from
-then on and a resumed search keeps it.
+:mod:`raynas.objectives.uniform_path`; any method works) a one-epoch stage draws ``selection.sampling.samples``
+architectures uniformly from the space and scores each with the supernet's weights (Li & Talwalkar, "Random
+Search and Reproducibility for Neural Architecture Search", UAI 2019). With ``objectives.na`` the score is
+NA-RS's (Wang, Cao, Li, Kitani, "Neighborhood-Aware Neural Architecture Search", BMVC 2021): the aggregate of
+the validation accuracies of the architecture and ``neighbors`` of its neighbours, so that the search prefers
+architectures whose accuracy survives small changes. The best score wins (ties: the first drawn) and is fixed in
+``supernet.projection``, so :meth:`SamplingSelection.select` returns it from then on and a resumed search keeps
+it.
 
 [recon] Choices made here where the paper leaves room (``methods.md``, NA-DARTS section):
 
 =================================  =======  ===========================================================
 setting                            default  note
 =================================  =======  ===========================================================
-``selection.samples``              100      K architectures, ``space.sample`` from one seeded stream;
+``selection.sampling.samples``     100      K architectures, ``space.sample`` from one seeded stream;
                                             with ``skip_disconnected`` disconnected draws are redrawn
 ``objectives.na.neighbors``        4        M neighbours per architecture, drawn independently (repeats
                                             possible); no ``objectives.na``: the own accuracy alone
@@ -165,7 +165,7 @@ class SamplingSelection(Selection):
     def __init__(self, *, skip_disconnected: bool = True, samples: int = 100, neighbors: int = 0, radius: int = 1,
                  aggregation: str = "mean", seed: int = 0) -> None:
         if samples < 1:
-            raise ConfigError(f"selection.samples = {samples!r}: must be >= 1")
+            raise ConfigError(f"selection.sampling.samples = {samples!r}: must be >= 1")
         if neighbors < 0:
             raise ConfigError(f"objectives.na.neighbors = {neighbors!r}: must be >= 1 (or no objectives.na)")
         if radius < 1:
@@ -180,11 +180,11 @@ class SamplingSelection(Selection):
 
     @classmethod
     def from_config(cls, cfg: "SelectionConfig", *, seed: int = 0, objectives: Any = None) -> "SamplingSelection":
-        """``selection.samples`` draws seeded by ``search.seed``; NA-RS scoring when ``objectives.na`` is set."""
+        """``selection.sampling.samples`` draws seeded by ``search.seed``; NA-RS scoring with ``objectives.na``."""
         na = getattr(objectives, "na", None)
         if na is None:
-            return cls(skip_disconnected=cfg.skip_disconnected, samples=cfg.samples, seed=seed)
-        return cls(skip_disconnected=cfg.skip_disconnected, samples=cfg.samples, neighbors=na.neighbors,
+            return cls(skip_disconnected=cfg.skip_disconnected, samples=cfg.sampling.samples, seed=seed)
+        return cls(skip_disconnected=cfg.skip_disconnected, samples=cfg.sampling.samples, neighbors=na.neighbors,
                    radius=na.radius, aggregation=na.aggregation, seed=seed)
 
     @classmethod

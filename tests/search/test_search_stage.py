@@ -75,7 +75,7 @@ def test_finetuning_lr_of_every_step(schedule):
     assert [epoch for epoch, _ in steps] == [k for k in range(18) for _ in range(2)]  # 2 steps per epoch
     assert [lr for epoch, lr in steps if epoch == 0] == [0.025, 0.025]  # the search epoch
     stage = [lr for epoch, lr in steps if epoch >= 1]
-    start = search.cfg.search.weight_lr * search.cfg.selection.finetune_lr_factor
+    start = search.cfg.search.weight_lr * search.cfg.selection.perturbation.finetune_lr_factor
     assert start == pytest.approx(0.0025)
     if schedule == "constant":
         assert stage == [start] * 34  # exactly: no drift over the stage

@@ -258,9 +258,10 @@ def test_decisions_only_at_their_epochs():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"criterion": "accuracy"}, "selection.criterion = 'accuracy'"),
-    ({"edge_order": "sorted"}, "selection.edge_order = 'sorted'"),
-    ({"topology_drop": "later"}, "selection.topology_drop = 'later': must be one of after_round, immediate"),
+    ({"criterion": "accuracy"}, "selection.perturbation.criterion = 'accuracy'"),
+    ({"edge_order": "sorted"}, "selection.perturbation.edge_order = 'sorted'"),
+    ({"topology_drop": "later"},
+     "selection.perturbation.topology_drop = 'later': must be one of after_round, immediate"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -171,7 +171,7 @@ def test_darts_winner_drops_the_edges_it_does_not_keep():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"samples": 0}, "selection.samples"),
+    ({"samples": 0}, "selection.sampling.samples"),
     ({"radius": 0}, "objectives.na.radius"),
     ({"aggregation": "median"}, "mean, max"),
 ])
