@@ -15,7 +15,7 @@ from typing import Any
 
 from raynas.config.limits import MAX_TRIALS  # a guard against a grid of more trials than anyone means to run
 from raynas.config.loader import FieldError, config_from_dict, config_to_dict, show_value
-from raynas.config.moved_keys import current_key, same_setting
+from raynas.config.moved_keys import current_key
 from raynas.config.overrides import set_path
 from raynas.config.params import check_population, check_setting_key, get_path
 from raynas.config.schema import ExperimentConfig
@@ -44,8 +44,9 @@ def _check_grid_key(key: str) -> None:
 
 def _culprit(path: str, combo: dict[str, Any]) -> str:
     """The grid entry to blame for an error at ``path``: its own entry, else the whole combination."""
+    path = current_key(path)
     for key, value in combo.items():
-        if same_setting(key, path) and not key.startswith(current_key(path) + "."):
+        if path == current_key(key) or path.startswith(current_key(key) + "."):  # the entry's setting, or in it
             return f"tune.grid[{key!r}] = {show_value(value)}"
     shown = ", ".join(f"{key}={show_value(value)}" for key, value in combo.items())
     return f"tune.grid combination ({shown})"

@@ -86,6 +86,8 @@ def test_messages_name_the_key_as_it_was_written() -> None:
         "config dict: selection.perturbation.topology_drop = 'later': must be one of")
     assert error(NEW, ("selection.samples=0",)).startswith(
         "--set 'selection.samples=0': selection.sampling.samples = 0: must be >= 1")
+    assert error({"tune": {"grid": {"selection.proj_intv": [1, -1]}}}).startswith(
+        "tune.grid['selection.proj_intv'] = -1: selection.perturbation.proj_intv = -1: must be >= 0")
     assert error({"selection": {"proj_intv": 1, "perturbation": 3}}).startswith(
         "config dict: selection.perturbation = 3: must be a mapping")
 
