@@ -25,8 +25,8 @@ import yaml
 from raynas.config.checks import SECTION_CHECKS, SECTION_NORMALIZERS, join_path
 from raynas.config.moved_keys import current_key, same_setting
 from raynas.config.overrides import apply_overrides, set_path
-from raynas.config.yaml_input import load_yaml
 from raynas.config.schema import ExperimentConfig, TrainConfig
+from raynas.config.yaml_input import load_yaml
 from raynas.errors import ConfigError
 
 if TYPE_CHECKING:
