@@ -329,11 +329,6 @@ def config_from_dict(data: Mapping[str, Any], cls: Any = ExperimentConfig) -> An
     return _build(cls, data, "")
 
 
-def _touches(key: str, path: str) -> bool:
-    """Whether setting the dotted ``key`` sets the field at ``path`` (the same, a section above or below it)."""
-    return same_setting(key, path)
-
-
 def _build_with_variant(data: Mapping[str, Any]) -> ExperimentConfig:
     """An :class:`ExperimentConfig` from ``data`` with its ``variant``'s settings (``tune.variants``) applied.
 
@@ -365,7 +360,7 @@ def _build_with_variant(data: Mapping[str, Any]) -> ExperimentConfig:
     try:
         return _build(ExperimentConfig, varied, "")
     except FieldError as exc:
-        if any(_touches(str(key), exc.path) for key in entry):
+        if any(same_setting(str(key), exc.path) for key in entry):
             raise FieldError(f"tune.variants[{name!r}]", f"sets {exc}") from None
         raise FieldError(exc.path, f"{exc.detail} (with variant {name!r})", exc.value) from None
 

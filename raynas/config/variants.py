@@ -41,11 +41,6 @@ from raynas.errors import ConfigError
 VARIANT_KEY = "variant"
 
 
-def overlaps(key: str, other: str) -> bool:
-    """Whether the dotted keys ``key`` and ``other`` set the same field (equal, or one a section of the other)."""
-    return same_setting(key, other)
-
-
 def _entry(name: str) -> str:
     return f"tune.variants[{name!r}]"
 
@@ -65,7 +60,7 @@ def _check_key(name: str, key: str, varied: list[str]) -> None:
     except FieldError as exc:
         raise ConfigError(f"{_entry(name)}: {exc}") from None
     for other in varied:
-        if overlaps(key, other):
+        if same_setting(key, other):
             raise ConfigError(f"{_entry(name)}: sets {key}, which tune.grid or tune.params varies too "
                               f"({other}); set it in one of them")
 
