@@ -14,7 +14,7 @@ from cli_helpers import LOOPBACK, run_watching_sockets  # noqa: E402
 TINY = ("data.limit=128", "supernet.channels=4", "supernet.layers=1", "search.epochs=2", "search.batch_size=32")
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_sharded_search_via_cli_writes_complete_tables(tmp_path):
     overrides = [arg for key in TINY for arg in ("--set", key)]
     run = run_watching_sockets("search", "search_configs/shards_nb201.yaml", "--out", str(tmp_path),

@@ -10,7 +10,7 @@ from raynas.errors import SearchDivergedError
 from raynas.search import Search
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 @pytest.mark.timeout(600)
 def test_divergence_is_raised_as_itself_without_hanging(ray_local):
     cfg = config_from_dict({

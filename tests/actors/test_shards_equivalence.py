@@ -147,7 +147,7 @@ def assert_two_epochs_match_one_process(cfg: ExperimentConfig) -> tuple[Search, 
     return single, state, sharded, single_reports
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_second_order_matches_one_process(ray_local):
     assert_two_epochs_match_one_process(tiny(order=2, limit=150, epochs=2))  # 75 samples: last batch 11 = 6 + 5
 
@@ -203,7 +203,7 @@ def chosen(decisions: dict) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("objectives", [
-    pytest.param({"na": {"neighbors": 2}}, marks=pytest.mark.slow),  # default tier budget; CI runs both
+    pytest.param({"na": {"neighbors": 2}}, marks=pytest.mark.slow),  # default tier budget; make test-all runs both
     pytest.param({"na": {"neighbors": 2}, "sd": {"teachers": 2, "interval": 1}}, marks=pytest.mark.slow),
 ])
 def test_sharded_objective_terms_match_one_process(ray_local, objectives):
@@ -217,7 +217,7 @@ def ta_config(transfer_weight: float) -> ExperimentConfig:
         "ta": {"aux_depth": 8, "aux_channels": 4, "quadruples": 64, "transfer_weight": transfer_weight}}})
 
 
-@pytest.mark.slow  # default suite budget; CI runs it
+@pytest.mark.slow  # default suite budget; make test-all runs it
 def test_sharded_ta_trains_the_auxiliary_model_like_one_process(ray_local):
     """Without transfer (lambda 0) every TA-DARTS computation is per sample or averaged over the shards (the
     auxiliary step, both virtual steps, v2), so two shards train what one process does, auxiliary model
@@ -244,7 +244,7 @@ def test_sharded_ta_with_transfer_keeps_every_replica_identical(ray_local):
     assert all(torch.equal(aux_a[k], aux_b[k]) for k in aux_a)
 
 
-@pytest.mark.slow  # default suite budget; CI runs it
+@pytest.mark.slow  # default suite budget; make test-all runs it
 @pytest.mark.parametrize("estimator", ["ours", "released"])
 def test_sharded_e2nas_matches_one_process(ray_local, nb201_autoencoder, estimator):
     """E2NAS draws its complementary architecture (and, released, the cells of both steps) from (seed, step)

@@ -1,18 +1,20 @@
-"""``raynas bench build`` and ground-truth lookups, for real: the CLI as a subprocess, a local Ray, torch
-training on the digits and Parquet files. A tiny protocol (1 epoch, C=4, N=1) keeps each cell under a second;
-the shipped protocol is only used where the shipped table is the subject. The ``tiny`` protocol fixture is in
-conftest.py."""
+"""``raynas bench build`` and ground-truth lookups, for real: the CLI as a subprocess (the first build runs in this
+process on the session's local Ray, as the CLI runs it), torch training on the digits and Parquet files. A tiny
+protocol (1 epoch, C=4, N=1) keeps each cell under a second; the shipped protocol is only used where the shipped
+table is the subject. The ``tiny`` protocol fixture is in conftest.py."""
 
 from __future__ import annotations
 
+import io
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from cli_helpers import BackgroundRun, Hold, raynas  # noqa: E402
+from cli_helpers import SAVE_STATE_EVERY_SECOND, BackgroundRun, Hold, raynas  # noqa: E402
 
 from raynas.benchmark.build import build_order
 from raynas.benchmark.cells import unique_cells
@@ -24,16 +26,25 @@ BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_con
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> dict:
+def built(tmp_path_factory: pytest.TempPathFactory, tiny: Path, ray_local) -> dict:
+    """4 cells x 2 seeds in trials of 3 cells, built in this process on the session's Ray as ``raynas bench build``
+    builds them (the CLI's own build runs below: with a base table, and killed and resumed)."""
+    from raynas.benchmark.build import build_summary, prepare_build, run_build
+    from raynas.benchmark.protocol import check_protocol
+    from raynas.config.schema import RayConfig
+
     out = tmp_path_factory.mktemp("bench")
-    run = raynas("bench", "build", "--protocol", str(tiny), "--cells", "4", "--seeds", "0-1", "--cells-per-trial",
-                 "3", "--out", str(out), "--name", "b", "--num-cpus", "2")
-    return {"run": run, "dir": out / "b", "out": out}
+    plan, directory = prepare_build(name="b", out=out, protocol=check_protocol(read_config_file(str(tiny))),
+                                    seeds=[0, 1], cells=4, cells_per_trial=3, ray=RayConfig(num_cpus=2))
+    printed = io.StringIO()
+    with redirect_stdout(printed):  # the progress lines, as the CLI prints them
+        outcome = run_build(plan, directory, echo=print)
+        print("\n".join(build_summary(outcome)))
+    return {"outcome": outcome, "stdout": printed.getvalue(), "dir": out / "b", "out": out}
 
 
 def test_build_trains_every_cell_and_seed_once(built, tiny):
-    run = built["run"]
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert built["outcome"].num_errors == 0, built["stdout"][-3000:]
     table = pq.read_table(built["dir"] / "benchmark.parquet")
     assert table.schema.names == SCHEMA.names
     rows = table.to_pylist()
@@ -47,8 +58,8 @@ def test_build_trains_every_cell_and_seed_once(built, tiny):
         assert len(row["epoch_test_acc"]) == row["epochs"] == 1 and row["test_acc"] == row["epoch_test_acc"][-1]
         assert row["params"] > 0 and row["flops"] > 0 and row["train_time_s"] > 0
     assert len(list((built["dir"] / "parts").glob("*.parquet"))) == 8
-    assert "[bench 8/8]" in run.stdout and "ETA" in run.stdout
-    assert "8 to train in 4 trial(s)" in run.stdout  # 4 cells in chunks of 3, per seed
+    assert "[bench 8/8]" in built["stdout"] and "ETA" in built["stdout"]
+    assert "8 to train in 4 trial(s)" in built["stdout"]  # 4 cells in chunks of 3, per seed
     cell_map = pq.read_table(built["dir"] / "cells.parquet").to_pylist()  # every arch string -> its cell
     assert len(cell_map) == 15625 and all(r["cell_id"] == cells.cell_id(r["arch"]) for r in cell_map[::97])
 
@@ -94,7 +105,7 @@ def test_an_interrupted_build_resumes_after_its_last_finished_cell(tmp_path, tin
 
     args = ("bench", "build", "--protocol", str(tiny), "--cells", "3", "--out", str(tmp_path), "--name", "r",
             "--num-cpus", "1")
-    with BackgroundRun(*args, hold=hold) as first:
+    with BackgroundRun(*args, hold=hold, env=SAVE_STATE_EVERY_SECOND) as first:
         first.wait_until(lambda run: list(hold.held().values()) == [1] and saved_cells(run) == 1)
         first.kill_driver()
         before = first.stdout

@@ -1,6 +1,7 @@
-"""Searches scored against the ground truth, for real: the CLI as a subprocess, a local Ray, torch training on
-the digits and Parquet tables. A tiny protocol (1 epoch, C=4, N=1) and a three-cell table built here keep it
-fast; the search's data are the protocol's data setting (digits, noise 1.0, data seed 0), so it is scored,
+"""Searches scored against the ground truth, for real: the scored population runs in this process on the session's
+local Ray (in_process.py), the checks of bad settings and the results through the CLI as a subprocess, torch
+training on the digits and Parquet tables. A tiny protocol (1 epoch, C=4, N=1) and a three-cell table built here
+keep it fast; the search's data are the protocol's data setting (digits, noise 1.0, data seed 0), so it is scored,
 and every other cell it derives is trained on demand into the experiment's cache."""
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).parent))
 from cli_helpers import raynas  # noqa: E402
+from in_process import search_here  # noqa: E402
 
 from raynas.benchmark.cells import unique_cells
 from raynas.benchmark.lookup import GROUND_TRUTH_COLUMNS, GroundTruth
@@ -65,12 +68,11 @@ def write_config(path: Path, config: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scored(bench: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The scored population, run once through the CLI."""
+def scored(bench: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, ray_local) -> dict:
+    """The scored population, run once in this process (conftest.py: search_here)."""
     out = tmp_path_factory.mktemp("out")
     config = write_config(out / "gt.yaml", search_config(bench))
-    run = raynas("search", str(config), "--out", str(out))
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = search_here(config, out)
     return {"run": run, "dir": out / "gt"}
 
 

@@ -1,5 +1,6 @@
-"""NB201 searches on CIFAR-10 scored against an official NAS-Bench-201 file, for real: the CLI as a
-subprocess, a local Ray, torch training on a small CIFAR-10 written in its official format, and a
+"""NB201 searches on CIFAR-10 scored against an official NAS-Bench-201 file, for real: the scored
+population in this process on the session's local Ray (in_process.py), bad input through the CLI as a
+subprocess, torch training on a small CIFAR-10 written in its official format, and a
 NAS-Bench-201 .pth holding all 15,625 arch strings with made-up accuracies (written with nats_bench's own
 classes, tests/benchmark/official_format.py), so whatever cell a search derives has its ground truth."""
 
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 from cli_helpers import raynas  # noqa: E402
+from in_process import search_here  # noqa: E402
 from official_format import shuffled_archs, write_nb201_pth  # noqa: E402
 from test_data_vision import _write_cifar10  # noqa: E402
 
@@ -79,12 +81,11 @@ def expected_columns(arch: str) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def scored(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The scored population, run once through the CLI."""
+def scored(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, ray_local) -> dict:
+    """The scored population, run once in this process (conftest.py: search_here)."""
     out = tmp_path_factory.mktemp("out")
     config = write_config(out / "official.yaml", search_config(files))
-    run = raynas("search", str(config), "--out", str(out))
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = search_here(config, out)
     return {"run": run, "dir": out / "official", "config": config}
 
 

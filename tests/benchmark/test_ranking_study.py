@@ -1,6 +1,7 @@
-"""The ranking study end to end, for real: a scored NB201 population (the CLI as a subprocess, a local Ray,
-torch on the digits, Parquet tables) measuring every ranking metric and ranked by one of them, then
-``tools/ranking_study.py`` on its folder. A tiny protocol (conftest.py) and a three-cell table keep it fast."""
+"""The ranking study end to end, for real: a scored NB201 population (run in this process on the session's local Ray
+as ``raynas search`` runs it, in_process.py; torch on the digits, Parquet tables) measuring every ranking metric
+and ranked by one of them, then ``tools/ranking_study.py`` on its folder. A tiny protocol (conftest.py) and a
+three-cell table keep it fast."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from cli_helpers import ROOT, cli_env, raynas  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent))
+from cli_helpers import ROOT, cli_env  # noqa: E402
+from in_process import search_here  # noqa: E402
 
 from raynas.ranking import RANK_METRIC_COLUMNS, RANK_METRICS, TIME_COLUMNS
 from raynas.results import ResultsWriter, leaderboard, load_table, summarise_trial, rows_from_report
@@ -33,7 +36,7 @@ def tool(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def study_run(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
+def study_run(tmp_path_factory: pytest.TempPathFactory, tiny: Path, ray_local) -> Path:
     """Two scored searches of 3 epochs with every ranking metric on every epoch, ranked by a fine-tuned copy."""
     from raynas.benchmark.table import write_part
     from raynas.benchmark.training import train_cell
@@ -51,8 +54,7 @@ def study_run(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> Path:
               "ray": {"num_cpus": 2}}
     path = root / "rank.yaml"
     path.write_text(yaml.safe_dump(config))
-    run = raynas("search", str(path), "--out", str(root))
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = search_here(path, root)  # in this process (in_process.py)
     (root / "stdout.txt").write_text(run.stdout)
     return root / "rank"
 

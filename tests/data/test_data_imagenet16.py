@@ -232,3 +232,26 @@ def test_config_validation_knows_imagenet16(tmp_path: Path) -> None:
     (empty / "train_data_batch_10").unlink()
     with pytest.raises(ConfigError, match=r"ImageNet16 files missing there: train_data_batch_10; expected"):
         config_from_dict({"data": {"name": "imagenet16", "root": str(empty)}})
+
+
+def test_a_search_epoch_runs_on_imagenet16_with_a_supernet_sized_for_it(tmp_path: Path) -> None:
+    # In process, as a trial runs it (tests/e2e/test_e2e_imagenet16.py runs it through the CLI in the slow tier)
+    import math
+
+    from raynas.search import Search
+
+    write_imagenet16(tmp_path)
+    cfg = config_from_dict({"name": "in16", "space": "nb201", "data": {"name": "imagenet16", "root": str(tmp_path)},
+                            "supernet": {"channels": 4, "layers": 1},
+                            "search": {"epochs": 1, "batch_size": 32, "arch_lr": 0.01, "threads": 1}})
+    search = Search(cfg)
+    try:
+        report = search.run_epoch()
+        weights = search.model.state_dict()
+    finally:
+        search.close()
+    assert tuple(weights["classifier.weight"].shape) == (120, 16)  # 4C channels after the last stage
+    assert tuple(weights["stem.0.weight"].shape) == (4, 3, 3, 3)
+    # an untrained 120-way classifier starts near ln(120) = 4.79 (ln(10) = 2.30 for 10 classes)
+    assert abs(report["train_loss"] - math.log(120)) < 0.5, report["train_loss"]
+    assert report["genotype"].count("|+|") == 2  # an NB201 cell was derived

@@ -16,6 +16,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+# Ray Tune saves a run's experiment state at most every 10 s by default ("auto"). A test that kills a run once
+# its saved state holds a checkpoint waits for that save; a run started with this environment saves every
+# second, so the state comes sooner. What the state holds, and when a hold lets the trial go on, is unchanged.
+SAVE_STATE_EVERY_SECOND = {"TUNE_GLOBAL_CHECKPOINT_S": "1"}
 
 
 def cli_env(ray_temp: str | None = None) -> dict[str, str]:
@@ -180,16 +184,19 @@ class BackgroundRun:
     Ray process it started, also after the driver was SIGKILLed (never `ray stop`). Use as a context manager.
     """
 
-    def __init__(self, *args: str, cwd: Path = ROOT, hold: "Hold | None" = None) -> None:
+    def __init__(self, *args: str, cwd: Path = ROOT, hold: "Hold | None" = None,
+                 env: dict[str, str] | None = None) -> None:
+        """Start ``raynas ARGS`` in ``cwd``, under ``hold``'s run control if given, with ``env`` added to the
+        CLI's environment (e.g. :data:`SAVE_STATE_EVERY_SECOND`)."""
         self.ray_temp = tempfile.mkdtemp(prefix="rn")  # short: Ray's unix socket paths must stay under 108 bytes
         self.out_path = Path(self.ray_temp) / "stdout.txt"
         self.err_path = Path(self.ray_temp) / "stderr.txt"
         self.seen: dict[int, psutil.Process] = {}  # Process objects: psutil refuses to signal a reused PID
         self.listening: set[str] = set()  # every address the run's processes were seen listening on
-        env = {**cli_env(self.ray_temp), **(hold.env() if hold else {})}
+        run_env = {**cli_env(self.ray_temp), **(hold.env() if hold else {}), **(env or {})}
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "raynas.cli", *args], cwd=cwd,
-                                         env=env, stdout=out, stderr=err, text=True)
+                                         env=run_env, stdout=out, stderr=err, text=True)
 
     def __enter__(self) -> "BackgroundRun":
         return self

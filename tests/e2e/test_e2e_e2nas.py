@@ -55,7 +55,7 @@ def test_bad_pretrain_arguments_are_one_line_usage_errors(tmp_path, args, messag
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow  # a CLI search (about 35 s here): CI's slow tier runs it
+@pytest.mark.slow  # a CLI search (about 35 s here): make test-all runs it
 def test_search_pretrains_its_autoencoder_into_the_experiment_and_logs_exploration(tmp_path):
     import pyarrow.parquet as pq
     import yaml

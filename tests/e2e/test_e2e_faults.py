@@ -21,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_helpers import BackgroundRun, Hold, busy_trial_workers  # noqa: E402
 
-pytestmark = pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+pytestmark = pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 
 EPOCHS = 12
 HELD = 4  # the healthy trial waits after this epoch until its worker is killed

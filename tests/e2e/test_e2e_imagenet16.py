@@ -42,6 +42,8 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"run": run, "exp": out / "in16", "base": base}
 
 
+@pytest.mark.slow  # a CLI search with its own Ray (about 20 s); a search epoch runs in process in the default
+# tier (tests/data/test_data_imagenet16.py)
 def test_nb201_search_runs_on_imagenet16(searched: dict) -> None:
     run, exp = searched["run"], searched["exp"]
     assert run.returncode == 0, run.stderr[-3000:]
@@ -55,6 +57,7 @@ def test_nb201_search_runs_on_imagenet16(searched: dict) -> None:
     assert abs(epochs[0]["train_loss"] - math.log(120)) < 0.5, epochs[0]["train_loss"]
 
 
+@pytest.mark.slow  # the CLI search above; the default tier checks the sizes in process
 def test_the_supernet_is_sized_for_120_classes_of_3_channels(searched: dict) -> None:
     checkpoints = sorted(searched["exp"].glob("tune/*/checkpoint_*/search_state.pt"))
     assert checkpoints, "no search checkpoint was written"
@@ -75,7 +78,7 @@ def test_a_folder_without_the_files_is_one_line_before_anything_runs(tmp_path: P
     assert not out.exists()
 
 
-@pytest.mark.slow  # a second CLI run with its own Ray; the search above covers the default tier
+@pytest.mark.slow  # a second CLI run with its own Ray
 def test_raynas_train_trains_the_found_cell_on_imagenet16(searched: dict) -> None:
     from raynas.networks import count_flops, count_parameters
     from raynas.spaces import get_space

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_helpers import raynas  # noqa: E402
 
-pytestmark = pytest.mark.slow  # two CLI runs (about 40 s here): CI's slow tier runs them
+pytestmark = pytest.mark.slow  # two CLI runs (about 40 s here): make test-all runs them
 
 
 def extras(exp: Path) -> list[dict]:

@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_helpers import ROOT, BackgroundRun, Hold, saved_checkpoint_epoch  # noqa: E402
 
-pytestmark = pytest.mark.slow  # three CLI runs (about 75 s here): CI's slow tier runs it
+pytestmark = pytest.mark.slow  # three CLI runs (about 75 s here): make test-all runs it
 
 CONFIG = ROOT / "search_configs" / "smoke" / "perturbation.yaml"
 SETTINGS = ("--set", "ray.num_cpus=2", "--set", "selection.proj_intv=2")

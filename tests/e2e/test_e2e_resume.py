@@ -7,9 +7,9 @@ of :mod:`raynas.tune.hold`), then resumed from another working folder without th
 
 The kill comes at a state the run reaches by construction, whatever the machine's speed: the long trial
 cannot finish while it is held, and the short one ends on its own. "Finished" is what Tune's saved
-experiment state says: Tune snapshots it every few seconds, and while the long trial is held nothing else
-changes, so the snapshot with the short trial TERMINATED and the long one's checkpoint of epoch ``HELD``
-comes and stays.
+experiment state says: Tune snapshots it every second here (``SAVE_STATE_EVERY_SECOND``), and while the long
+trial is held nothing else changes, so the snapshot with the short trial TERMINATED and the long one's
+checkpoint of epoch ``HELD`` comes and stays.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import (LOOPBACK, ROOT, BackgroundRun, Hold, raynas, saved_checkpoint_epoch,  # noqa: E402
-                         saved_latest_checkpoints)
+from cli_helpers import (LOOPBACK, ROOT, SAVE_STATE_EVERY_SECOND, BackgroundRun, Hold, raynas,  # noqa: E402
+                         saved_checkpoint_epoch, saved_latest_checkpoints)
 
 CONFIG = ROOT / "search_configs" / "smoke" / "resume.yaml"
 EPOCH_LINE = re.compile(r"^\[(\S+) search\.epochs=(\d+)\] epoch +(\d+)/", re.M)
@@ -70,7 +70,7 @@ def resumed(tmp_path_factory):
     exp = work / "out" / "smoke-resume"
     hold = Hold(work / "hold", HELD)
     with BackgroundRun("search", str(CONFIG), "--out", "out", "--set", "ray.num_cpus=2", cwd=work,
-                       hold=hold) as first:
+                       hold=hold, env=SAVE_STATE_EVERY_SECOND) as first:
         first.wait_until(killed_mid_run(exp, hold))
         first.kill_driver()
         before = first.stdout
@@ -146,6 +146,7 @@ def test_resume_refuses_a_folder_that_is_not_an_experiment(tmp_path):
     assert result.returncode == 2 and len(lines) == 1 and "is not a raynas experiment folder" in lines[0]
 
 
+@pytest.mark.slow  # a whole search of its own (about 20 s): an edge case of the resume the fixture above runs
 def test_resume_of_a_search_killed_before_tune_saved_state_starts_it_over(tmp_path):
     # What a driver killed while Ray or Tune started leaves: its config and Tune's settings, no saved state, no
     # results. It used to be refused, and `raynas search` refuses an existing folder: a person had to delete it.
@@ -206,6 +207,8 @@ def test_resume_refuses_a_folder_whose_parts_were_deleted(resumed, tmp_path, sta
     assert not epoch_lines(result.stdout) and "had already finished" not in result.stdout  # nothing ran
 
 
+@pytest.mark.slow  # a resume of its own (about 20 s); the fallback is tested in the default tier in process
+# (tests/tune/test_tune_checkpoint_fallback.py)
 def test_resume_goes_on_from_an_older_checkpoint_when_the_latest_is_torn(resumed, tmp_path):
     exp = _copy(resumed["killed"], tmp_path / "exp")
     long = resumed["ids"][LONG]

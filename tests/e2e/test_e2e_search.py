@@ -94,7 +94,7 @@ def test_validate_command():
     assert result.returncode == 0 and "2 trial(s)" in result.stdout
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_search_joins_a_running_cluster_with_address(ray_local, tmp_path):
     address = ray_local.get_runtime_context().gcs_address
     assert address.startswith("127.0.0.1:")

@@ -95,7 +95,7 @@ def test_bad_source_is_a_usage_error_and_writes_nothing(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_exported_network_reproduces_the_evaluations_test_accuracy(trained, tmp_path):
     import torch
 

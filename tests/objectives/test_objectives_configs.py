@@ -41,7 +41,7 @@ def test_smoke_na_sd_composes_both_terms_second_order_and_perturbation():
     assert search.genotype == search.space.genotype_from_choices(search.model.projection.choices())
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_smoke_ta_trains_the_aux_model_second_order_then_perturbation():
     search, reports = run_all("search_configs/smoke/ta.yaml")
     assert search.objective.name == "ta" and search.cfg.search.order == 2

@@ -229,7 +229,7 @@ def test_a_search_built_directly_needs_an_autoencoder_file():
     assert sd.objectives.sd is not None  # self-distillation composes with E2NAS
 
 
-@pytest.mark.slow  # two whole searches (about 26 s): default suite budget; CI runs it
+@pytest.mark.slow  # two whole searches (about 26 s): default suite budget; make test-all runs it
 @pytest.mark.parametrize("extra", [
     {"selection": {"name": "sampling", "samples": 4}},
     {"objectives": {"sd": {"teachers": 2, "interval": 2}}},

@@ -94,7 +94,7 @@ def test_no_finetuning_with_proj_intv_zero():
     assert search.stage_epochs == 17
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_resume_mid_stage_continues_at_the_next_decision(tmp_path, straight):
     straight_search, reports = straight
     straight_reports = [strip(r) for r in reports]

@@ -175,7 +175,7 @@ def test_three_workers_one_batch_with_running_statistics(ray_local, evaluators):
     assert evaluator(search.model, candidates[:2]) == expected[:2]  # 2 units: one worker idles
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_a_whole_stage_decides_the_same_with_workers(ray_local):
     reports = {}
     for workers in (1, 2):

@@ -16,7 +16,7 @@ from cli_helpers import raynas, run_watching_sockets  # noqa: E402
 STRONG, WEAK = 0.1, 1.0e-5
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
     # Grid over a sane and a tiny weight lr (2 seeds each), one trial at a time so that rung order is fixed:
     # strong, weak, strong, weak. val_acc after two epochs: 0.33-0.48 vs 0.07-0.13 (chance) here.

@@ -98,3 +98,27 @@ def test_a_torn_only_experiment_state_is_one_line(tmp_path):
     message = str(refused.value)
     assert "\n" not in message and message.startswith("experiment 'x' cannot be resumed: Ray Tune's saved state")
     assert "no older state" in message and only.exists()  # nothing set aside when nothing can replace it
+
+
+def test_a_folder_left_before_tune_saved_any_state_is_started_over_and_no_other(tmp_path):
+    # What a driver killed while Ray or Tune started leaves (tune/tuner.pkl only) is started from the
+    # beginning by a resume; a saved state, even one set aside as torn, or any result part means it ran.
+    # The whole resume of such a folder runs in the slow tier (tests/e2e/test_e2e_resume.py).
+    from raynas.experiment import nothing_ran, start_over_line
+
+    tune = tmp_path / "tune"
+    tune.mkdir()
+    (tune / "tuner.pkl").write_bytes(b"")
+    assert nothing_ran(tmp_path)
+    assert start_over_line("experiment 'x'") == ("raynas: experiment 'x' stopped before Ray Tune saved any state "
+                                                 "(no trial had reported): starting it from the beginning")
+    part = tmp_path / "tables" / "parts" / "epochs" / "t_00000" / "00001.parquet"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"PAR1")
+    assert not nothing_ran(tmp_path)
+    part.unlink()
+    state = tune / "experiment_state-2026-01-01_10-00-00.json"
+    _state(state, 1)
+    assert not nothing_ran(tmp_path)
+    state.rename(state.with_name(state.name + ".torn"))
+    assert not nothing_ran(tmp_path)

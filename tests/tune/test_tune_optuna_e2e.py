@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cli_helpers import LOOPBACK, BackgroundRun, Hold  # noqa: E402
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_optuna_population_runs_two_at_a_time(tmp_path: Path) -> None:
     # 0.5 CPU per trial: 4 trials would fit on 2 CPUs, so only max_concurrent_trials (2) keeps it to two.
     # Trials are held after epoch 1 until two of them are held at once: running together is then observed,

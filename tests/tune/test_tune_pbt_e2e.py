@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cli_helpers import run_watching_sockets  # noqa: E402
 
 
-@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; CI runs it
+@pytest.mark.slow  # moved from the default tier to keep it under 10 minutes; make test-all runs it
 def test_pbt_exploits_with_lineage_and_own_hyperparameters(tmp_path: Path) -> None:
     # 3 trials side by side (0.5 CPU each on 2 CPUs), a decision after every epoch. Synchronous PBT: each
     # decision waits until every trial has reached it, so the bottom trial (of 3, quantile 0.25: one) exploits
