@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import ROOT, BackgroundRun, Hold, raynas, saved_latest_checkpoints  # noqa: E402
+from cli_helpers import (ROOT, SAVE_STATE_EVERY_SECOND, BackgroundRun, Hold, raynas,  # noqa: E402
+                         saved_latest_checkpoints)
 
 from raynas.config_fingerprint import FINGERPRINT_FILE  # noqa: E402
 from raynas.folder_lock import LOCK_FILE  # noqa: E402
@@ -77,7 +78,7 @@ def search(tmp_path_factory: pytest.TempPathFactory) -> dict:
     loose = os.umask(0o002)  # the CLI inherits it (group-writable files by default)
     try:
         first = BackgroundRun("search", str(SMOKE), "--out", str(out), "--set", "ray.num_cpus=2",
-                              "--set", "search.epochs=3", hold=hold)
+                              "--set", "search.epochs=3", hold=hold, env=SAVE_STATE_EVERY_SECOND)
     finally:
         os.umask(loose)
     with first:
@@ -164,7 +165,7 @@ def test_train_resume_refuses_a_changed_plan_and_a_second_resume(tmp_path):
     args = ("train", CONV, "--epochs", "3", "--set", "lr=0.1", "--set", "channels=8", "--set", "layers=1",
             "--set", "batch_size=32", "--out", str(tmp_path), "--name", "run", "--num-cpus", "2")
     first_hold = Hold(tmp_path / "hold1", 1)
-    with BackgroundRun(*args, hold=first_hold) as first:
+    with BackgroundRun(*args, hold=first_hold, env=SAVE_STATE_EVERY_SECOND) as first:
         first.wait_until(lambda run: list(first_hold.held().values()) == [1] and all_saved_at(run_dir / "tune", 1, 1))
         first.kill_driver()
     replace_in(run_dir / "evaluation.yaml", "  lr: 0.1\n", "  lr: 0.05\n")
@@ -206,7 +207,7 @@ def test_build_resume_refuses_while_it_runs_and_a_changed_protocol(tmp_path):
 
     args = ("bench", "build", "--protocol", str(protocol), "--cells", "3", "--out", str(tmp_path), "--name", "b",
             "--num-cpus", "1")
-    with BackgroundRun(*args, hold=hold) as first:
+    with BackgroundRun(*args, hold=hold, env=SAVE_STATE_EVERY_SECOND) as first:
         first.wait_until(lambda run: list(hold.held().values()) == [1] and saved_cells() == 1)
         while_running = raynas("resume", str(build))
         first.kill_driver()

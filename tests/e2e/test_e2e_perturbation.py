@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import ROOT, BackgroundRun, Hold, saved_checkpoint_epoch  # noqa: E402
+from cli_helpers import ROOT, SAVE_STATE_EVERY_SECOND, BackgroundRun, Hold, saved_checkpoint_epoch  # noqa: E402
 
 pytestmark = pytest.mark.slow  # three CLI runs (about 75 s here): make test-all runs it
 
@@ -59,7 +59,8 @@ def runs(tmp_path_factory):
 
     exp = work / "killed" / "smoke-perturbation"
     hold = Hold(work / "hold", HELD)
-    with BackgroundRun("search", str(CONFIG), "--out", str(work / "killed"), *SETTINGS, hold=hold) as first:
+    with BackgroundRun("search", str(CONFIG), "--out", str(work / "killed"), *SETTINGS, hold=hold,
+                       env=SAVE_STATE_EVERY_SECOND) as first:
         first.wait_until(lambda run: list(hold.held().values()) == [HELD] and max(
             (d for _, _, d in progress(run.stdout)), default=0) == 2 and saved_checkpoint_epoch(exp / "tune") == HELD,
             timeout=400)

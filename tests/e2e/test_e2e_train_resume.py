@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import BackgroundRun, Hold, saved_checkpoint_epoch  # noqa: E402
+from cli_helpers import SAVE_STATE_EVERY_SECOND, BackgroundRun, Hold, saved_checkpoint_epoch  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     args = ("train", CONV, "--epochs", str(EPOCHS), "--set", "channels=8", "--set", "layers=1", "--set",
             "batch_size=32", "--out", str(out), "--name", "run", "--num-cpus", "2")
     hold = Hold(out / "hold", HELD)
-    with BackgroundRun(*args, hold=hold) as first:
+    with BackgroundRun(*args, hold=hold, env=SAVE_STATE_EVERY_SECOND) as first:
         # Held, the trial stays at HELD while Tune's saved state catches up with its checkpoint of HELD.
         first.wait_until(lambda run: list(hold.held().values()) == [HELD]
                          and saved_checkpoint_epoch(run_dir / "tune") == HELD

@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from cli_helpers import LOOPBACK, ROOT, BackgroundRun, Hold, raynas, run_watching_sockets  # noqa: E402
+from cli_helpers import (LOOPBACK, ROOT, SAVE_STATE_EVERY_SECOND, BackgroundRun, Hold, raynas,  # noqa: E402
+                         run_watching_sockets)
 
 TINY = ("--set", "search.epochs=2", "--set", "data.limit=128", "--set", "supernet.channels=4",
         "--set", "supernet.layers=1", "--set", "ray.num_cpus=2")
@@ -195,7 +196,7 @@ def resumed(s3, tmp_path_factory):
         return state.get(ids[SHORT], ("",))[0] == "TERMINATED" and state.get(ids[LONG], ("", 0))[1] == HELD
 
     with BackgroundRun("search", str(CONFIG), "--out", s3.uri("killed"), "--set", "ray.num_cpus=2",
-                       hold=hold) as first:
+                       hold=hold, env=SAVE_STATE_EVERY_SECOND) as first:
         first.wait_until(ready, timeout=400)
         first.kill_driver()
         before = first.stdout

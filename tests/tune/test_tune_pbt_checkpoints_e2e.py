@@ -17,7 +17,8 @@ import pytest
 from pbt_checks import check_latest_checkpoints, check_restores, epoch_rows, fingerprint, noise_lines
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from cli_helpers import BackgroundRun, Hold, run_watching_sockets, saved_latest_checkpoints  # noqa: E402
+from cli_helpers import (SAVE_STATE_EVERY_SECOND, BackgroundRun, Hold, run_watching_sockets,  # noqa: E402
+                         saved_latest_checkpoints)
 
 CONFIG = "search_configs/pbt_nb201.yaml"
 TINY = ["--set", "ray.num_cpus=2", "--set", "data.limit=128", "--set", "supernet.channels=4",
@@ -67,7 +68,7 @@ def test_pbt_population_killed_and_resumed_goes_on_from_the_states_it_had(tmp_pa
         return (len(held) == 3 and set(held.values()) == {HELD}
                 and len(saved) == 3 and {epoch for epoch, _ in saved.values()} == {HELD})
 
-    with BackgroundRun(*args, hold=hold) as first:
+    with BackgroundRun(*args, hold=hold, env=SAVE_STATE_EVERY_SECOND) as first:
         first.wait_until(ready, timeout=400)
         first.kill_driver()
         before_out, before_err = first.stdout, first.stderr
