@@ -69,7 +69,7 @@ def write_config(path: Path, config: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def scored(bench: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, ray_local) -> dict:
-    """The scored population, run once in this process (conftest.py: search_here)."""
+    """The scored population, run once in this process (in_process.py: search_here)."""
     out = tmp_path_factory.mktemp("out")
     config = write_config(out / "gt.yaml", search_config(bench))
     run = search_here(config, out)

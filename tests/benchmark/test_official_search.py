@@ -82,7 +82,7 @@ def expected_columns(arch: str) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def scored(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, ray_local) -> dict:
-    """The scored population, run once in this process (conftest.py: search_here)."""
+    """The scored population, run once in this process (in_process.py: search_here)."""
     out = tmp_path_factory.mktemp("out")
     config = write_config(out / "official.yaml", search_config(files))
     run = search_here(config, out)
