@@ -1,4 +1,4 @@
-"""Searches run in the test process, as ``raynas search`` runs them, on the session's Ray."""
+"""Searches and builds run in the test process, as the CLI runs them, on the session's Ray."""
 
 from __future__ import annotations
 
@@ -6,6 +6,17 @@ import io
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def printing(run: Callable[[], T]) -> tuple[T, str]:
+    """What ``run()`` returns and what it printed on stdout (the progress lines, as the CLI prints them)."""
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        result = run()
+    return result, printed.getvalue()
 
 
 @dataclass
@@ -24,8 +35,6 @@ def search_here(config: Path, out: Path) -> SearchHere:
     each on 2 cores); the CLI itself runs as a subprocess in tests/e2e."""
     from raynas.experiment import prepare_experiment, run_experiment
 
-    printed = io.StringIO()
-    with redirect_stdout(printed):  # the progress lines, as the CLI prints them
-        outcome = run_experiment(prepare_experiment(config, out=out), echo=print)
-    assert outcome.num_errors == 0, printed.getvalue()[-3000:]
-    return SearchHere(printed.getvalue(), outcome.directory)
+    outcome, stdout = printing(lambda: run_experiment(prepare_experiment(config, out=out), echo=print))
+    assert outcome.num_errors == 0, stdout[-3000:]
+    return SearchHere(stdout, outcome.directory)

@@ -5,16 +5,16 @@ table is the subject. The ``tiny`` protocol fixture is in conftest.py."""
 
 from __future__ import annotations
 
-import io
 import sys
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).parent))
 from cli_helpers import SAVE_STATE_EVERY_SECOND, BackgroundRun, Hold, raynas  # noqa: E402
+from in_process import printing  # noqa: E402
 
 from raynas.benchmark.build import build_order
 from raynas.benchmark.cells import unique_cells
@@ -36,11 +36,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny: Path, ray_local) -> di
     out = tmp_path_factory.mktemp("bench")
     plan, directory = prepare_build(name="b", out=out, protocol=check_protocol(read_config_file(str(tiny))),
                                     seeds=[0, 1], cells=4, cells_per_trial=3, ray=RayConfig(num_cpus=2))
-    printed = io.StringIO()
-    with redirect_stdout(printed):  # the progress lines, as the CLI prints them
-        outcome = run_build(plan, directory, echo=print)
-        print("\n".join(build_summary(outcome)))
-    return {"outcome": outcome, "stdout": printed.getvalue(), "dir": out / "b", "out": out}
+    outcome, stdout = printing(lambda: run_build(plan, directory, echo=print))
+    stdout += "\n".join(build_summary(outcome))  # what the CLI prints when the build ends
+    return {"outcome": outcome, "stdout": stdout, "dir": out / "b", "out": out}
 
 
 def test_build_trains_every_cell_and_seed_once(built, tiny):
