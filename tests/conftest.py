@@ -49,7 +49,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def ray_local(tmp_path_factory: pytest.TempPathFactory):
-    """A local Ray instance bounded to 2 CPUs, on loopback, with its temp folder under pytest's tmp."""
+    """A local Ray instance bounded to 2 CPUs, on loopback, with its temp folder under pytest's tmp.
+
+    Under pytest-xdist (``make test``) each worker process has its own.
+    """
     import ray
 
     temp_dir = tmp_path_factory.mktemp("ray")
